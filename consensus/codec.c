@@ -1,0 +1,310 @@
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/err.h"
+#include "codec.h"
+
+/* Fields a command carries; each type lists the ones it requires. */
+enum {
+	F_ID = 1 << 0,
+	F_TOKEN = 1 << 1,
+	F_ROLE = 1 << 2,
+	F_MAXC = 1 << 3,
+	F_NAME = 1 << 4,
+	F_ADDRESS = 1 << 5,
+	F_BY = 1 << 6,
+	F_PHASE = 1 << 7,
+	F_VERSION = 1 << 8,
+	F_REASON = 1 << 9,
+};
+
+static const struct {
+	const char *name;
+	unsigned fields;
+} types[] = {
+	[HV_CMD_MEMBER_ADD] = {"member-add", F_NAME | F_ID | F_ADDRESS | F_ROLE},
+	[HV_CMD_MEMBER_ROLE] = {"member-role", F_ID | F_ROLE},
+	[HV_CMD_MEMBER_REMOVE] = {"member-remove", F_ID},
+	[HV_CMD_REPORT] = {"report", F_NAME | F_PHASE | F_VERSION},
+	[HV_CMD_LEASE_ACQUIRE] = {"lease-acquire", F_NAME},
+	[HV_CMD_LEASE_RELEASE] = {"lease-release", F_NAME | F_TOKEN},
+	[HV_CMD_LEASE_BREAK] = {"lease-break", F_NAME | F_BY | F_REASON},
+	[HV_CMD_PAUSE] = {"pause", F_BY | F_REASON},
+	[HV_CMD_RESUME] = {"resume", F_BY},
+	[HV_CMD_SETTINGS] = {"settings", F_MAXC},
+};
+
+const char *hv_cmd_name(int type)
+{
+	if (type < 1 || type > HV__CMD_LAST)
+		return "unknown";
+	return types[type].name;
+}
+
+const char *hv_role_name(int role)
+{
+	switch (role) {
+	case HV_ROLE_VOTER:
+		return "voter";
+	case HV_ROLE_STANDBY:
+		return "standby";
+	case HV_ROLE_SPARE:
+		return "spare";
+	}
+	return "unknown";
+}
+
+bool hv_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > HV_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int text_check(const char *p, size_t len, size_t cap)
+{
+	if (len >= cap)
+		return HV_TOOBIG;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return HV_MALFORMED;
+	return HV_OK;
+}
+
+int hv_text_copy(char *dst, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+	int rv = text_check(src, len, n);
+
+	if (rv != HV_OK)
+		return rv;
+	memcpy(dst, src, len + 1);
+	return HV_OK;
+}
+
+static void pack_str(msgpack_packer *pk, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val);
+
+	msgpack_pack_str(pk, kl);
+	msgpack_pack_str_body(pk, key, kl);
+	msgpack_pack_str(pk, vl);
+	msgpack_pack_str_body(pk, val, vl);
+}
+
+static void pack_u64(msgpack_packer *pk, const char *key, uint64_t val)
+{
+	size_t kl = strlen(key);
+
+	msgpack_pack_str(pk, kl);
+	msgpack_pack_str_body(pk, key, kl);
+	msgpack_pack_uint64(pk, val);
+}
+
+int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
+		  size_t *len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	unsigned f, n = 3;
+	int rv = HV_OK;
+
+	if (cmd->type < 1 || cmd->type > HV__CMD_LAST)
+		return HV_UNKNOWNCMD;
+	f = types[cmd->type].fields;
+	if ((f & F_NAME) && cmd->name[0] != '\0' && !hv_name_valid(cmd->name))
+		return HV_INVAL;
+	for (unsigned b = f; b != 0; b &= b - 1)
+		n++;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, n);
+	pack_u64(&pk, "v", HV_CMD_FORMAT);
+	pack_u64(&pk, "t", (uint64_t)cmd->type);
+	pack_u64(&pk, "ts", cmd->time_ms);
+	if (f & F_ID)
+		pack_u64(&pk, "id", cmd->id);
+	if (f & F_TOKEN)
+		pack_u64(&pk, "token", cmd->token);
+	if (f & F_ROLE)
+		pack_u64(&pk, "role", (uint64_t)cmd->role);
+	if (f & F_MAXC)
+		pack_u64(&pk, "max_concurrent", cmd->max_concurrent);
+	if (f & F_NAME)
+		pack_str(&pk, "name", cmd->name);
+	if (f & F_ADDRESS)
+		pack_str(&pk, "address", cmd->address);
+	if (f & F_BY)
+		pack_str(&pk, "by", cmd->by);
+	if (f & F_PHASE)
+		pack_str(&pk, "phase", cmd->phase);
+	if (f & F_VERSION)
+		pack_str(&pk, "version", cmd->version);
+	if (f & F_REASON)
+		pack_str(&pk, "reason", cmd->reason);
+
+	if (sb.size > HV_CMD_MAX) {
+		rv = HV_TOOBIG;
+		goto out;
+	}
+	*buf = alloc != NULL ? alloc(sb.size) : malloc(sb.size);
+	if (*buf == NULL) {
+		rv = HV_NOMEM;
+		goto out;
+	}
+	memcpy(*buf, sb.data, sb.size);
+	*len = sb.size;
+out:
+	msgpack_sbuffer_destroy(&sb);
+	return rv;
+}
+
+static bool key_is(const msgpack_object *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static int get_u64(const msgpack_object *v, uint64_t *out)
+{
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return HV_MALFORMED;
+	*out = v->via.u64;
+	return HV_OK;
+}
+
+static int get_str(const msgpack_object *v, char *dst, size_t cap)
+{
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_STR)
+		return HV_MALFORMED;
+	rv = text_check(v->via.str.ptr, v->via.str.size, cap);
+	if (rv != HV_OK)
+		return rv;
+	memcpy(dst, v->via.str.ptr, v->via.str.size);
+	dst[v->via.str.size] = '\0';
+	return HV_OK;
+}
+
+static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
+{
+	uint64_t version = 0, type = 0, u = 0;
+	unsigned seen = 0, need;
+	bool have_v = false, have_t = false, have_ts = false;
+	int rv = HV_OK;
+
+	if (root->type != MSGPACK_OBJECT_MAP || root->via.map.size > 32)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < root->via.map.size && rv == HV_OK; i++) {
+		const msgpack_object *k = &root->via.map.ptr[i].key;
+		const msgpack_object *v = &root->via.map.ptr[i].val;
+
+		if (key_is(k, "v")) {
+			rv = get_u64(v, &version);
+			have_v = true;
+		} else if (key_is(k, "t")) {
+			rv = get_u64(v, &type);
+			have_t = true;
+		} else if (key_is(k, "ts")) {
+			rv = get_u64(v, &cmd->time_ms);
+			have_ts = true;
+		} else if (key_is(k, "id")) {
+			rv = get_u64(v, &cmd->id);
+			seen |= F_ID;
+		} else if (key_is(k, "token")) {
+			rv = get_u64(v, &cmd->token);
+			seen |= F_TOKEN;
+		} else if (key_is(k, "role")) {
+			rv = get_u64(v, &u);
+			if (rv == HV_OK && u > HV_ROLE_SPARE)
+				rv = HV_MALFORMED;
+			cmd->role = (int)u;
+			seen |= F_ROLE;
+		} else if (key_is(k, "max_concurrent")) {
+			rv = get_u64(v, &u);
+			if (rv == HV_OK && (u < 1 || u > 16))
+				rv = HV_MALFORMED;
+			cmd->max_concurrent = (unsigned)u;
+			seen |= F_MAXC;
+		} else if (key_is(k, "name")) {
+			rv = get_str(v, cmd->name, sizeof cmd->name);
+			seen |= F_NAME;
+		} else if (key_is(k, "address")) {
+			rv = get_str(v, cmd->address, sizeof cmd->address);
+			seen |= F_ADDRESS;
+		} else if (key_is(k, "by")) {
+			rv = get_str(v, cmd->by, sizeof cmd->by);
+			seen |= F_BY;
+		} else if (key_is(k, "phase")) {
+			rv = get_str(v, cmd->phase, sizeof cmd->phase);
+			seen |= F_PHASE;
+		} else if (key_is(k, "version")) {
+			rv = get_str(v, cmd->version, sizeof cmd->version);
+			seen |= F_VERSION;
+		} else if (key_is(k, "reason")) {
+			rv = get_str(v, cmd->reason, sizeof cmd->reason);
+			seen |= F_REASON;
+		} else if (k->type != MSGPACK_OBJECT_STR) {
+			rv = HV_MALFORMED;
+		}
+		/* Other string keys: fields of a newer format, ignored. */
+	}
+	if (rv != HV_OK)
+		return rv;
+	if (!have_v || !have_t || !have_ts)
+		return HV_MALFORMED;
+	if (version != HV_CMD_FORMAT)
+		return HV_VERSION;
+	if (type < 1 || type > HV__CMD_LAST)
+		return HV_UNKNOWNCMD;
+	cmd->type = (int)type;
+	need = types[type].fields;
+	if ((seen & need) != need)
+		return HV_MALFORMED;
+	if ((need & F_NAME) && !hv_name_valid(cmd->name) &&
+	    !(type == HV_CMD_LEASE_BREAK && cmd->name[0] == '\0'))
+		return HV_MALFORMED;
+	return HV_OK;
+}
+
+int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd)
+{
+	msgpack_unpacked up;
+	size_t off = 0;
+	int rv;
+
+	memset(cmd, 0, sizeof *cmd);
+	if (len > HV_CMD_MAX)
+		return HV_TOOBIG;
+	if (buf == NULL || len == 0)
+		return HV_MALFORMED;
+	msgpack_unpacked_init(&up);
+	switch (msgpack_unpack_next(&up, buf, len, &off)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		rv = off == len ? decode_map(&up.data, cmd) : HV_MALFORMED;
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		rv = HV_NOMEM;
+		break;
+	default:
+		rv = HV_MALFORMED;
+		break;
+	}
+	msgpack_unpacked_destroy(&up);
+	if (rv != HV_OK)
+		memset(cmd, 0, sizeof *cmd);
+	return rv;
+}

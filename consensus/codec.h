@@ -1,0 +1,83 @@
+/*
+ * The replicated log's command codec.
+ *
+ * A command is a msgpack map with string keys. Two keys are always present:
+ * "v" (the format version, HV_CMD_FORMAT) and "t" (the command type). "ts"
+ * is the proposer's wall clock in milliseconds: the state machine never reads
+ * a clock, so every replica records the same time. The other keys depend on
+ * the type; unknown keys are ignored so that a newer proposer can add fields.
+ *
+ * Decoding is strict: anything larger than HV_CMD_MAX, any trailing byte, a
+ * string longer than its field or with a NUL or control character, a name
+ * outside [A-Za-z0-9._-], or a missing required field is refused.
+ */
+#ifndef HV_CODEC_H
+#define HV_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HV_CMD_FORMAT 1
+#define HV_CMD_MAX 4096 /* bytes; larger commands are refused */
+
+#define HV_NAME_MAX 63
+#define HV_ADDR_MAX 63
+#define HV_PHASE_MAX 31
+#define HV_VERSION_MAX 63
+#define HV_REASON_MAX 255
+
+enum hv_cmd_type {
+	HV_CMD_MEMBER_ADD = 1, /* name, id, address, role */
+	HV_CMD_MEMBER_ROLE,    /* id, role */
+	HV_CMD_MEMBER_REMOVE,  /* id */
+	HV_CMD_REPORT,         /* name, phase, version */
+	HV_CMD_LEASE_ACQUIRE,  /* name */
+	HV_CMD_LEASE_RELEASE,  /* name, token */
+	HV_CMD_LEASE_BREAK,    /* name ("" = every holder), by, reason */
+	HV_CMD_PAUSE,          /* by, reason */
+	HV_CMD_RESUME,         /* by */
+	HV_CMD_SETTINGS,       /* max_concurrent */
+	HV__CMD_LAST = HV_CMD_SETTINGS
+};
+
+/* Member roles, as in the Raft configuration. */
+enum hv_role { HV_ROLE_STANDBY = 0, HV_ROLE_VOTER = 1, HV_ROLE_SPARE = 2 };
+
+struct hv_cmd {
+	int type;
+	uint64_t time_ms;
+	uint64_t id;
+	uint64_t token;
+	int role;
+	unsigned max_concurrent;
+	char name[HV_NAME_MAX + 1];
+	char address[HV_ADDR_MAX + 1];
+	char by[HV_NAME_MAX + 1];
+	char phase[HV_PHASE_MAX + 1];
+	char version[HV_VERSION_MAX + 1];
+	char reason[HV_REASON_MAX + 1];
+};
+
+/* Human name of a command type ("lease-acquire"), or "unknown". */
+const char *hv_cmd_name(int type);
+const char *hv_role_name(int role);
+
+/* True when s is a valid member name: 1..HV_NAME_MAX of [A-Za-z0-9._-]. */
+bool hv_name_valid(const char *s);
+
+/* Copy src into dst (size n) when it fits and has no control character. */
+int hv_text_copy(char *dst, size_t n, const char *src);
+
+/*
+ * Encode cmd. On success *buf is a malloc()ed buffer owned by the caller
+ * (allocated with the given allocator when not NULL, e.g. raft_malloc) and
+ * *len its size. Returns an HV_* code.
+ */
+int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
+		  size_t *len);
+
+/* Decode buf into cmd. Never reads past len; returns an HV_* code. */
+int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd);
+
+#endif

@@ -1,0 +1,652 @@
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/err.h"
+#include "state.h"
+
+void hv_state_init(struct hv_state *s)
+{
+	memset(s, 0, sizeof *s);
+	s->max_concurrent = 1;
+}
+
+struct hv_member *hv_state_member(struct hv_state *s, const char *name)
+{
+	for (unsigned i = 0; i < s->n_members; i++)
+		if (strcmp(s->members[i].name, name) == 0)
+			return &s->members[i];
+	return NULL;
+}
+
+struct hv_member *hv_state_member_by_id(struct hv_state *s, uint64_t id)
+{
+	for (unsigned i = 0; i < s->n_members; i++)
+		if (s->members[i].id == id)
+			return &s->members[i];
+	return NULL;
+}
+
+const struct hv_holder *hv_state_holder(const struct hv_state *s,
+					const char *name)
+{
+	for (unsigned i = 0; i < s->n_holders; i++)
+		if (strcmp(s->holders[i].name, name) == 0)
+			return &s->holders[i];
+	return NULL;
+}
+
+const struct hv_event *hv_state_event(const struct hv_state *s, unsigned i)
+{
+	if (i >= s->ev_count)
+		return NULL;
+	return &s->events[(s->ev_next + HV_EVENTS - 1 - i) % HV_EVENTS];
+}
+
+__attribute__((format(printf, 4, 5))) static void
+event(struct hv_state *s, uint64_t index, uint64_t time_ms, const char *fmt, ...)
+{
+	struct hv_event *e = &s->events[s->ev_next];
+	va_list ap;
+
+	e->index = index;
+	e->time_ms = time_ms;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof e->text, fmt, ap);
+	va_end(ap);
+	s->ev_next = (s->ev_next + 1) % HV_EVENTS;
+	if (s->ev_count < HV_EVENTS)
+		s->ev_count++;
+}
+
+static void holder_remove(struct hv_state *s, unsigned i)
+{
+	memmove(&s->holders[i], &s->holders[i + 1],
+		(s->n_holders - i - 1) * sizeof s->holders[0]);
+	s->n_holders--;
+}
+
+static int member_add(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_member *m = hv_state_member(s, c->name);
+	struct hv_member *other = hv_state_member_by_id(s, c->id);
+
+	if (c->id == 0)
+		return HV_INVAL;
+	if (other != NULL && other != m)
+		return HV_EXISTS;
+	if (m == NULL) {
+		if (s->n_members == HV_MAX_MEMBERS) {
+			/* Make room by forgetting the oldest removed member. */
+			unsigned i;
+			for (i = 0; i < s->n_members; i++)
+				if (s->members[i].removed)
+					break;
+			if (i == s->n_members)
+				return HV_FULL;
+			memmove(&s->members[i], &s->members[i + 1],
+				(s->n_members - i - 1) * sizeof s->members[0]);
+			s->n_members--;
+		}
+		m = &s->members[s->n_members++];
+		memset(m, 0, sizeof *m);
+		snprintf(m->name, sizeof m->name, "%s", c->name);
+		snprintf(m->phase, sizeof m->phase, "idle");
+		event(s, index, c->time_ms, "member %s joined (id %llu, %s, %s)",
+		      c->name, (unsigned long long)c->id, c->address,
+		      hv_role_name(c->role));
+	} else if (m->id != c->id) {
+		event(s, index, c->time_ms,
+		      "member %s rejoined under new id %llu (was %llu)", c->name,
+		      (unsigned long long)c->id, (unsigned long long)m->id);
+	}
+	m->id = c->id;
+	snprintf(m->address, sizeof m->address, "%s", c->address);
+	m->role = c->role;
+	m->removed = false;
+	return HV_OK;
+}
+
+static int member_role(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_member *m = hv_state_member_by_id(s, c->id);
+
+	if (m == NULL || m->removed)
+		return HV_NOMEMBER;
+	if (m->role != c->role)
+		event(s, index, c->time_ms, "member %s is now %s", m->name,
+		      hv_role_name(c->role));
+	m->role = c->role;
+	return HV_OK;
+}
+
+static int member_remove(struct hv_state *s, uint64_t index,
+			 const struct hv_cmd *c)
+{
+	struct hv_member *m = hv_state_member_by_id(s, c->id);
+
+	if (m == NULL || m->removed)
+		return HV_NOMEMBER;
+	m->removed = true;
+	event(s, index, c->time_ms, "member %s removed (id %llu)", m->name,
+	      (unsigned long long)m->id);
+	return HV_OK;
+}
+
+static int report(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_member *m = hv_state_member(s, c->name);
+
+	if (m == NULL)
+		return HV_NOMEMBER;
+	if (m->removed)
+		return HV_REMOVED;
+	if (strcmp(m->phase, c->phase) != 0)
+		event(s, index, c->time_ms, "%s: phase %s -> %s", m->name,
+		      m->phase, c->phase);
+	if (strcmp(m->version, c->version) != 0 && m->version[0] != '\0')
+		event(s, index, c->time_ms, "%s: version %s -> %s", m->name,
+		      m->version, c->version);
+	snprintf(m->phase, sizeof m->phase, "%s", c->phase);
+	snprintf(m->version, sizeof m->version, "%s", c->version);
+	m->report_ms = c->time_ms;
+	return HV_OK;
+}
+
+static int lease_acquire(struct hv_state *s, uint64_t index,
+			 const struct hv_cmd *c, uint64_t *token)
+{
+	struct hv_member *m = hv_state_member(s, c->name);
+	const struct hv_holder *held = hv_state_holder(s, c->name);
+	struct hv_holder *h;
+
+	if (m == NULL)
+		return HV_NOMEMBER;
+	if (m->removed)
+		return HV_REMOVED;
+	if (held != NULL) {
+		/* A retried acquire: the holder keeps its grant and token. */
+		*token = held->token;
+		return HV_OK;
+	}
+	if (s->paused)
+		return HV_PAUSED;
+	if (s->n_holders >= s->max_concurrent)
+		return HV_LEASEFULL;
+	if (index <= s->last_token)
+		return HV_BADTOKEN; /* tokens must strictly increase */
+	h = &s->holders[s->n_holders++];
+	snprintf(h->name, sizeof h->name, "%s", c->name);
+	h->token = index;
+	h->granted_ms = c->time_ms;
+	s->last_token = index;
+	*token = index;
+	event(s, index, c->time_ms, "lease granted to %s (token %llu)", c->name,
+	      (unsigned long long)index);
+	return HV_OK;
+}
+
+static int lease_release(struct hv_state *s, uint64_t index,
+			 const struct hv_cmd *c)
+{
+	for (unsigned i = 0; i < s->n_holders; i++) {
+		if (strcmp(s->holders[i].name, c->name) != 0)
+			continue;
+		if (s->holders[i].token != c->token)
+			return HV_BADTOKEN;
+		holder_remove(s, i);
+		event(s, index, c->time_ms, "lease released by %s (token %llu)",
+		      c->name, (unsigned long long)c->token);
+		return HV_OK;
+	}
+	return HV_NOTHOLDER;
+}
+
+static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	bool any = false;
+
+	if (c->reason[0] == '\0' || c->by[0] == '\0')
+		return HV_INVAL;
+	for (unsigned i = s->n_holders; i-- > 0;) {
+		struct hv_holder *h = &s->holders[i];
+		if (c->name[0] != '\0' && strcmp(h->name, c->name) != 0)
+			continue;
+		event(s, index, c->time_ms,
+		      "lease of %s (token %llu) broken by %s: %s", h->name,
+		      (unsigned long long)h->token, c->by, c->reason);
+		holder_remove(s, i);
+		any = true;
+	}
+	return any ? HV_OK : HV_NOTHOLDER;
+}
+
+static int pause_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	if (c->reason[0] == '\0' || c->by[0] == '\0')
+		return HV_INVAL;
+	if (s->paused)
+		return HV_EXISTS;
+	s->paused = true;
+	snprintf(s->paused_by, sizeof s->paused_by, "%s", c->by);
+	snprintf(s->pause_reason, sizeof s->pause_reason, "%s", c->reason);
+	s->paused_ms = c->time_ms;
+	event(s, index, c->time_ms, "paused by %s: %s", c->by, c->reason);
+	return HV_OK;
+}
+
+static int resume_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	if (!s->paused)
+		return HV_NOTPAUSED;
+	s->paused = false;
+	event(s, index, c->time_ms, "resumed by %s (paused by %s: %s)", c->by,
+	      s->paused_by, s->pause_reason);
+	s->paused_by[0] = '\0';
+	s->pause_reason[0] = '\0';
+	s->paused_ms = 0;
+	return HV_OK;
+}
+
+static int settings(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	if (c->max_concurrent < 1 || c->max_concurrent > HV_MAX_HOLDERS)
+		return HV_INVAL;
+	if (s->max_concurrent != c->max_concurrent)
+		event(s, index, c->time_ms, "max_concurrent %u -> %u",
+		      s->max_concurrent, c->max_concurrent);
+	s->max_concurrent = c->max_concurrent;
+	return HV_OK;
+}
+
+int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
+		       const struct hv_cmd *c, uint64_t *token)
+{
+	uint64_t tok = 0;
+	int rv;
+
+	switch (c->type) {
+	case HV_CMD_MEMBER_ADD:
+		rv = member_add(s, index, c);
+		break;
+	case HV_CMD_MEMBER_ROLE:
+		rv = member_role(s, index, c);
+		break;
+	case HV_CMD_MEMBER_REMOVE:
+		rv = member_remove(s, index, c);
+		break;
+	case HV_CMD_REPORT:
+		rv = report(s, index, c);
+		break;
+	case HV_CMD_LEASE_ACQUIRE:
+		rv = lease_acquire(s, index, c, &tok);
+		break;
+	case HV_CMD_LEASE_RELEASE:
+		rv = lease_release(s, index, c);
+		break;
+	case HV_CMD_LEASE_BREAK:
+		rv = lease_break(s, index, c);
+		break;
+	case HV_CMD_PAUSE:
+		rv = pause_cmd(s, index, c);
+		break;
+	case HV_CMD_RESUME:
+		rv = resume_cmd(s, index, c);
+		break;
+	case HV_CMD_SETTINGS:
+		rv = settings(s, index, c);
+		break;
+	default:
+		rv = HV_UNKNOWNCMD;
+		break;
+	}
+	if (index > s->last_index)
+		s->last_index = index;
+	if (rv != HV_OK)
+		s->rejected++;
+	if (token != NULL)
+		*token = tok;
+	return rv;
+}
+
+int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf,
+		   size_t len, uint64_t *token)
+{
+	struct hv_cmd cmd;
+	int rv = hv_cmd_decode(buf, len, &cmd);
+
+	if (token != NULL)
+		*token = 0;
+	if (rv != HV_OK) {
+		if (index > s->last_index)
+			s->last_index = index;
+		s->rejected++;
+		return rv;
+	}
+	return hv_state_apply_cmd(s, index, &cmd, token);
+}
+
+/* ---- snapshot ---------------------------------------------------------- */
+
+static void pk_str(msgpack_packer *pk, const char *v)
+{
+	size_t n = strlen(v);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, v, n);
+}
+
+static void pk_key(msgpack_packer *pk, const char *k)
+{
+	pk_str(pk, k);
+}
+
+int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
+		    void **buf, size_t *len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int rv = HV_OK;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 11);
+
+	pk_key(&pk, "v");
+	msgpack_pack_uint64(&pk, HV_SNAPSHOT_FORMAT);
+
+	pk_key(&pk, "members");
+	msgpack_pack_array(&pk, s->n_members);
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		msgpack_pack_array(&pk, 8);
+		msgpack_pack_uint64(&pk, m->id);
+		pk_str(&pk, m->name);
+		pk_str(&pk, m->address);
+		msgpack_pack_uint64(&pk, (uint64_t)m->role);
+		if (m->removed)
+			msgpack_pack_true(&pk);
+		else
+			msgpack_pack_false(&pk);
+		pk_str(&pk, m->phase);
+		pk_str(&pk, m->version);
+		msgpack_pack_uint64(&pk, m->report_ms);
+	}
+
+	pk_key(&pk, "max_concurrent");
+	msgpack_pack_uint64(&pk, s->max_concurrent);
+
+	pk_key(&pk, "holders");
+	msgpack_pack_array(&pk, s->n_holders);
+	for (unsigned i = 0; i < s->n_holders; i++) {
+		msgpack_pack_array(&pk, 3);
+		pk_str(&pk, s->holders[i].name);
+		msgpack_pack_uint64(&pk, s->holders[i].token);
+		msgpack_pack_uint64(&pk, s->holders[i].granted_ms);
+	}
+
+	pk_key(&pk, "last_token");
+	msgpack_pack_uint64(&pk, s->last_token);
+
+	pk_key(&pk, "paused");
+	msgpack_pack_array(&pk, 4);
+	if (s->paused)
+		msgpack_pack_true(&pk);
+	else
+		msgpack_pack_false(&pk);
+	pk_str(&pk, s->paused_by);
+	pk_str(&pk, s->pause_reason);
+	msgpack_pack_uint64(&pk, s->paused_ms);
+
+	pk_key(&pk, "events"); /* oldest first */
+	msgpack_pack_array(&pk, s->ev_count);
+	for (unsigned i = s->ev_count; i-- > 0;) {
+		const struct hv_event *e = hv_state_event(s, i);
+		msgpack_pack_array(&pk, 3);
+		msgpack_pack_uint64(&pk, e->index);
+		msgpack_pack_uint64(&pk, e->time_ms);
+		pk_str(&pk, e->text);
+	}
+
+	pk_key(&pk, "last_index");
+	msgpack_pack_uint64(&pk, s->last_index);
+	pk_key(&pk, "rejected");
+	msgpack_pack_uint64(&pk, s->rejected);
+	pk_key(&pk, "reserved1");
+	msgpack_pack_nil(&pk);
+	pk_key(&pk, "reserved2");
+	msgpack_pack_nil(&pk);
+
+	*buf = alloc != NULL ? alloc(sb.size) : malloc(sb.size);
+	if (*buf == NULL) {
+		rv = HV_NOMEM;
+		goto out;
+	}
+	memcpy(*buf, sb.data, sb.size);
+	*len = sb.size;
+out:
+	msgpack_sbuffer_destroy(&sb);
+	return rv;
+}
+
+static bool is_key(const msgpack_object *k, const char *name)
+{
+	size_t n = strlen(name);
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static int d_u64(const msgpack_object *o, uint64_t *v)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return HV_MALFORMED;
+	*v = o->via.u64;
+	return HV_OK;
+}
+
+static int d_bool(const msgpack_object *o, bool *v)
+{
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return HV_MALFORMED;
+	*v = o->via.boolean;
+	return HV_OK;
+}
+
+static int d_str(const msgpack_object *o, char *dst, size_t cap)
+{
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap)
+		return HV_MALFORMED;
+	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		return HV_MALFORMED;
+	memcpy(dst, o->via.str.ptr, o->via.str.size);
+	dst[o->via.str.size] = '\0';
+	return HV_OK;
+}
+
+static const msgpack_object *d_tuple(const msgpack_object *o, uint32_t n)
+{
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+		return NULL;
+	return o->via.array.ptr;
+}
+
+#define TRY(x)                                                               \
+	do {                                                                   \
+		if ((rv = (x)) != HV_OK)                                       \
+			return rv;                                             \
+	} while (0)
+
+static int decode_members(struct hv_state *s, const msgpack_object *v)
+{
+	int rv;
+	uint64_t u;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_MEMBERS)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < v->via.array.size; i++) {
+		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 8);
+		struct hv_member *m = &s->members[i];
+		if (t == NULL)
+			return HV_MALFORMED;
+		TRY(d_u64(&t[0], &m->id));
+		TRY(d_str(&t[1], m->name, sizeof m->name));
+		TRY(d_str(&t[2], m->address, sizeof m->address));
+		TRY(d_u64(&t[3], &u));
+		if (u > HV_ROLE_SPARE || !hv_name_valid(m->name))
+			return HV_MALFORMED;
+		m->role = (int)u;
+		TRY(d_bool(&t[4], &m->removed));
+		TRY(d_str(&t[5], m->phase, sizeof m->phase));
+		TRY(d_str(&t[6], m->version, sizeof m->version));
+		TRY(d_u64(&t[7], &m->report_ms));
+	}
+	s->n_members = v->via.array.size;
+	return HV_OK;
+}
+
+static int decode_holders(struct hv_state *s, const msgpack_object *v)
+{
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_HOLDERS)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < v->via.array.size; i++) {
+		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 3);
+		struct hv_holder *h = &s->holders[i];
+		if (t == NULL)
+			return HV_MALFORMED;
+		TRY(d_str(&t[0], h->name, sizeof h->name));
+		TRY(d_u64(&t[1], &h->token));
+		TRY(d_u64(&t[2], &h->granted_ms));
+	}
+	s->n_holders = v->via.array.size;
+	return HV_OK;
+}
+
+static int decode_events(struct hv_state *s, const msgpack_object *v)
+{
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_EVENTS)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < v->via.array.size; i++) {
+		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 3);
+		struct hv_event *e = &s->events[i];
+		if (t == NULL)
+			return HV_MALFORMED;
+		TRY(d_u64(&t[0], &e->index));
+		TRY(d_u64(&t[1], &e->time_ms));
+		TRY(d_str(&t[2], e->text, sizeof e->text));
+	}
+	s->ev_count = v->via.array.size;
+	s->ev_next = s->ev_count % HV_EVENTS;
+	return HV_OK;
+}
+
+static int decode_state(struct hv_state *s, const msgpack_object *root)
+{
+	const msgpack_object *t;
+	uint64_t u, version = 0;
+	unsigned seen = 0;
+	int rv;
+
+	if (root->type != MSGPACK_OBJECT_MAP || root->via.map.size > 64)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < root->via.map.size; i++) {
+		const msgpack_object *k = &root->via.map.ptr[i].key;
+		const msgpack_object *v = &root->via.map.ptr[i].val;
+		if (is_key(k, "v")) {
+			TRY(d_u64(v, &version));
+			seen |= 1;
+		} else if (is_key(k, "members")) {
+			TRY(decode_members(s, v));
+			seen |= 2;
+		} else if (is_key(k, "max_concurrent")) {
+			TRY(d_u64(v, &u));
+			if (u < 1 || u > HV_MAX_HOLDERS)
+				return HV_MALFORMED;
+			s->max_concurrent = (unsigned)u;
+			seen |= 4;
+		} else if (is_key(k, "holders")) {
+			TRY(decode_holders(s, v));
+			seen |= 8;
+		} else if (is_key(k, "last_token")) {
+			TRY(d_u64(v, &s->last_token));
+			seen |= 16;
+		} else if (is_key(k, "paused")) {
+			if ((t = d_tuple(v, 4)) == NULL)
+				return HV_MALFORMED;
+			TRY(d_bool(&t[0], &s->paused));
+			TRY(d_str(&t[1], s->paused_by, sizeof s->paused_by));
+			TRY(d_str(&t[2], s->pause_reason, sizeof s->pause_reason));
+			TRY(d_u64(&t[3], &s->paused_ms));
+			seen |= 32;
+		} else if (is_key(k, "events")) {
+			TRY(decode_events(s, v));
+			seen |= 64;
+		} else if (is_key(k, "last_index")) {
+			TRY(d_u64(v, &s->last_index));
+			seen |= 128;
+		} else if (is_key(k, "rejected")) {
+			TRY(d_u64(v, &s->rejected));
+			seen |= 256;
+		}
+	}
+	if (seen != 511)
+		return HV_MALFORMED;
+	if (version != HV_SNAPSHOT_FORMAT)
+		return HV_VERSION;
+	if (s->n_holders > s->max_concurrent)
+		return HV_MALFORMED;
+	return HV_OK;
+}
+
+int hv_state_decode(struct hv_state *s, const void *buf, size_t len)
+{
+	struct hv_state *tmp;
+	msgpack_unpacked up;
+	size_t off = 0;
+	int rv;
+
+	if (buf == NULL || len == 0 || len > (64u << 20))
+		return HV_MALFORMED;
+	tmp = malloc(sizeof *tmp);
+	if (tmp == NULL)
+		return HV_NOMEM;
+	hv_state_init(tmp);
+	msgpack_unpacked_init(&up);
+	switch (msgpack_unpack_next(&up, buf, len, &off)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		rv = off == len ? decode_state(tmp, &up.data) : HV_MALFORMED;
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		rv = HV_NOMEM;
+		break;
+	default:
+		rv = HV_MALFORMED;
+	}
+	msgpack_unpacked_destroy(&up);
+	if (rv == HV_OK)
+		*s = *tmp;
+	free(tmp);
+	return rv;
+}
+
+bool hv_state_equal(const struct hv_state *a, const struct hv_state *b)
+{
+	void *ba = NULL, *bb = NULL;
+	size_t la = 0, lb = 0;
+	bool eq;
+
+	if (hv_state_encode(a, NULL, &ba, &la) != HV_OK ||
+	    hv_state_encode(b, NULL, &bb, &lb) != HV_OK) {
+		free(ba);
+		free(bb);
+		return false;
+	}
+	eq = la == lb && memcmp(ba, bb, la) == 0;
+	free(ba);
+	free(bb);
+	return eq;
+}

@@ -1,0 +1,117 @@
+/*
+ * The replicated cluster state machine.
+ *
+ * Every replica applies the same committed commands in the same order and so
+ * holds the same state. The rules of the maintenance lease live here, not in
+ * callers: whatever a proposer believes, a command that breaks a rule is
+ * refused at apply time, identically on every replica.
+ *
+ * Lease rules:
+ *  - at most max_concurrent holders (default 1);
+ *  - no grant while the cluster is paused;
+ *  - no grant to an unknown or removed member;
+ *  - a grant's fencing token is the log index of the grant's entry, so tokens
+ *    strictly increase;
+ *  - a release needs the holder's current token; a break needs a reason and
+ *    is recorded in the event history.
+ *
+ * Nothing here does I/O or reads a clock: times come inside the commands.
+ */
+#ifndef HV_STATE_H
+#define HV_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+#define HV_MAX_MEMBERS 256
+#define HV_MAX_HOLDERS 16
+#define HV_EVENTS 64
+#define HV_EVENT_TEXT 200
+#define HV_SNAPSHOT_FORMAT 1
+
+struct hv_member {
+	uint64_t id;
+	char name[HV_NAME_MAX + 1];
+	char address[HV_ADDR_MAX + 1];
+	int role;
+	bool removed;
+	char phase[HV_PHASE_MAX + 1];
+	char version[HV_VERSION_MAX + 1];
+	uint64_t report_ms;
+};
+
+struct hv_holder {
+	char name[HV_NAME_MAX + 1];
+	uint64_t token;
+	uint64_t granted_ms;
+};
+
+struct hv_event {
+	uint64_t index;
+	uint64_t time_ms;
+	char text[HV_EVENT_TEXT];
+};
+
+struct hv_state {
+	unsigned n_members;
+	struct hv_member members[HV_MAX_MEMBERS];
+
+	unsigned max_concurrent;
+	unsigned n_holders;
+	struct hv_holder holders[HV_MAX_HOLDERS];
+	uint64_t last_token;
+
+	bool paused;
+	char paused_by[HV_NAME_MAX + 1];
+	char pause_reason[HV_REASON_MAX + 1];
+	uint64_t paused_ms;
+
+	unsigned ev_next;  /* slot of the next event */
+	unsigned ev_count; /* events held, <= HV_EVENTS */
+	struct hv_event events[HV_EVENTS];
+
+	uint64_t last_index; /* log index of the last command applied */
+	uint64_t rejected;   /* commands refused (rules or bad encoding) */
+};
+
+void hv_state_init(struct hv_state *s);
+
+/*
+ * Apply the command committed at log index `index`. Returns HV_OK, or the
+ * HV_* code of the rule or decoding check that refused it; a refused command
+ * leaves the state unchanged but for the `rejected` counter and last_index.
+ * For a lease acquire, *token (when not NULL) receives the holder's token.
+ */
+int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf,
+		   size_t len, uint64_t *token);
+
+/* Same as hv_state_apply for a command already decoded. */
+int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
+		       const struct hv_cmd *cmd, uint64_t *token);
+
+/* Lookups; NULL when absent. */
+struct hv_member *hv_state_member(struct hv_state *s, const char *name);
+struct hv_member *hv_state_member_by_id(struct hv_state *s, uint64_t id);
+const struct hv_holder *hv_state_holder(const struct hv_state *s,
+					const char *name);
+
+/* The i-th most recent event (0 = newest), or NULL. */
+const struct hv_event *hv_state_event(const struct hv_state *s, unsigned i);
+
+/*
+ * Snapshot: encode the whole state (msgpack, format HV_SNAPSHOT_FORMAT) into
+ * a buffer from `alloc` (malloc when NULL) owned by the caller.
+ */
+int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
+		    void **buf, size_t *len);
+
+/* Restore: decode into s. On failure s is left untouched. */
+int hv_state_decode(struct hv_state *s, const void *buf, size_t len);
+
+/* True when both states are equal (for tests and the simulation). */
+bool hv_state_equal(const struct hv_state *a, const struct hv_state *b);
+
+#endif
