@@ -116,6 +116,7 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	unsigned f, n = 3;
+	size_t padded;
 	int rv = HV_OK;
 
 	if (cmd->type < 1 || cmd->type > HV__CMD_LAST)
@@ -157,13 +158,17 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		rv = HV_TOOBIG;
 		goto out;
 	}
-	*buf = alloc != NULL ? alloc(sb.size) : malloc(sb.size);
+	/* libraft's disk log wants entry sizes in multiples of 8 bytes: pad
+	 * with zero bytes, which the decoder skips. */
+	padded = (sb.size + 7) & ~(size_t)7;
+	*buf = alloc != NULL ? alloc(padded) : malloc(padded);
 	if (*buf == NULL) {
 		rv = HV_NOMEM;
 		goto out;
 	}
 	memcpy(*buf, sb.data, sb.size);
-	*len = sb.size;
+	memset((char *)*buf + sb.size, 0, padded - sb.size);
+	*len = padded;
 out:
 	msgpack_sbuffer_destroy(&sb);
 	return rv;
@@ -280,6 +285,17 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 	return HV_OK;
 }
 
+/* After the map: nothing, or up to 7 zero bytes of padding. */
+static bool padding_ok(const void *buf, size_t off, size_t len)
+{
+	if (len - off > 7)
+		return false;
+	for (size_t i = off; i < len; i++)
+		if (((const unsigned char *)buf)[i] != 0)
+			return false;
+	return true;
+}
+
 int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd)
 {
 	msgpack_unpacked up;
@@ -294,7 +310,8 @@ int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd)
 	msgpack_unpacked_init(&up);
 	switch (msgpack_unpack_next(&up, buf, len, &off)) {
 	case MSGPACK_UNPACK_SUCCESS:
-		rv = off == len ? decode_map(&up.data, cmd) : HV_MALFORMED;
+		rv = padding_ok(buf, off, len) ? decode_map(&up.data, cmd)
+					       : HV_MALFORMED;
 		break;
 	case MSGPACK_UNPACK_NOMEM_ERROR:
 		rv = HV_NOMEM;

@@ -7,7 +7,10 @@
  * a clock, so every replica records the same time. The other keys depend on
  * the type; unknown keys are ignored so that a newer proposer can add fields.
  *
- * Decoding is strict: anything larger than HV_CMD_MAX, any trailing byte, a
+ * An encoded command is padded with zero bytes to a multiple of 8 (libraft's
+ * disk log requires it); the decoder accepts that padding and nothing else.
+ *
+ * Decoding is strict: anything larger than HV_CMD_MAX, any other trailing byte, a
  * string longer than its field or with a NUL or control character, a name
  * outside [A-Za-z0-9._-], or a missing required field is refused.
  */

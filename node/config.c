@@ -1,0 +1,319 @@
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "config.h"
+
+void hv_config_defaults(struct hv_config *c)
+{
+	char host[256] = "";
+
+	memset(c, 0, sizeof *c);
+	if (gethostname(host, sizeof host - 1) == 0) {
+		host[strcspn(host, ".")] = '\0';
+		if (hv_name_valid(host))
+			snprintf(c->name, sizeof c->name, "%s", host);
+	}
+	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/hvpeer");
+	snprintf(c->listen, sizeof c->listen, "127.0.0.1:7440");
+	snprintf(c->socket, sizeof c->socket, "/run/hvpeer/hvpeer.sock");
+	c->log_level = HV_LOG_INFO;
+	c->election_timeout_ms = 300;
+	c->heartbeat_timeout_ms = 50;
+	c->max_voters = 5;
+	c->snapshot_threshold = 1024;
+	c->snapshot_trailing = 128;
+	c->max_concurrent = 1;
+	c->report_interval_ms = 5000;
+	c->rpc_timeout_ms = 2000;
+}
+
+static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
+		    const char *key, char *err, int errlen)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < lo ||
+	    n > hi) {
+		snprintf(err, (size_t)errlen, "%s: '%s' is not a number in %u..%u",
+			 key, v, lo, hi);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+static int set_bool(bool *dst, const char *v, const char *key, char *err,
+		    int errlen)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") ||
+	    !strcmp(v, "on"))
+		*dst = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") ||
+		 !strcmp(v, "off"))
+		*dst = false;
+	else {
+		snprintf(err, (size_t)errlen, "%s: '%s' is not a boolean (true/false)",
+			 key, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_str(char *dst, size_t n, const char *v, const char *key,
+		   char *err, int errlen)
+{
+	if (hv_text_copy(dst, n, v) != 0) {
+		snprintf(err, (size_t)errlen, "%s: value too long (max %zu) or has control characters",
+			 key, n - 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_addr(char *dst, const char *v, const char *key, char *err,
+		    int errlen)
+{
+	char host[HV_ADDR_MAX + 1];
+	int port;
+
+	if (hv_addr_split(v, host, sizeof host, &port) != 0) {
+		snprintf(err, (size_t)errlen,
+			 "%s: '%s' is not ADDRESS:PORT (e.g. 10.0.0.1:7440)", key, v);
+		return -1;
+	}
+	return set_str(dst, HV_ADDR_MAX + 1, v, key, err, errlen);
+}
+
+static int set_join(struct hv_config *c, const char *v, char *err, int errlen)
+{
+	char buf[512], *save = NULL, *tok;
+
+	if (strlen(v) >= sizeof buf) {
+		snprintf(err, (size_t)errlen, "join: list too long");
+		return -1;
+	}
+	snprintf(buf, sizeof buf, "%s", v);
+	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		if (c->n_join == HV_MAX_JOIN) {
+			snprintf(err, (size_t)errlen, "join: at most %d addresses",
+				 HV_MAX_JOIN);
+			return -1;
+		}
+		if (set_addr(c->join[c->n_join], tok, "join", err, errlen) != 0)
+			return -1;
+		c->n_join++;
+	}
+	return 0;
+}
+
+int hv_config_set(struct hv_config *c, const char *key, const char *v,
+		  char *err, int errlen)
+{
+	if (!strcmp(key, "name")) {
+		if (!hv_name_valid(v)) {
+			snprintf(err, (size_t)errlen,
+				 "name: '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -",
+				 v, HV_NAME_MAX);
+			return -1;
+		}
+		snprintf(c->name, sizeof c->name, "%s", v);
+		return 0;
+	}
+	if (!strcmp(key, "data-dir"))
+		return set_str(c->data_dir, sizeof c->data_dir, v, key, err, errlen);
+	if (!strcmp(key, "listen"))
+		return set_addr(c->listen, v, key, err, errlen);
+	if (!strcmp(key, "socket"))
+		return set_str(c->socket, sizeof c->socket, v, key, err, errlen);
+	if (!strcmp(key, "socket-group"))
+		return set_str(c->socket_group, sizeof c->socket_group, v, key, err,
+			       errlen);
+	if (!strcmp(key, "bootstrap"))
+		return set_bool(&c->bootstrap, v, key, err, errlen);
+	if (!strcmp(key, "join"))
+		return set_join(c, v, err, errlen);
+	if (!strcmp(key, "host-version"))
+		return set_str(c->host_version, sizeof c->host_version, v, key, err,
+			       errlen);
+	if (!strcmp(key, "log-level")) {
+		int l = hv_log_parse_level(v);
+		if (l < 0) {
+			snprintf(err, (size_t)errlen,
+				 "log-level: '%s' is not error, warn, info or debug", v);
+			return -1;
+		}
+		c->log_level = l;
+		return 0;
+	}
+	if (!strcmp(key, "election-timeout"))
+		return set_uint(&c->election_timeout_ms, v, 50, 60000, key, err, errlen);
+	if (!strcmp(key, "heartbeat-timeout"))
+		return set_uint(&c->heartbeat_timeout_ms, v, 10, 10000, key, err, errlen);
+	if (!strcmp(key, "max-voters"))
+		return set_uint(&c->max_voters, v, 1, 15, key, err, errlen);
+	if (!strcmp(key, "snapshot-threshold"))
+		return set_uint(&c->snapshot_threshold, v, 16, 1u << 20, key, err,
+				errlen);
+	if (!strcmp(key, "snapshot-trailing"))
+		return set_uint(&c->snapshot_trailing, v, 8, 1u << 20, key, err, errlen);
+	if (!strcmp(key, "max-concurrent"))
+		return set_uint(&c->max_concurrent, v, 1, 16, key, err, errlen);
+	if (!strcmp(key, "report-interval"))
+		return set_uint(&c->report_interval_ms, v, 100, 3600000, key, err,
+				errlen);
+	if (!strcmp(key, "rpc-timeout"))
+		return set_uint(&c->rpc_timeout_ms, v, 100, 60000, key, err, errlen);
+	snprintf(err, (size_t)errlen, "unknown setting '%s'", key);
+	return -1;
+}
+
+struct load_ctx {
+	struct hv_config *c;
+	char *err;
+	int errlen;
+	int failed;
+};
+
+/* Sections only group keys for the reader; each key belongs to one. */
+static const struct {
+	const char *section;
+	const char *key;
+} known[] = {
+	{"node", "name"},
+	{"node", "data-dir"},
+	{"node", "listen"},
+	{"node", "socket"},
+	{"node", "socket-group"},
+	{"node", "bootstrap"},
+	{"node", "join"},
+	{"node", "host-version"},
+	{"node", "log-level"},
+	{"raft", "election-timeout"},
+	{"raft", "heartbeat-timeout"},
+	{"raft", "max-voters"},
+	{"raft", "snapshot-threshold"},
+	{"raft", "snapshot-trailing"},
+	{"cluster", "max-concurrent"},
+	{"cluster", "report-interval"},
+	{"cluster", "rpc-timeout"},
+};
+
+static int on_ini(void *user, const char *section, const char *key,
+		  const char *value)
+{
+	struct load_ctx *l = user;
+	char msg[256];
+	size_t i;
+
+	if (l->failed)
+		return 0;
+	for (i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (!strcmp(known[i].key, key))
+			break;
+	if (i == sizeof known / sizeof known[0]) {
+		snprintf(l->err, (size_t)l->errlen, "unknown key '%s' in [%s]", key,
+			 section);
+		l->failed = 1;
+		return 0;
+	}
+	if (strcmp(known[i].section, section) != 0) {
+		snprintf(l->err, (size_t)l->errlen, "key '%s' belongs in [%s], not [%s]",
+			 key, known[i].section, section);
+		l->failed = 1;
+		return 0;
+	}
+	if (hv_config_set(l->c, key, value, msg, sizeof msg) != 0) {
+		snprintf(l->err, (size_t)l->errlen, "%s", msg);
+		l->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen)
+{
+	struct load_ctx l = {c, err, errlen, 0};
+	char msg[256] = "";
+	int rv;
+
+	l.err = msg;
+	l.errlen = sizeof msg;
+	rv = ini_parse(path, on_ini, &l);
+	if (rv == -1) {
+		snprintf(err, (size_t)errlen, "%s: cannot open: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (rv == -2) {
+		snprintf(err, (size_t)errlen, "%s: out of memory", path);
+		return -1;
+	}
+	if (rv > 0) {
+		snprintf(err, (size_t)errlen, "%s:%d: %s", path, rv,
+			 msg[0] ? msg : "syntax error");
+		return -1;
+	}
+	return 0;
+}
+
+int hv_config_check(const struct hv_config *c, char *err, int errlen)
+{
+	if (c->name[0] == '\0') {
+		snprintf(err, (size_t)errlen, "no node name: set --name or name= in [node]");
+		return -1;
+	}
+	if (c->bootstrap && c->n_join > 0) {
+		snprintf(err, (size_t)errlen,
+			 "--bootstrap and --join exclude each other: bootstrap the first node only, join the others");
+		return -1;
+	}
+	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {
+		snprintf(err, (size_t)errlen,
+			 "heartbeat-timeout (%u ms) must be at most half of election-timeout (%u ms)",
+			 c->heartbeat_timeout_ms, c->election_timeout_ms);
+		return -1;
+	}
+	return 0;
+}
+
+int hv_addr_split(const char *addr, char *host, int hostlen, int *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+	size_t hl;
+
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		colon = rb + 1;
+		hl = (size_t)(rb - addr - 1);
+		addr++;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - addr);
+	}
+	if (hl == 0 || hl >= (size_t)hostlen)
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * hvpeerd settings: defaults, then the INI file given with --config, then
+ * command-line flags (flags override the file). The file is parsed with
+ * inih; see hvpeerd.conf(5) for the keys.
+ */
+#ifndef HV_CONFIG_H
+#define HV_CONFIG_H
+
+#include <stdbool.h>
+
+#include "../consensus/codec.h"
+
+#define HV_PATH_MAX 256
+#define HV_MAX_JOIN 8
+
+struct hv_config {
+	char name[HV_NAME_MAX + 1];
+	char data_dir[HV_PATH_MAX];
+	char listen[HV_ADDR_MAX + 1];
+	char socket[HV_PATH_MAX];
+	char socket_group[64];
+	bool bootstrap;
+	unsigned n_join;
+	char join[HV_MAX_JOIN][HV_ADDR_MAX + 1];
+	char host_version[HV_VERSION_MAX + 1];
+	int log_level;
+
+	unsigned election_timeout_ms;
+	unsigned heartbeat_timeout_ms;
+	unsigned max_voters;
+	unsigned snapshot_threshold;
+	unsigned snapshot_trailing;
+
+	unsigned max_concurrent;
+	unsigned report_interval_ms;
+	unsigned rpc_timeout_ms;
+};
+
+void hv_config_defaults(struct hv_config *c);
+
+/* Set one setting by its key ("election-timeout"); the same keys serve the
+ * INI file and the long flags. Returns 0, or -1 with a message in err. */
+int hv_config_set(struct hv_config *c, const char *key, const char *value,
+		  char *err, int errlen);
+
+/* Load an INI file; unknown keys and bad values are errors naming the
+ * file and line. Returns 0, or -1 with a message in err. */
+int hv_config_load(struct hv_config *c, const char *path, char *err,
+		   int errlen);
+
+/* Check the settings as a whole (required values, ranges). */
+int hv_config_check(const struct hv_config *c, char *err, int errlen);
+
+/* Split "host:port" (IPv4 or [IPv6]). Returns 0 or -1. */
+int hv_addr_split(const char *addr, char *host, int hostlen, int *port);
+
+#endif

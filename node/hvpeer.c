@@ -1,0 +1,579 @@
+/* hvpeer: the operator's command line. See hvpeer(1). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/err.h"
+#include "rpc.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_REFUSED = 1,
+	EXIT_USAGE = 2,
+	EXIT_NOQUORUM = 3,
+	EXIT_UNREACHABLE = 4,
+	EXIT_INTERNAL = 5,
+};
+
+static const char *socket_path = "/run/hvpeer/hvpeer.sock";
+static int timeout_ms = 5000;
+static bool want_json;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hvpeer [--socket PATH] [--timeout MS] [--json] COMMAND [ARGS]\n"
+		"\n"
+		"Commands:\n"
+		"  status                         members, leader, term, lease, pause state\n"
+		"  pause --reason TEXT            stop the line: no host may enter maintenance\n"
+		"  resume                         lift the pause\n"
+		"  lease show                     who holds the maintenance lease\n"
+		"  lease acquire [HOST]           take the lease for HOST (default: this host)\n"
+		"  lease release [HOST] [--token N]\n"
+		"                                 give it back (default token: the holder's)\n"
+		"  lease break --force --reason TEXT [HOST]\n"
+		"                                 take it from HOST (default: every holder)\n"
+		"  help [COMMAND]                 this text\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH   hvpeerd control socket (default /run/hvpeer/hvpeer.sock,\n"
+		"                      or $HVPEER_SOCKET)\n"
+		"  -t, --timeout MS    give up after MS milliseconds (default 5000)\n"
+		"  -j, --json          print the daemon's answer as JSON\n"
+		"  -h, --help          this help\n"
+		"\n"
+		"Exit status: 0 done; 1 refused by the cluster's rules; 2 usage error;\n"
+		"3 no quorum (nothing was changed, or status is from one node's replica);\n"
+		"4 hvpeerd not reachable; 5 internal or protocol error.\n");
+}
+
+/* ---- transport --------------------------------------------------------- */
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, char *buf, size_t len, struct timespec *deadline)
+{
+	while (len > 0) {
+		struct timespec now;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long left;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (deadline->tv_sec - now.tv_sec) * 1000 +
+		       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+		if (left <= 0)
+			return -2;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		n = read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Send req, return the answer or NULL (and exit code in *code). */
+static struct json_object *call(struct json_object *req, int *code)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timespec deadline;
+	const char *text;
+	size_t len;
+	uint32_t be;
+	char *body = NULL;
+	int fd, rv;
+	struct json_object *resp;
+
+	if (strlen(socket_path) >= sizeof sa.sun_path) {
+		fprintf(stderr, "hvpeer: socket path too long: %s\n", socket_path);
+		*code = EXIT_USAGE;
+		return NULL;
+	}
+	strcpy(sa.sun_path, socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		fprintf(stderr,
+			"hvpeer: cannot reach hvpeerd at %s: %s\n"
+			"  is hvpeerd running on this host? (--socket PATH or HVPEER_SOCKET pick another socket)\n",
+			socket_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		*code = EXIT_UNREACHABLE;
+		return NULL;
+	}
+	text = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+	be = htonl((uint32_t)len);
+	if (write_all(fd, (char *)&be, 4) != 0 || write_all(fd, text, len) != 0) {
+		fprintf(stderr, "hvpeer: %s: write: %s\n", socket_path, strerror(errno));
+		close(fd);
+		*code = EXIT_UNREACHABLE;
+		return NULL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	rv = read_all(fd, (char *)&be, 4, &deadline);
+	if (rv == 0) {
+		len = ntohl(be);
+		if (len == 0 || len > HV_RPC_MAX) {
+			fprintf(stderr, "hvpeer: bad answer from hvpeerd\n");
+			close(fd);
+			*code = EXIT_INTERNAL;
+			return NULL;
+		}
+		body = malloc(len + 1);
+		if (body == NULL) {
+			fprintf(stderr, "hvpeer: out of memory\n");
+			exit(EXIT_INTERNAL);
+		}
+		rv = read_all(fd, body, len, &deadline);
+		body[len] = '\0';
+	}
+	close(fd);
+	if (rv != 0) {
+		fprintf(stderr, rv == -2 ? "hvpeer: no answer from hvpeerd within %d ms\n"
+					 : "hvpeer: hvpeerd closed the connection (%d)\n",
+			timeout_ms);
+		*code = rv == -2 ? EXIT_NOQUORUM : EXIT_UNREACHABLE;
+		if (rv != -2)
+			free(body);
+		return NULL;
+	}
+	resp = json_tokener_parse(body);
+	free(body);
+	if (resp == NULL) {
+		fprintf(stderr, "hvpeer: unparsable answer from hvpeerd\n");
+		*code = EXIT_INTERNAL;
+	}
+	return resp;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static const char *s_of(struct json_object *o, const char *key, const char *dflt)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) || v == NULL)
+		return dflt;
+	return json_object_get_string(v);
+}
+
+static uint64_t u_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) || v == NULL)
+		return 0;
+	return json_object_get_uint64(v);
+}
+
+static bool b_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o != NULL && json_object_object_get_ex(o, key, &v) && v != NULL &&
+	       json_object_get_boolean(v);
+}
+
+static struct json_object *o_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+static const char *when(uint64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms == 0 || gmtime_r(&t, &tm) == NULL)
+		return "-";
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+	return buf;
+}
+
+static const char *ago(uint64_t ms, char *buf, size_t len)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (ms == 0)
+		return "never";
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (now < ms)
+		snprintf(buf, len, "now");
+	else if (now - ms < 120000)
+		snprintf(buf, len, "%llus ago", (unsigned long long)((now - ms) / 1000));
+	else
+		snprintf(buf, len, "%llum ago", (unsigned long long)((now - ms) / 60000));
+	return buf;
+}
+
+static void print_lease(struct json_object *st)
+{
+	struct json_object *lease = o_of(st, "lease");
+	struct json_object *holders = o_of(lease, "holders");
+	size_t n = holders != NULL ? json_object_array_length(holders) : 0;
+	char b[40];
+
+	printf("lease:   %zu of %llu held", n, (unsigned long long)u_of(lease, "max_concurrent"));
+	if (n == 0)
+		printf(" (free)");
+	printf("\n");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *h = json_object_array_get_idx(holders, i);
+		printf("         %s holds it, token %llu, since %s\n", s_of(h, "name", "?"),
+		       (unsigned long long)u_of(h, "token"), when(u_of(h, "granted_ms"), b, sizeof b));
+	}
+}
+
+static void print_status(struct json_object *st)
+{
+	struct json_object *leader = o_of(st, "leader");
+	struct json_object *pause = o_of(st, "pause");
+	struct json_object *members = o_of(st, "members");
+	struct json_object *events = o_of(st, "events");
+	size_t n = members != NULL ? json_object_array_length(members) : 0;
+	char b[40], b2[40];
+
+	if (!b_of(st, "quorum"))
+		printf("WARNING: %s\n\n", s_of(st, "message", "no quorum"));
+	printf("cluster: %zu member%s; leader %s; term %llu; commit index %llu; answered by %s%s%s\n",
+	       n, n == 1 ? "" : "s", leader != NULL ? s_of(leader, "name", "?") : "none",
+	       (unsigned long long)u_of(st, "term"), (unsigned long long)u_of(st, "commit_index"),
+	       s_of(st, "node", "?"), o_of(st, "via") != NULL ? " via " : "",
+	       o_of(st, "via") != NULL ? s_of(st, "via", "") : "");
+	if (b_of(pause, "paused"))
+		printf("paused:  YES, by %s since %s: %s\n", s_of(pause, "by", "?"),
+		       when(u_of(pause, "since_ms"), b, sizeof b), s_of(pause, "reason", ""));
+	else
+		printf("paused:  no\n");
+	print_lease(st);
+	printf("\n%-16s %-8s %-3s %-10s %-24s %-22s %s\n", "MEMBER", "ROLE", "LDR", "PHASE",
+	       "ADDRESS", "VERSION", "LAST REPORT");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *m = json_object_array_get_idx(members, i);
+		printf("%-16s %-8s %-3s %-10s %-24s %-22.22s %s\n", s_of(m, "name", "?"),
+		       s_of(m, "role", "?"), b_of(m, "leader") ? "*" : "", s_of(m, "phase", "?"),
+		       s_of(m, "address", "?"), s_of(m, "version", ""),
+		       ago(u_of(m, "last_report_ms"), b2, sizeof b2));
+	}
+	n = events != NULL ? json_object_array_length(events) : 0;
+	if (n > 0)
+		printf("\nrecent events (newest first):\n");
+	for (size_t i = 0; i < n && i < 8; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		printf("  %6llu  %s  %s\n", (unsigned long long)u_of(e, "index"),
+		       when(u_of(e, "time_ms"), b, sizeof b), s_of(e, "text", ""));
+	}
+}
+
+/* Map an answer to an exit code, printing its message. */
+static int outcome(struct json_object *resp)
+{
+	const char *err = s_of(resp, "error", NULL);
+	int code;
+
+	if (b_of(resp, "ok")) {
+		if (!want_json && s_of(resp, "message", NULL) != NULL)
+			printf("%s\n", s_of(resp, "message", ""));
+		return EXIT_OK;
+	}
+	code = hv_errcode(err != NULL ? err : "");
+	if (!want_json)
+		fprintf(stderr, "hvpeer: %s\n", s_of(resp, "message", err != NULL ? err : "failed"));
+	switch (code) {
+	case HV_NOQUORUM:
+	case HV_NOTLEADER:
+	case HV_TIMEOUT:
+	case HV_SHUTDOWN:
+		return EXIT_NOQUORUM;
+	case HV_PROTO:
+	case HV_NOMEM:
+	case HV_IO:
+	case HV_RAFT:
+		return EXIT_INTERNAL;
+	}
+	return EXIT_REFUSED;
+}
+
+static int run(struct json_object *req, void (*print)(struct json_object *))
+{
+	int code = EXIT_INTERNAL;
+	struct json_object *resp = call(req, &code);
+
+	json_object_put(req);
+	if (resp == NULL)
+		return code;
+	if (want_json)
+		printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY |
+									    JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (print != NULL && b_of(resp, "ok")) {
+		if (!want_json)
+			print(resp);
+		code = b_of(resp, "quorum") ? EXIT_OK : EXIT_NOQUORUM;
+	} else {
+		code = outcome(resp);
+	}
+	json_object_put(resp);
+	return code;
+}
+
+static struct json_object *request(const char *op)
+{
+	struct json_object *req = json_object_new_object();
+
+	json_object_object_add(req, "op", json_object_new_string(op));
+	return req;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "hvpeer: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'hvpeer --help'.\n");
+	return EXIT_USAGE;
+}
+
+/* Parse the options common to subcommands: --json, --reason, --token,
+ * --force; returns the index of the first operand or -1. */
+struct subopts {
+	const char *reason;
+	const char *token;
+	bool force;
+};
+
+static int parse_sub(int argc, char **argv, struct subopts *o)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},   {"reason", required_argument, NULL, 'r'},
+		{"token", required_argument, NULL, 'T'}, {"force", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+jr:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			want_json = true;
+			break;
+		case 'r':
+			o->reason = optarg;
+			break;
+		case 'T':
+			o->token = optarg;
+			break;
+		case 'f':
+			o->force = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
+		default:
+			return -1;
+		}
+	}
+	return optind;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct subopts o = {0};
+	int i = parse_sub(argc, argv, &o);
+
+	if (i < 0 || i != argc)
+		return usage_error("status takes no operand");
+	return run(request("status"), print_status);
+}
+
+static int cmd_pause(int argc, char **argv)
+{
+	struct subopts o = {0};
+	int i = parse_sub(argc, argv, &o);
+	struct json_object *req;
+
+	if (i < 0 || i != argc)
+		return usage_error("usage: hvpeer pause --reason TEXT");
+	if (o.reason == NULL || o.reason[0] == '\0')
+		return usage_error("pause needs --reason TEXT: say why the line stops");
+	req = request("pause");
+	json_object_object_add(req, "reason", json_object_new_string(o.reason));
+	return run(req, NULL);
+}
+
+static int cmd_resume(int argc, char **argv)
+{
+	struct subopts o = {0};
+	int i = parse_sub(argc, argv, &o);
+
+	if (i < 0 || i != argc)
+		return usage_error("resume takes no operand");
+	return run(request("resume"), NULL);
+}
+
+static void print_lease_only(struct json_object *st)
+{
+	if (!b_of(st, "quorum"))
+		printf("WARNING: %s\n", s_of(st, "message", "no quorum"));
+	print_lease(st);
+}
+
+static int cmd_lease(int argc, char **argv)
+{
+	struct subopts o = {0};
+	struct json_object *req;
+	const char *sub;
+	int i;
+
+	if (argc < 2)
+		return usage_error("usage: hvpeer lease show|acquire|release|break");
+	sub = argv[1];
+	i = parse_sub(argc - 1, argv + 1, &o);
+	if (i < 0)
+		return EXIT_USAGE;
+	i += 1; /* index into argv */
+	if (argc - i > 1)
+		return usage_error("too many operands for lease %s", sub);
+	if (!strcmp(sub, "show")) {
+		if (argc - i != 0)
+			return usage_error("lease show takes no operand");
+		return run(request("status"), print_lease_only);
+	}
+	if (!strcmp(sub, "acquire")) {
+		req = request("lease-acquire");
+	} else if (!strcmp(sub, "release")) {
+		req = request("lease-release");
+		if (o.token != NULL) {
+			char *end;
+			unsigned long long t;
+			errno = 0;
+			t = strtoull(o.token, &end, 10);
+			if (errno != 0 || *end != '\0' || t == 0) {
+				json_object_put(req);
+				return usage_error("--token: '%s' is not a token number", o.token);
+			}
+			json_object_object_add(req, "token", json_object_new_uint64(t));
+		}
+	} else if (!strcmp(sub, "break")) {
+		if (!o.force)
+			return usage_error("lease break needs --force: it takes the lease from a host that may still be in maintenance");
+		if (o.reason == NULL || o.reason[0] == '\0')
+			return usage_error("lease break needs --reason TEXT");
+		req = request("lease-break");
+		json_object_object_add(req, "force", json_object_new_boolean(1));
+		json_object_object_add(req, "reason", json_object_new_string(o.reason));
+		json_object_object_add(req, "name", json_object_new_string(argc - i == 1 ? argv[i] : ""));
+	} else {
+		return usage_error("unknown lease command '%s' (show, acquire, release, break)", sub);
+	}
+	if (argc - i == 1 && strcmp(sub, "break") != 0)
+		json_object_object_add(req, "name", json_object_new_string(argv[i]));
+	return run(req, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	const char *env = getenv("HVPEER_SOCKET");
+	const char *cmd;
+	int c;
+
+	if (env != NULL && env[0] != '\0')
+		socket_path = env;
+	while ((c = getopt_long(argc, argv, "+s:t:jhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end != '\0' || v < 100 || v > 600000)
+				return usage_error("--timeout: '%s' is not a number of ms in 100..600000", optarg);
+			timeout_ms = (int)v;
+			break;
+		}
+		case 'j':
+			want_json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("hvpeer %s\n", HVPEER_VERSION);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'hvpeer --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc, argv);
+	if (!strcmp(cmd, "pause"))
+		return cmd_pause(argc, argv);
+	if (!strcmp(cmd, "resume"))
+		return cmd_resume(argc, argv);
+	if (!strcmp(cmd, "lease"))
+		return cmd_lease(argc, argv);
+	if (!strcmp(cmd, "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,220 @@
+/* hvpeerd: the hvpeer daemon. See hvpeerd(8). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "config.h"
+#include "node.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hvpeerd [--config FILE] --name NAME [--data-dir DIR] [--listen ADDR:PORT]\n"
+		"               [--socket PATH] (--bootstrap | --join ADDR:PORT[,ADDR:PORT...]) [options]\n"
+		"\n"
+		"Run one hvpeer peer: a member of the Raft group that agrees on which host\n"
+		"holds the maintenance lease.\n"
+		"\n"
+		"  -c, --config FILE           read settings from an INI file (hvpeerd.conf(5));\n"
+		"                              flags given on the command line override it\n"
+		"  -n, --name NAME             this host's member name (default: short hostname)\n"
+		"  -d, --data-dir DIR          Raft log and identity (default /var/lib/hvpeer)\n"
+		"  -l, --listen ADDR:PORT      Raft and peer RPC address, numeric (default 127.0.0.1:7440)\n"
+		"  -s, --socket PATH           control socket for hvpeer (default /run/hvpeer/hvpeer.sock)\n"
+		"      --socket-group GROUP    group owning the control socket (mode 0660)\n"
+		"      --bootstrap             start a new cluster (first node, empty data dir only)\n"
+		"  -j, --join ADDR:PORT,...    join an existing cluster through any of these peers\n"
+		"      --election-timeout MS   Raft election timeout (default 300)\n"
+		"      --heartbeat-timeout MS  Raft heartbeat interval (default 50)\n"
+		"      --max-voters N          voters kept in the Raft group; later peers are\n"
+		"                              standbys (default 5)\n"
+		"      --snapshot-threshold N  entries between snapshots (default 1024)\n"
+		"      --snapshot-trailing N   entries kept after a snapshot (default 128)\n"
+		"      --max-concurrent N      hosts in maintenance at once, set when a cluster is\n"
+		"                              bootstrapped (default 1)\n"
+		"      --report-interval MS    how often this node reports into the state (default 5000)\n"
+		"      --rpc-timeout MS        peer RPC timeout (default 2000)\n"
+		"      --host-version TEXT     the host software version this node reports\n"
+		"      --log-level LEVEL       error, warn, info (default) or debug\n"
+		"  -h, --help                  this help\n"
+		"  -V, --version               print the version\n");
+}
+
+static const struct option longopts[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"name", required_argument, NULL, 'n'},
+	{"data-dir", required_argument, NULL, 'd'},
+	{"listen", required_argument, NULL, 'l'},
+	{"socket", required_argument, NULL, 's'},
+	{"socket-group", required_argument, NULL, 1},
+	{"bootstrap", no_argument, NULL, 'b'},
+	{"join", required_argument, NULL, 'j'},
+	{"election-timeout", required_argument, NULL, 1},
+	{"heartbeat-timeout", required_argument, NULL, 1},
+	{"max-voters", required_argument, NULL, 1},
+	{"snapshot-threshold", required_argument, NULL, 1},
+	{"snapshot-trailing", required_argument, NULL, 1},
+	{"max-concurrent", required_argument, NULL, 1},
+	{"report-interval", required_argument, NULL, 1},
+	{"rpc-timeout", required_argument, NULL, 1},
+	{"host-version", required_argument, NULL, 1},
+	{"log-level", required_argument, NULL, 1},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static const char *shortkey(int c)
+{
+	switch (c) {
+	case 'n':
+		return "name";
+	case 'd':
+		return "data-dir";
+	case 'l':
+		return "listen";
+	case 's':
+		return "socket";
+	case 'j':
+		return "join";
+	}
+	return NULL;
+}
+
+static struct hv_node node;
+static uv_signal_t sigterm, sigint;
+static int exit_code;
+
+static void stopped(struct hv_node *n)
+{
+	(void)n;
+	uv_close((uv_handle_t *)&sigterm, NULL);
+	uv_close((uv_handle_t *)&sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	hv_info("signal %d: stopping", signum);
+	hv_node_stop(&node, stopped);
+}
+
+static void default_host_version(struct hv_config *cfg)
+{
+	FILE *f;
+	char line[256];
+
+	if (cfg->host_version[0] != '\0')
+		return;
+	snprintf(cfg->host_version, sizeof cfg->host_version, "unknown");
+	f = fopen("/etc/os-release", "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *v;
+		if (strncmp(line, "PRETTY_NAME=", 12) != 0)
+			continue;
+		v = line + 12;
+		v[strcspn(v, "\n")] = '\0';
+		if (*v == '"') {
+			v++;
+			v[strcspn(v, "\"")] = '\0';
+		}
+		hv_text_copy(cfg->host_version, sizeof cfg->host_version, v);
+		break;
+	}
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	struct hv_config cfg;
+	char err[512];
+	const char *config_path = NULL;
+	int c, idx;
+	uv_loop_t *loop = uv_default_loop();
+
+	hv_config_defaults(&cfg);
+	/* First pass: find --config, so that flags can override the file. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:n:d:l:s:bj:hV", longopts, &idx)) != -1) {
+		if (c == 'c')
+			config_path = optarg;
+		else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else if (c == 'V') {
+			printf("hvpeerd %s\n", HVPEER_VERSION);
+			return 0;
+		}
+	}
+	if (config_path != NULL && hv_config_load(&cfg, config_path, err, sizeof err) != 0) {
+		fprintf(stderr, "hvpeerd: %s\n", err);
+		return 2;
+	}
+	optind = 1;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "c:n:d:l:s:bj:hV", longopts, &idx)) != -1) {
+		const char *key = NULL;
+		switch (c) {
+		case 'c':
+			continue;
+		case 'b':
+			cfg.bootstrap = true;
+			continue;
+		case 1:
+			key = longopts[idx].name;
+			break;
+		case '?':
+			fprintf(stderr, "Try 'hvpeerd --help'.\n");
+			return 2;
+		default:
+			key = shortkey(c);
+			break;
+		}
+		if (key == NULL)
+			continue;
+		if (!strcmp(key, "join"))
+			cfg.n_join = 0; /* the flag replaces the file's list */
+		if (hv_config_set(&cfg, key, optarg, err, sizeof err) != 0) {
+			fprintf(stderr, "hvpeerd: --%s\n", err);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "hvpeerd: unexpected argument '%s'\nTry 'hvpeerd --help'.\n",
+			argv[optind]);
+		return 2;
+	}
+	if (hv_config_check(&cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "hvpeerd: %s\n", err);
+		return 2;
+	}
+	default_host_version(&cfg);
+	hv_log_level = cfg.log_level;
+	{
+		char prefix[80];
+		snprintf(prefix, sizeof prefix, "hvpeerd[%s]", cfg.name);
+		hv_log_set_prefix(prefix);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	if (hv_node_start(&node, loop, &cfg) != 0) {
+		fprintf(stderr, "hvpeerd: %s\n", node.errmsg);
+		return 1;
+	}
+	uv_signal_init(loop, &sigterm);
+	uv_signal_init(loop, &sigint);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(loop) != 0) {
+		hv_error("event loop closed with handles still open");
+		exit_code = 1;
+	}
+	hv_info("stopped");
+	return exit_code;
+}

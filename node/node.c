@@ -1,0 +1,625 @@
+/*
+ * Node lifecycle. Start: read or create the node identity in the data dir,
+ * initialise libraft on our transport, bootstrap (first node, empty dir
+ * only) or prepare to join, then open the control socket and the tick timer.
+ * Stop: close the control socket, the RPC connections and calls, the timer,
+ * then libraft, then the transport; stop_cb fires once all are closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "node.h"
+#include "transport.h"
+
+#define TICK_MS 200
+#define ID_FILE "node.id"
+
+uint64_t hv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- identity ------------------------------------------------------------ */
+
+/* data_dir/node.id holds "id name joined". Returns 1 when read, 0 when
+ * absent, -1 on error. */
+static int id_load(struct hv_node *n)
+{
+	char path[HV_PATH_MAX + 16], name[HV_NAME_MAX + 1];
+	unsigned long long id;
+	int joined = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", n->cfg.data_dir, ID_FILE);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(n->errmsg, sizeof n->errmsg, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fscanf(f, "%llu %63s %d", &id, name, &joined) != 3 || id == 0) {
+		fclose(f);
+		snprintf(n->errmsg, sizeof n->errmsg,
+			 "%s: unreadable; the data dir is damaged (move it away to rejoin as a new member)",
+			 path);
+		return -1;
+	}
+	fclose(f);
+	if (strcmp(name, n->cfg.name) != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg,
+			 "data dir %s belongs to node '%s', not '%s': use --name %s or another --data-dir",
+			 n->cfg.data_dir, name, n->cfg.name, name);
+		return -1;
+	}
+	n->id = id;
+	n->joined = joined != 0;
+	return 1;
+}
+
+static int id_save(struct hv_node *n)
+{
+	char path[HV_PATH_MAX + 16], tmp[HV_PATH_MAX + 24];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof path, "%s/%s", n->cfg.data_dir, ID_FILE);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		goto err;
+	ok = fprintf(f, "%llu %s %d\n", (unsigned long long)n->id, n->cfg.name,
+		     n->joined ? 1 : 0) > 0;
+	ok = (fflush(f) == 0) && ok && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
+		goto err;
+	return 0;
+err:
+	snprintf(n->errmsg, sizeof n->errmsg, "%s: %s", path, strerror(errno));
+	return -1;
+}
+
+void hv_node_mark_joined(struct hv_node *n);
+void hv_node_mark_joined(struct hv_node *n)
+{
+	n->joined = true;
+	if (id_save(n) != 0)
+		hv_error("%s", n->errmsg);
+}
+
+static raft_id new_id(void)
+{
+	uint64_t id = 0;
+
+	while (id == 0 || id > (UINT64_MAX >> 1))
+		if (getrandom(&id, sizeof id, 0) != sizeof id)
+			id = (uint64_t)hv_now_ms() ^ ((uint64_t)getpid() << 32);
+	return id;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char buf[HV_PATH_MAX];
+
+	snprintf(buf, sizeof buf, "%s", dir);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* ---- proposals --------------------------------------------------------- */
+
+struct proposal {
+	struct raft_apply req;
+	struct hv_node *n;
+	hv_propose_cb cb;
+	void *data;
+};
+
+static int raft_to_hv(int rv)
+{
+	switch (rv) {
+	case 0:
+		return HV_OK;
+	case RAFT_NOTLEADER:
+		return HV_NOTLEADER;
+	case RAFT_LEADERSHIPLOST:
+	case RAFT_NOCONNECTION:
+		return HV_NOQUORUM;
+	case RAFT_NOMEM:
+		return HV_NOMEM;
+	case RAFT_CANCELED:
+	case RAFT_SHUTDOWN:
+		return HV_SHUTDOWN;
+	case RAFT_TOOBIG:
+		return HV_TOOBIG;
+	}
+	return HV_RAFT;
+}
+
+static void proposal_done(struct raft_apply *req, int status, void *result)
+{
+	struct proposal *p = req->data;
+	int rc = status != 0 ? raft_to_hv(status) : hv_fsm_result_code(result);
+	uint64_t token = status != 0 ? 0 : hv_fsm_result_token(result);
+
+	p->cb(p->n, p->data, rc, req->index, token);
+	free(p);
+}
+
+int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb,
+		    void *data)
+{
+	struct proposal *p;
+	struct raft_buffer buf;
+	size_t len;
+	int rv;
+
+	if (n->stopping)
+		return HV_SHUTDOWN;
+	cmd->time_ms = hv_now_ms();
+	p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return HV_NOMEM;
+	rv = hv_cmd_encode(cmd, raft_malloc, &buf.base, &len);
+	if (rv != HV_OK) {
+		free(p);
+		return rv;
+	}
+	buf.len = len;
+	p->n = n;
+	p->cb = cb;
+	p->data = data;
+	p->req.data = p;
+	rv = raft_apply(&n->raft, &p->req, &buf, 1, proposal_done);
+	if (rv != 0) {
+		/* libraft 0.22 may or may not have released the buffer on
+		 * failure: leak it rather than free it twice. */
+		hv_debug("raft_apply: %s", raft_errmsg(&n->raft));
+		free(p);
+		return raft_to_hv(rv);
+	}
+	return HV_OK;
+}
+
+struct barrier {
+	struct raft_barrier req;
+	struct hv_node *n;
+	hv_barrier_cb cb;
+	void *data;
+};
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+	struct barrier *b = req->data;
+
+	b->cb(b->n, b->data, raft_to_hv(status));
+	free(b);
+}
+
+int hv_node_barrier(struct hv_node *n, hv_barrier_cb cb, void *data)
+{
+	struct barrier *b;
+	int rv;
+
+	if (n->stopping)
+		return HV_SHUTDOWN;
+	b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return HV_NOMEM;
+	b->n = n;
+	b->cb = cb;
+	b->data = data;
+	b->req.data = b;
+	rv = raft_barrier(&n->raft, &b->req, barrier_done);
+	if (rv != 0) {
+		free(b);
+		return raft_to_hv(rv);
+	}
+	return HV_OK;
+}
+
+const char *hv_node_leader_address(struct hv_node *n, raft_id *id)
+{
+	raft_id lid = 0;
+	const char *addr = NULL;
+
+	raft_leader(&n->raft, &lid, &addr);
+	if (id != NULL)
+		*id = lid;
+	return lid != 0 ? addr : NULL;
+}
+
+bool hv_node_is_leader(struct hv_node *n)
+{
+	return raft_state(&n->raft) == RAFT_LEADER;
+}
+
+int hv_node_raft_role(struct hv_node *n, raft_id id)
+{
+	for (unsigned i = 0; i < n->raft.configuration.n; i++)
+		if (n->raft.configuration.servers[i].id == id)
+			return n->raft.configuration.servers[i].role;
+	return -1;
+}
+
+/* ---- periodic work ----------------------------------------------------- */
+
+static void report_done(struct hv_node *n, void *data, int rc, uint64_t index,
+			uint64_t token)
+{
+	(void)data;
+	(void)index;
+	(void)token;
+	if (rc == HV_OK)
+		n->last_report_ms = hv_now_ms();
+	else
+		hv_debug("report not committed: %s", hv_strerror(rc));
+}
+
+static void report_forwarded(void *data, int status, struct json_object *resp)
+{
+	struct hv_node *n = data;
+	struct json_object *ok;
+
+	if (status == HV_OK && json_object_object_get_ex(resp, "ok", &ok) &&
+	    json_object_get_boolean(ok))
+		n->last_report_ms = hv_now_ms();
+}
+
+/* Each node reports its phase and version into the replicated state.
+ * Returns false when there is nobody to report to yet. */
+static bool report(struct hv_node *n)
+{
+	const char *leader;
+	struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
+
+	if (m == NULL || m->id != n->id)
+		return false; /* not (yet) a member under this id */
+	if (hv_node_is_leader(n)) {
+		struct hv_cmd cmd = {.type = HV_CMD_REPORT};
+		snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
+		snprintf(cmd.phase, sizeof cmd.phase, "idle");
+		snprintf(cmd.version, sizeof cmd.version, "%s", n->cfg.host_version);
+		return hv_node_propose(n, &cmd, report_done, NULL) == HV_OK;
+	}
+	leader = hv_node_leader_address(n, NULL);
+	if (leader != NULL) {
+		struct json_object *req = json_object_new_object();
+		json_object_object_add(req, "op", json_object_new_string("report"));
+		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
+		json_object_object_add(req, "name", json_object_new_string(n->cfg.name));
+		json_object_object_add(req, "phase", json_object_new_string("idle"));
+		json_object_object_add(req, "version",
+				       json_object_new_string(n->cfg.host_version));
+		hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms,
+			    report_forwarded, n);
+		json_object_put(req);
+		return true;
+	}
+	return false;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct hv_node *n = t->data;
+	uint64_t now = hv_now_ms();
+
+	if (n->stopping)
+		return;
+	if (hv_node_is_leader(n))
+		hv_membership_reconcile(n);
+	if (now >= n->report_due_ms) {
+		/* Until a first report lands, try on every tick. */
+		if (report(n) && n->last_report_ms != 0)
+			n->report_due_ms = now + n->cfg.report_interval_ms;
+		else
+			n->report_due_ms = now + TICK_MS;
+	}
+}
+
+/* ---- control socket ---------------------------------------------------- */
+
+static void ctl_client_free(void *h)
+{
+	free(h);
+}
+
+static void on_ctl_connection(uv_stream_t *server, int status)
+{
+	struct hv_node *n = server->data;
+	uv_pipe_t *client;
+
+	if (status != 0 || n->stopping)
+		return;
+	client = malloc(sizeof *client);
+	if (client == NULL)
+		return;
+	uv_pipe_init(n->loop, client, 0);
+	if (uv_accept(server, (uv_stream_t *)client) != 0) {
+		uv_close((uv_handle_t *)client, (uv_close_cb)free);
+		return;
+	}
+	hv_rpc_serve(&n->rpc, (uv_stream_t *)client, true, ctl_client_free);
+}
+
+static int ctl_open(struct hv_node *n)
+{
+	char dir[HV_PATH_MAX];
+	char *slash;
+	int rv;
+	gid_t gid = (gid_t)-1;
+
+	snprintf(dir, sizeof dir, "%s", n->cfg.socket);
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir_p(dir) != 0) {
+			snprintf(n->errmsg, sizeof n->errmsg, "control socket dir %s: %s",
+				 dir, strerror(errno));
+			return -1;
+		}
+		chmod(dir, 0755);
+	}
+	if (n->cfg.socket_group[0] != '\0') {
+		struct group *g = getgrnam(n->cfg.socket_group);
+		if (g == NULL) {
+			snprintf(n->errmsg, sizeof n->errmsg,
+				 "socket-group '%s': no such group", n->cfg.socket_group);
+			return -1;
+		}
+		gid = g->gr_gid;
+	}
+	unlink(n->cfg.socket);
+	uv_pipe_init(n->loop, &n->ctl, 0);
+	n->ctl.data = n;
+	n->ctl_open = true;
+	rv = uv_pipe_bind(&n->ctl, n->cfg.socket);
+	if (rv == 0)
+		rv = uv_listen((uv_stream_t *)&n->ctl, 64, on_ctl_connection);
+	if (rv != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "control socket %s: %s",
+			 n->cfg.socket, uv_strerror(rv));
+		return -1;
+	}
+	if (chmod(n->cfg.socket, 0660) != 0 ||
+	    (gid != (gid_t)-1 && chown(n->cfg.socket, (uid_t)-1, gid) != 0)) {
+		snprintf(n->errmsg, sizeof n->errmsg, "control socket %s: %s",
+			 n->cfg.socket, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- start / stop ------------------------------------------------------ */
+
+static void on_rpc_stream(void *data, uv_stream_t *stream)
+{
+	struct hv_node *n = data;
+
+	hv_rpc_serve(&n->rpc, stream, false, raft_free);
+}
+
+static int raft_setup(struct hv_node *n)
+{
+	char dir[HV_PATH_MAX + 8];
+	int rv;
+
+	snprintf(dir, sizeof dir, "%s/raft", n->cfg.data_dir);
+	if (mkdir_p(dir) != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	rv = hv_transport_init(&n->transport, n->loop, on_rpc_stream, n);
+	if (rv != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "transport: out of memory");
+		return -1;
+	}
+	rv = raft_uv_init(&n->io, n->loop, dir, &n->transport);
+	if (rv != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "raft storage %s: %s", dir,
+			 n->io.errmsg);
+		goto err_transport;
+	}
+	/* Small segments: restart after a crash reads less (RAFT.md). */
+	raft_uv_set_segment_size(&n->io, 1024 * 1024);
+	raft_uv_set_connect_retry_delay(&n->io, 100);
+	hv_fsm_init(&n->fsm, &n->state);
+	n->fsm.data = n;
+	rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, n->id, n->cfg.listen);
+	if (rv != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "raft init: %s",
+			 raft_errmsg(&n->raft));
+		goto err_io;
+	}
+	n->fsm.raft = &n->raft;
+	n->raft.data = n;
+	raft_set_election_timeout(&n->raft, n->cfg.election_timeout_ms);
+	raft_set_heartbeat_timeout(&n->raft, n->cfg.heartbeat_timeout_ms);
+	raft_set_pre_vote(&n->raft, true);
+	/* libraft refuses new entries when a majority of voters has less
+	 * than this much (KiB) prepared for the log; its default is one 8 MiB
+	 * default segment's worth, ours is one of our 1 MiB segments. */
+	raft_set_capacity_threshold(&n->raft, 1024);
+	raft_set_snapshot_threshold(&n->raft, n->cfg.snapshot_threshold);
+	raft_set_snapshot_trailing(&n->raft, n->cfg.snapshot_trailing);
+	return 0;
+
+err_io:
+	raft_uv_close(&n->io);
+err_transport:
+	hv_transport_release(&n->transport);
+	return -1;
+}
+
+static int raft_bootstrap_self(struct hv_node *n)
+{
+	struct raft_configuration conf;
+	int rv;
+
+	raft_configuration_init(&conf);
+	rv = raft_configuration_add(&conf, n->id, n->cfg.listen, RAFT_VOTER);
+	if (rv == 0)
+		rv = raft_bootstrap(&n->raft, &conf);
+	raft_configuration_close(&conf);
+	if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+		snprintf(n->errmsg, sizeof n->errmsg, "bootstrap: %s",
+			 raft_errmsg(&n->raft));
+		return -1;
+	}
+	return 0;
+}
+
+int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg)
+{
+	int have_id, rv;
+	bool fresh;
+
+	memset(n, 0, sizeof *n);
+	n->cfg = *cfg;
+	n->loop = loop;
+	hv_state_init(&n->state);
+	hv_rpc_init(&n->rpc, loop, hv_ops_request, n);
+	n->rpc.data = n;
+
+	if (mkdir_p(n->cfg.data_dir) != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "data dir %s: %s",
+			 n->cfg.data_dir, strerror(errno));
+		return -1;
+	}
+	have_id = id_load(n);
+	if (have_id < 0)
+		return -1;
+	fresh = have_id == 0;
+	if (fresh) {
+		if (!n->cfg.bootstrap && n->cfg.n_join == 0) {
+			snprintf(n->errmsg, sizeof n->errmsg,
+				 "data dir %s is empty: start the first node with --bootstrap and the others with --join ADDRESS:PORT",
+				 n->cfg.data_dir);
+			return -1;
+		}
+		n->id = new_id();
+		n->joined = n->cfg.bootstrap;
+		if (id_save(n) != 0)
+			return -1;
+	}
+	if (raft_setup(n) != 0)
+		return -1;
+	/* Bootstrap only a brand-new data dir: a node that has ever been part
+	 * of a cluster never starts a new one. */
+	if (fresh && n->cfg.bootstrap && raft_bootstrap_self(n) != 0)
+		goto err_raft;
+	rv = raft_start(&n->raft);
+	if (rv != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "raft start: %s",
+			 raft_errmsg(&n->raft));
+		goto err_raft;
+	}
+	n->raft_started = true;
+	if (ctl_open(n) != 0)
+		goto err_started;
+	uv_timer_init(loop, &n->tick);
+	n->tick.data = n;
+	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+	n->report_due_ms = hv_now_ms() + 300;
+	if (!n->joined)
+		hv_node_join_start(n);
+	hv_info("node %s (id %llu) on %s, data dir %s%s", n->cfg.name,
+		(unsigned long long)n->id, n->cfg.listen, n->cfg.data_dir,
+		fresh ? (n->cfg.bootstrap ? ", new cluster" : ", joining") : "");
+	return 0;
+
+err_started:
+	/* Unwinding a started raft needs the loop: let stop do it. */
+	return -1;
+err_raft:
+	/* raft_init succeeded: close it through the loop. */
+	n->raft_started = true;
+	return -1;
+}
+
+static void closed_one(struct hv_node *n)
+{
+	if (--n->closing > 0)
+		return;
+	hv_transport_release(&n->transport);
+	if (n->stop_cb != NULL)
+		n->stop_cb(n);
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+	closed_one(h->data);
+}
+
+static void ctl_closed(uv_handle_t *h)
+{
+	struct hv_node *n = h->data;
+
+	unlink(n->cfg.socket);
+	closed_one(n);
+}
+
+static void raft_closed(struct raft *r)
+{
+	struct hv_node *n = r->data;
+
+	raft_uv_close(&n->io);
+	closed_one(n);
+}
+
+static void rpc_closed(struct hv_rpc *rpc)
+{
+	struct hv_node *n = rpc->data;
+
+	/* Raft goes after the RPC side: its pending applies still answer
+	 * their (now closed) connections, which frees them. */
+	if (n->raft_started) {
+		raft_close(&n->raft, raft_closed);
+	} else {
+		raft_uv_close(&n->io);
+		closed_one(n);
+	}
+}
+
+void hv_node_join_cancel(struct hv_node *n);
+
+void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
+{
+	if (n->stopping)
+		return;
+	n->stopping = true;
+	n->stop_cb = cb;
+	n->closing = 1; /* raft (after rpc) */
+	hv_node_join_cancel(n);
+	if (uv_is_active((uv_handle_t *)&n->tick) || n->tick.loop != NULL) {
+		n->closing++;
+		uv_close((uv_handle_t *)&n->tick, tick_closed);
+	}
+	if (n->ctl_open) {
+		n->closing++;
+		uv_close((uv_handle_t *)&n->ctl, ctl_closed);
+	}
+	hv_rpc_close(&n->rpc, rpc_closed);
+}

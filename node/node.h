@@ -1,0 +1,99 @@
+/*
+ * One hvpeerd node: libraft on libuv with the cluster state machine, the
+ * control socket and the peer RPC on the Raft port.
+ *
+ * Several nodes can live in one process (tests, benchmarks): there is no
+ * global state; everything hangs off struct hv_node.
+ */
+#ifndef HV_NODE_H
+#define HV_NODE_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "../consensus/fsm.h"
+#include "../consensus/state.h"
+#include "config.h"
+#include "rpc.h"
+
+struct hv_node;
+struct hv_join;
+
+typedef void (*hv_node_stop_cb)(struct hv_node *n);
+
+struct hv_node {
+	struct hv_config cfg;
+	uv_loop_t *loop;
+	raft_id id;
+
+	struct raft raft;
+	struct raft_io io;
+	struct raft_uv_transport transport;
+	struct hv_state state;
+	struct hv_fsm fsm;
+	struct hv_rpc rpc;
+	uv_pipe_t ctl;
+	uv_timer_t tick;
+	bool raft_started;
+	bool ctl_open;
+
+	bool joined;          /* a member of the cluster (bootstrapped or joined) */
+	struct hv_join *join; /* join in progress */
+	bool change_busy;     /* a Raft configuration change is in flight */
+	bool reconcile_busy;  /* a reconcile proposal is in flight */
+	uint64_t last_report_ms;
+	uint64_t report_due_ms;
+
+	bool stopping;
+	int closing;
+	hv_node_stop_cb stop_cb;
+	char errmsg[1024];
+};
+
+/* Open the data dir, start Raft, listen. Returns 0, or -1 with errmsg. */
+int hv_node_start(struct hv_node *n, uv_loop_t *loop,
+		  const struct hv_config *cfg);
+
+/* Stop everything; cb fires when every handle is closed. */
+void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);
+
+/* Wall clock in ms (the daemon's clock; never used inside the FSM). */
+uint64_t hv_now_ms(void);
+
+/* ---- proposals (node/ops.c uses these) ---------------------------------- */
+
+typedef void (*hv_propose_cb)(struct hv_node *n, void *data, int rc,
+			      uint64_t index, uint64_t token);
+
+/* Propose cmd (time stamped here) through Raft. Must be the leader. cb fires
+ * once when rc is 0 is returned. */
+int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb,
+		    void *data);
+
+typedef void (*hv_barrier_cb)(struct hv_node *n, void *data, int rc);
+int hv_node_barrier(struct hv_node *n, hv_barrier_cb cb, void *data);
+
+/* The current leader's address, or NULL when none is known. */
+const char *hv_node_leader_address(struct hv_node *n, raft_id *id);
+bool hv_node_is_leader(struct hv_node *n);
+
+/* Raft role of the member with id in the current configuration, or -1. */
+int hv_node_raft_role(struct hv_node *n, raft_id id);
+
+/* Handle one request (control socket or peer): node/ops.c. */
+void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c,
+		    struct json_object *req);
+
+/* Start an asynchronous join of this node through the configured peers. */
+void hv_node_join_start(struct hv_node *n);
+
+/* The leader's side of a join request: node/membership.c. */
+void hv_membership_join(struct hv_node *n, struct hv_rpc_conn *c,
+			const char *name, raft_id id, const char *address);
+
+/* Leader housekeeping on every tick: membership and roles. */
+void hv_membership_reconcile(struct hv_node *n);
+
+#endif

@@ -1,0 +1,509 @@
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "rpc.h"
+#include "transport.h"
+
+struct hv_rpc_conn {
+	struct hv_rpc *rpc;
+	uv_stream_t *stream;
+	void (*free_handle)(void *);
+	uv_timer_t timer;
+	struct hv_rpc_peer peer;
+	unsigned char hdr[4];
+	size_t hdr_got;
+	char *body;
+	size_t body_len, body_got;
+	bool served;  /* request handed to request_cb */
+	bool replied; /* hv_rpc_reply() called */
+	bool closing;
+	bool closed; /* handles closed; freed once replied (or never served) */
+	int pending_closes;
+	uv_write_t write;
+	char *out;
+	struct hv_rpc_conn *next, *prev;
+};
+
+struct hv_rpc_call {
+	struct hv_rpc *rpc;
+	uv_tcp_t tcp;
+	uv_connect_t connect;
+	uv_write_t write;
+	uv_timer_t timer;
+	char *out;
+	size_t out_len;
+	unsigned char hdr[4];
+	size_t hdr_got;
+	char *body;
+	size_t body_len, body_got;
+	hv_rpc_call_cb cb;
+	void *data;
+	bool done;
+	int pending_closes;
+	struct hv_rpc_call *next, *prev;
+};
+
+#define LINK(head, x)                                                        \
+	do {                                                                   \
+		(x)->prev = NULL;                                              \
+		(x)->next = (head);                                            \
+		if ((head) != NULL)                                            \
+			(head)->prev = (x);                                    \
+		(head) = (x);                                                  \
+	} while (0)
+#define UNLINK(head, x)                                                      \
+	do {                                                                   \
+		if ((x)->prev != NULL)                                         \
+			(x)->prev->next = (x)->next;                           \
+		else                                                           \
+			(head) = (x)->next;                                    \
+		if ((x)->next != NULL)                                         \
+			(x)->next->prev = (x)->prev;                           \
+	} while (0)
+
+static void maybe_closed(struct hv_rpc *rpc)
+{
+	if (rpc->closing && rpc->conns == NULL && rpc->calls == NULL &&
+	    rpc->closed_cb != NULL) {
+		void (*cb)(struct hv_rpc *) = rpc->closed_cb;
+		rpc->closed_cb = NULL;
+		cb(rpc);
+	}
+}
+
+/* Frame a JSON object: 4-byte length + text. Returns malloc()ed bytes. */
+static char *frame(struct json_object *obj, size_t *len)
+{
+	size_t n;
+	const char *text = json_object_to_json_string_length(
+		obj, JSON_C_TO_STRING_PLAIN, &n);
+	char *buf;
+	uint32_t be;
+
+	if (text == NULL || n > HV_RPC_MAX)
+		return NULL;
+	buf = malloc(n + 4);
+	if (buf == NULL)
+		return NULL;
+	be = htonl((uint32_t)n);
+	memcpy(buf, &be, 4);
+	memcpy(buf + 4, text, n);
+	*len = n + 4;
+	return buf;
+}
+
+/* Parse a body: a JSON object, or NULL. */
+static struct json_object *parse(const char *body, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(32);
+	struct json_object *obj;
+
+	if (tok == NULL)
+		return NULL;
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
+			    tok->char_offset != (int)len ||
+			    !json_object_is_type(obj, json_type_object))) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+/* Reads into hdr, then into body, with buffers sized to what is missing. */
+static void frame_alloc(unsigned char *hdr, size_t hdr_got, char **body,
+			size_t body_len, size_t body_got, uv_buf_t *buf)
+{
+	if (hdr_got < 4) {
+		buf->base = (char *)hdr + hdr_got;
+		buf->len = 4 - hdr_got;
+	} else {
+		buf->base = *body + body_got;
+		buf->len = body_len - body_got;
+	}
+}
+
+/* Account n bytes just read. Returns 1 when the frame is complete, 0 when
+ * more is needed, -1 on a bad frame. */
+static int frame_advance(unsigned char *hdr, size_t *hdr_got, char **body,
+			 size_t *body_len, size_t *body_got, size_t n)
+{
+	if (*hdr_got < 4) {
+		uint32_t be;
+		*hdr_got += n;
+		if (*hdr_got < 4)
+			return 0;
+		memcpy(&be, hdr, 4);
+		*body_len = ntohl(be);
+		if (*body_len == 0 || *body_len > HV_RPC_MAX)
+			return -1;
+		*body = malloc(*body_len);
+		if (*body == NULL)
+			return -1;
+		return 0;
+	}
+	*body_got += n;
+	return *body_got == *body_len ? 1 : 0;
+}
+
+/* ---- server side ------------------------------------------------------- */
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct hv_rpc_conn *c = h->data;
+
+	if (h == (uv_handle_t *)c->stream)
+		c->free_handle(c->stream);
+	if (--c->pending_closes > 0)
+		return;
+	UNLINK(c->rpc->conns, c);
+	maybe_closed(c->rpc);
+	c->closed = true;
+	/* A request still being served keeps its conn until the answer. */
+	if (c->served && !c->replied)
+		return;
+	free(c->body);
+	free(c->out);
+	free(c);
+}
+
+static void conn_close(struct hv_rpc_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->pending_closes = 2;
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	uv_close((uv_handle_t *)c->stream, conn_handle_closed);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct hv_rpc_conn *c = h->data;
+
+	(void)suggested;
+	frame_alloc(c->hdr, c->hdr_got, &c->body, c->body_len, c->body_got, buf);
+}
+
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct hv_rpc_conn *c = s->data;
+	struct json_object *req;
+	int rv;
+
+	(void)buf;
+	if (n == 0)
+		return;
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	rv = frame_advance(c->hdr, &c->hdr_got, &c->body, &c->body_len,
+			   &c->body_got, (size_t)n);
+	if (rv == 0)
+		return;
+	uv_read_stop(s);
+	uv_timer_stop(&c->timer);
+	if (rv < 0 || (req = parse(c->body, c->body_len)) == NULL) {
+		hv_debug("rpc: dropping a malformed request");
+		conn_close(c);
+		return;
+	}
+	c->served = true;
+	c->rpc->request_cb(c->rpc, c, req);
+	json_object_put(req);
+}
+
+static void conn_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb,
+		 void *data)
+{
+	memset(rpc, 0, sizeof *rpc);
+	rpc->loop = loop;
+	rpc->request_cb = cb;
+	rpc->data = data;
+}
+
+void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
+		  void (*free_handle)(void *))
+{
+	struct hv_rpc_conn *c = calloc(1, sizeof *c);
+
+	if (c == NULL) {
+		stream->data = stream;
+		uv_close((uv_handle_t *)stream, NULL); /* leaks on OOM only */
+		return;
+	}
+	c->rpc = rpc;
+	c->stream = stream;
+	c->free_handle = free_handle;
+	c->peer.local = local;
+	if (local) {
+		struct ucred cred;
+		socklen_t len = sizeof cred;
+		uv_os_fd_t fd;
+		if (uv_fileno((uv_handle_t *)stream, &fd) == 0 &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+			c->peer.uid = cred.uid;
+			c->peer.gid = cred.gid;
+		}
+	} else {
+		struct sockaddr_storage sa;
+		int len = sizeof sa;
+		if (uv_tcp_getpeername((uv_tcp_t *)stream, (struct sockaddr *)&sa,
+				       &len) == 0) {
+			if (sa.ss_family == AF_INET)
+				uv_ip4_name((struct sockaddr_in *)&sa, c->peer.addr,
+					    sizeof c->peer.addr);
+			else
+				uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer.addr,
+					    sizeof c->peer.addr);
+		}
+	}
+	stream->data = c;
+	uv_timer_init(rpc->loop, &c->timer);
+	c->timer.data = c;
+	LINK(rpc->conns, c);
+	if (rpc->closing) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, conn_timeout, HV_RPC_IDLE_MS, 0);
+	if (uv_read_start(stream, conn_alloc, conn_read) != 0)
+		conn_close(c);
+}
+
+const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c)
+{
+	return &c->peer;
+}
+
+static void conn_written(uv_write_t *w, int status)
+{
+	(void)status;
+	conn_close(w->data);
+}
+
+void hv_rpc_reply(struct hv_rpc_conn *c, struct json_object *resp)
+{
+	size_t len;
+	uv_buf_t b;
+
+	c->replied = true;
+	if (c->closing) {
+		json_object_put(resp);
+		if (c->closed) {
+			free(c->body);
+			free(c->out);
+			free(c);
+		}
+		return;
+	}
+	c->out = frame(resp, &len);
+	json_object_put(resp);
+	if (c->out == NULL) {
+		conn_close(c);
+		return;
+	}
+	b = uv_buf_init(c->out, (unsigned)len);
+	c->write.data = c;
+	if (uv_write(&c->write, c->stream, &b, 1, conn_written) != 0)
+		conn_close(c);
+}
+
+/* ---- client side ------------------------------------------------------- */
+
+static void call_handle_closed(uv_handle_t *h)
+{
+	struct hv_rpc_call *call = h->data;
+
+	if (--call->pending_closes > 0)
+		return;
+	UNLINK(call->rpc->calls, call);
+	maybe_closed(call->rpc);
+	free(call->out);
+	free(call->body);
+	free(call);
+}
+
+/* Fire the callback once, then close. */
+static void call_finish(struct hv_rpc_call *call, int status,
+			struct json_object *resp)
+{
+	if (call->done) {
+		json_object_put(resp);
+		return;
+	}
+	call->done = true;
+	call->pending_closes = 2;
+	uv_close((uv_handle_t *)&call->timer, call_handle_closed);
+	uv_close((uv_handle_t *)&call->tcp, call_handle_closed);
+	call->cb(call->data, status, resp);
+	json_object_put(resp);
+}
+
+static void call_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct hv_rpc_call *call = h->data;
+
+	(void)suggested;
+	frame_alloc(call->hdr, call->hdr_got, &call->body, call->body_len,
+		    call->body_got, buf);
+}
+
+static void call_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct hv_rpc_call *call = s->data;
+	struct json_object *resp;
+	int rv;
+
+	(void)buf;
+	if (n == 0 || call->done)
+		return;
+	if (n < 0) {
+		call_finish(call, HV_IO, NULL);
+		return;
+	}
+	rv = frame_advance(call->hdr, &call->hdr_got, &call->body,
+			   &call->body_len, &call->body_got, (size_t)n);
+	if (rv == 0)
+		return;
+	uv_read_stop(s);
+	if (rv < 0 || (resp = parse(call->body, call->body_len)) == NULL) {
+		call_finish(call, HV_PROTO, NULL);
+		return;
+	}
+	call_finish(call, HV_OK, resp);
+}
+
+static void call_written(uv_write_t *w, int status)
+{
+	struct hv_rpc_call *call = w->data;
+
+	if (call->done)
+		return;
+	if (status != 0) {
+		call_finish(call, HV_IO, NULL);
+		return;
+	}
+	if (uv_read_start((uv_stream_t *)&call->tcp, call_alloc, call_read) != 0)
+		call_finish(call, HV_IO, NULL);
+}
+
+static void call_connected(uv_connect_t *c, int status)
+{
+	struct hv_rpc_call *call = c->data;
+	uv_buf_t b;
+
+	if (call->done)
+		return;
+	if (status != 0) {
+		call_finish(call, HV_IO, NULL);
+		return;
+	}
+	b = uv_buf_init(call->out, (unsigned)call->out_len);
+	call->write.data = call;
+	if (uv_write(&call->write, (uv_stream_t *)&call->tcp, &b, 1,
+		     call_written) != 0)
+		call_finish(call, HV_IO, NULL);
+}
+
+static void call_timeout(uv_timer_t *t)
+{
+	call_finish(t->data, HV_TIMEOUT, NULL);
+}
+
+int hv_rpc_call(struct hv_rpc *rpc, const char *address,
+		struct json_object *req, unsigned timeout_ms, hv_rpc_call_cb cb,
+		void *data)
+{
+	struct hv_rpc_call *call;
+	struct sockaddr_storage sa;
+	char *f;
+	size_t len;
+
+	if (rpc->closing)
+		return HV_SHUTDOWN;
+	if (hv_sockaddr(address, &sa) != 0)
+		return HV_INVAL;
+	f = frame(req, &len);
+	if (f == NULL)
+		return HV_NOMEM;
+	call = calloc(1, sizeof *call);
+	if (call == NULL || (call->out = malloc(len + HV_MAGIC_LEN)) == NULL) {
+		free(call);
+		free(f);
+		return HV_NOMEM;
+	}
+	memcpy(call->out, HV_MAGIC_RPC, HV_MAGIC_LEN);
+	memcpy(call->out + HV_MAGIC_LEN, f, len);
+	free(f);
+	call->out_len = len + HV_MAGIC_LEN;
+	call->rpc = rpc;
+	call->cb = cb;
+	call->data = data;
+	uv_tcp_init(rpc->loop, &call->tcp);
+	uv_tcp_nodelay(&call->tcp, 1);
+	uv_timer_init(rpc->loop, &call->timer);
+	call->tcp.data = call;
+	call->timer.data = call;
+	call->connect.data = call;
+	LINK(rpc->calls, call);
+	uv_timer_start(&call->timer, call_timeout, timeout_ms, 0);
+	if (uv_tcp_connect(&call->connect, &call->tcp, (struct sockaddr *)&sa,
+			   call_connected) != 0) {
+		/* Report asynchronously, as promised, from the timer. */
+		uv_timer_start(&call->timer, call_timeout, 0, 0);
+	}
+	return 0;
+}
+
+void hv_rpc_close(struct hv_rpc *rpc, void (*closed_cb)(struct hv_rpc *rpc))
+{
+	rpc->closing = true;
+	rpc->closed_cb = closed_cb;
+	for (struct hv_rpc_conn *c = rpc->conns; c != NULL; c = c->next)
+		conn_close(c);
+	for (struct hv_rpc_call *call = rpc->calls; call != NULL;) {
+		struct hv_rpc_call *next = call->next;
+		call_finish(call, HV_SHUTDOWN, NULL);
+		call = next;
+	}
+	maybe_closed(rpc);
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+struct json_object *hv_rpc_ok(void)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+struct json_object *hv_rpc_error(int code, const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(hv_errname(code)));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	return o;
+}

@@ -1,0 +1,87 @@
+/*
+ * Request/response messages for the control socket and the peer RPC.
+ *
+ * A message is a 4-byte big-endian length and that many bytes of JSON (at
+ * most HV_RPC_MAX). A connection carries one request and one response, then
+ * closes. On TCP the request is preceded by the transport's RPC magic.
+ *
+ * Happy path (server): bytes arrive -> the frame is complete -> the JSON is
+ * parsed -> request_cb(conn, req) -> later hv_rpc_reply(conn, resp) writes
+ * the answer and closes. Failure modes: an oversized or unparsable frame, or
+ * no complete request within HV_RPC_IDLE_MS, closes the connection without
+ * an answer; a peer that hangs up while its request is being served gets no
+ * answer and the connection is freed after the reply is dropped.
+ *
+ * Happy path (client): connect -> write magic and frame -> read the answer
+ * -> cb(HV_OK, resp). Failure modes: cb(HV_IO) when connecting, writing or
+ * reading fails, cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when the
+ * server object is closed first. The callback fires exactly once when
+ * hv_rpc_call() returned 0, and never otherwise.
+ */
+#ifndef HV_RPC_H
+#define HV_RPC_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#define HV_RPC_MAX (1u << 20)
+#define HV_RPC_IDLE_MS 10000
+
+struct hv_rpc;
+struct hv_rpc_conn;
+
+typedef void (*hv_rpc_request_cb)(struct hv_rpc *rpc, struct hv_rpc_conn *c,
+				  struct json_object *req);
+typedef void (*hv_rpc_call_cb)(void *data, int status, struct json_object *resp);
+
+struct hv_rpc {
+	uv_loop_t *loop;
+	hv_rpc_request_cb request_cb;
+	void *data;
+	bool closing;
+	struct hv_rpc_conn *conns;
+	struct hv_rpc_call *calls;
+	void (*closed_cb)(struct hv_rpc *rpc);
+	int pending;
+};
+
+/* Who sent a request. */
+struct hv_rpc_peer {
+	bool local;    /* control socket (else a peer over TCP) */
+	uid_t uid;     /* control socket: the client's uid */
+	gid_t gid;
+	char addr[64]; /* TCP: the remote address */
+};
+
+void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb,
+		 void *data);
+
+/*
+ * Serve one request on stream, which this module now owns: it is closed and
+ * then freed with free_handle (raft_free for transport streams, free for
+ * control socket clients).
+ */
+void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
+		  void (*free_handle)(void *));
+
+const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c);
+
+/* Answer c and close it. Takes ownership of resp. Call exactly once. */
+void hv_rpc_reply(struct hv_rpc_conn *c, struct json_object *resp);
+
+/* Send req (not consumed) to the peer at address ("ip:port"). */
+int hv_rpc_call(struct hv_rpc *rpc, const char *address,
+		struct json_object *req, unsigned timeout_ms, hv_rpc_call_cb cb,
+		void *data);
+
+/* Close every connection and cancel every call; closed_cb fires when all
+ * handles are closed. */
+void hv_rpc_close(struct hv_rpc *rpc, void (*closed_cb)(struct hv_rpc *rpc));
+
+/* Build the common response shape: {"ok": bool, "error": NAME, "message"}. */
+struct json_object *hv_rpc_error(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+struct json_object *hv_rpc_ok(void);
+
+#endif
