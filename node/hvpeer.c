@@ -396,8 +396,8 @@ static int parse_sub(int argc, char **argv, struct subopts *o)
 	};
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+jr:fh", opts, NULL)) != -1) {
+	optind = 0; /* full reinitialisation of GNU getopt for a new argv */
+	while ((c = getopt_long(argc, argv, "jr:fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			want_json = true;

@@ -449,6 +449,11 @@ static void op_write(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 		else
 			snprintf(by, sizeof by, "uid%u@%.40s", (unsigned)peer->uid, n->cfg.name);
 		json_object_object_add(req, "by", json_object_new_string(by));
+		/* "this host" means the host whose socket was used, not the
+		 * leader that will commit the command. */
+		if (jstr(req, "name") == NULL)
+			json_object_object_add(req, "name",
+					       json_object_new_string(n->cfg.name));
 	} else {
 		const char *b = jstr(req, "by");
 		snprintf(by, sizeof by, "%s", b != NULL ? b : "?");
