@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install what is missing, build, and run the whole test suite:
+#   1. make check on a normal build (unit, fixture and real-process tests),
+#   2. the unit and fixture tests under valgrind,
+#   3. make check again on an ASan+UBSan build.
+# Warnings are errors in every build.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/scripts/setup.sh"
+
+echo "== build and test (normal build)"
+"$top/scripts/build.sh" "$top/build"
+make -C "$top/build" check || { cat "$top"/build/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
+
+echo "== unit and fixture tests under valgrind"
+for t in tests/unit/test_codec tests/unit/test_state tests/sim/test_fixture; do
+	"$top/build/libtool" --mode=execute valgrind -q --leak-check=full \
+		--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=1 "$top/build/$t" >"$top/build/$t.valgrind.log" 2>&1 ||
+		{ tail -n 60 "$top/build/$t.valgrind.log"; echo "valgrind: $t failed"; exit 1; }
+	echo "valgrind: $t clean"
+done
+
+echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
+"$top/scripts/build.sh" "$top/build-asan" --enable-sanitize
+make -C "$top/build-asan" check || { cat "$top"/build-asan/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
+echo "== all tests passed"
