@@ -469,6 +469,26 @@ static void op_write(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 		free(ctx);
 		return;
 	}
+	if (ctx->cmd.type == HV_CMD_LEASE_RELEASE && ctx->cmd.token == 0) {
+		/* Without --token a host releases its own lease with the token
+		 * its replica knows (a stale one is refused at apply time). Any
+		 * other host's lease needs its token, or a logged break. */
+		const struct hv_holder *h = hv_state_holder(&n->state, ctx->cmd.name);
+		if (!peer->local || strcmp(ctx->cmd.name, n->cfg.name) != 0) {
+			hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
+						     "releasing %s's lease from %s needs its --token N (or 'hvpeer lease break --force --reason TEXT %s')",
+						     ctx->cmd.name, n->cfg.name, ctx->cmd.name));
+			free(ctx);
+			return;
+		}
+		if (h == NULL) {
+			hv_rpc_reply(c, result_json(n, &ctx->cmd, HV_NOTHOLDER, 0, 0));
+			free(ctx);
+			return;
+		}
+		ctx->cmd.token = h->token;
+		json_object_object_add(req, "token", json_object_new_uint64(h->token));
+	}
 	if (!hv_node_is_leader(n)) {
 		free(ctx);
 		if (forwarded)
@@ -477,11 +497,6 @@ static void op_write(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 		else if (!forward(n, c, req, false, op))
 			hv_rpc_reply(c, no_quorum(n, op));
 		return;
-	}
-	if (ctx->cmd.type == HV_CMD_LEASE_RELEASE && ctx->cmd.token == 0) {
-		const struct hv_holder *h = hv_state_holder(&n->state, ctx->cmd.name);
-		if (h != NULL)
-			ctx->cmd.token = h->token;
 	}
 	ctx->n = n;
 	ctx->conn = c;
