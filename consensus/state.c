@@ -239,6 +239,8 @@ static int pause_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 
 static int resume_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
+	if (c->by[0] == '\0')
+		return HV_INVAL;
 	if (!s->paused)
 		return HV_NOTPAUSED;
 	s->paused = false;

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -85,9 +86,13 @@ static int set_addr(char *dst, const char *v, const char *key, char *err,
 	char host[HV_ADDR_MAX + 1];
 	int port;
 
-	if (hv_addr_split(v, host, sizeof host, &port) != 0) {
+	unsigned char bin[16];
+
+	if (hv_addr_split(v, host, sizeof host, &port) != 0 ||
+	    (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)) {
 		snprintf(err, (size_t)errlen,
-			 "%s: '%s' is not ADDRESS:PORT (e.g. 10.0.0.1:7440)", key, v);
+			 "%s: '%s' is not a numeric ADDRESS:PORT (e.g. 10.0.0.1:7440 or [fd00::1]:7440)",
+			 key, v);
 		return -1;
 	}
 	return set_str(dst, HV_ADDR_MAX + 1, v, key, err, errlen);

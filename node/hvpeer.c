@@ -54,9 +54,11 @@ static void usage(FILE *f)
 		"  -t, --timeout MS    give up after MS milliseconds (default 5000)\n"
 		"  -j, --json          print the daemon's answer as JSON\n"
 		"  -h, --help          this help\n"
+		"  -V, --version       print the version\n"
 		"\n"
 		"Exit status: 0 done; 1 refused by the cluster's rules; 2 usage error;\n"
-		"3 no quorum (nothing was changed, or status is from one node's replica);\n"
+		"3 no quorum (no leader: nothing changed; after a timeout: check status;\n"
+		"  for status: the answer is from one node's replica);\n"
 		"4 hvpeerd not reachable; 5 internal or protocol error.\n");
 }
 
@@ -165,9 +167,10 @@ static struct json_object *call(struct json_object *req, int *code)
 	}
 	close(fd);
 	if (rv != 0) {
-		fprintf(stderr, rv == -2 ? "hvpeer: no answer from hvpeerd within %d ms\n"
-					 : "hvpeer: hvpeerd closed the connection (%d)\n",
-			timeout_ms);
+		if (rv == -2)
+			fprintf(stderr, "hvpeer: no answer from hvpeerd within %d ms\n", timeout_ms);
+		else
+			fprintf(stderr, "hvpeer: hvpeerd closed the connection without an answer\n");
 		*code = rv == -2 ? EXIT_NOQUORUM : EXIT_UNREACHABLE;
 		if (rv != -2)
 			free(body);
@@ -327,6 +330,8 @@ static int outcome(struct json_object *resp)
 	case HV_TIMEOUT:
 	case HV_SHUTDOWN:
 		return EXIT_NOQUORUM;
+	case HV_INVAL:
+		return EXIT_USAGE;
 	case HV_PROTO:
 	case HV_NOMEM:
 	case HV_IO:

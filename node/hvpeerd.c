@@ -12,8 +12,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hvpeerd [--config FILE] --name NAME [--data-dir DIR] [--listen ADDR:PORT]\n"
-		"               [--socket PATH] (--bootstrap | --join ADDR:PORT[,ADDR:PORT...]) [options]\n"
+		"usage: hvpeerd [--config FILE] [--name NAME] [--data-dir DIR] [--listen ADDR:PORT]\n"
+		"               [--socket PATH] [--bootstrap | --join ADDR:PORT[,ADDR:PORT...]] [options]\n"
+		"\n"
+		"The first start of a node needs --bootstrap (the first node of a new cluster)\n"
+		"or --join (every other node); later starts resume from the data dir.\n"
 		"\n"
 		"Run one hvpeer peer: a member of the Raft group that agrees on which host\n"
 		"holds the maintenance lease.\n"
@@ -25,8 +28,9 @@ static void usage(FILE *f)
 		"  -l, --listen ADDR:PORT      Raft and peer RPC address, numeric (default 127.0.0.1:7440)\n"
 		"  -s, --socket PATH           control socket for hvpeer (default /run/hvpeer/hvpeer.sock)\n"
 		"      --socket-group GROUP    group owning the control socket (mode 0660)\n"
-		"      --bootstrap             start a new cluster (first node, empty data dir only)\n"
+		"  -b, --bootstrap             start a new cluster (first node, empty data dir only)\n"
 		"  -j, --join ADDR:PORT,...    join an existing cluster through any of these peers\n"
+		"                              (repeatable; replaces the config file's list)\n"
 		"      --election-timeout MS   Raft election timeout (default 300)\n"
 		"      --heartbeat-timeout MS  Raft heartbeat interval (default 50)\n"
 		"      --max-voters N          voters kept in the Raft group; later peers are\n"
@@ -157,6 +161,7 @@ int main(int argc, char **argv)
 	}
 	optind = 1;
 	opterr = 1;
+	bool join_flag = false;
 	while ((c = getopt_long(argc, argv, "c:n:d:l:s:bj:hV", longopts, &idx)) != -1) {
 		const char *key = NULL;
 		switch (c) {
@@ -177,8 +182,10 @@ int main(int argc, char **argv)
 		}
 		if (key == NULL)
 			continue;
-		if (!strcmp(key, "join"))
-			cfg.n_join = 0; /* the flag replaces the file's list */
+		if (!strcmp(key, "join") && !join_flag) {
+			cfg.n_join = 0; /* the flags replace the file's list */
+			join_flag = true;
+		}
 		if (hv_config_set(&cfg, key, optarg, err, sizeof err) != 0) {
 			fprintf(stderr, "hvpeerd: --%s\n", err);
 			return 2;

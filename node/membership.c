@@ -376,6 +376,8 @@ static void join_try(uv_timer_t *t)
 	if (hv_rpc_call(&n->rpc, peer, req, n->cfg.rpc_timeout_ms, join_answered,
 			n) == 0)
 		j->in_flight = true;
+	else
+		hv_warn("join: cannot ask %s", peer);
 	json_object_put(req);
 }
 

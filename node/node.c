@@ -194,8 +194,8 @@ int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb,
 	p->req.data = p;
 	rv = raft_apply(&n->raft, &p->req, &buf, 1, proposal_done);
 	if (rv != 0) {
-		/* libraft 0.22 may or may not have released the buffer on
-		 * failure: leak it rather than free it twice. */
+		/* libraft 0.22 releases the buffer itself when raft_apply
+		 * fails (freeing it here was a double free). */
 		hv_debug("raft_apply: %s", raft_errmsg(&n->raft));
 		free(p);
 		return raft_to_hv(rv);
@@ -375,12 +375,14 @@ static int ctl_open(struct hv_node *n)
 	slash = strrchr(dir, '/');
 	if (slash != NULL && slash != dir) {
 		*slash = '\0';
-		if (mkdir_p(dir) != 0) {
-			snprintf(n->errmsg, sizeof n->errmsg, "control socket dir %s: %s",
-				 dir, strerror(errno));
-			return -1;
+		if (access(dir, F_OK) != 0) {
+			/* Only a directory we create gets our mode. */
+			if (mkdir_p(dir) != 0 || chmod(dir, 0755) != 0) {
+				snprintf(n->errmsg, sizeof n->errmsg,
+					 "control socket dir %s: %s", dir, strerror(errno));
+				return -1;
+			}
 		}
-		chmod(dir, 0755);
 	}
 	if (n->cfg.socket_group[0] != '\0') {
 		struct group *g = getgrnam(n->cfg.socket_group);

@@ -85,6 +85,10 @@ static struct json_object *no_quorum(struct hv_node *n, const char *what)
 {
 	unsigned v = voters(n);
 
+	if (v == 0)
+		return hv_rpc_error(HV_NOQUORUM,
+				    "%s refused: %s is not a member of a cluster yet (still joining?); nothing was changed",
+				    what, n->cfg.name);
 	return hv_rpc_error(HV_NOQUORUM,
 			    "%s refused: no quorum: no leader is elected, so nothing can be committed until %u of the %u voters are up and connected; nothing was changed",
 			    what, v / 2 + 1, v);
@@ -178,9 +182,14 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 	if (!quorum) {
 		unsigned v = voters(n);
 		char msg[256];
-		snprintf(msg, sizeof msg,
-			 "no quorum: no leader answered; this is %s's own replica and may be stale (a majority, %u of %u voters, is needed)",
-			 n->cfg.name, v / 2 + 1, v);
+		if (v == 0)
+			snprintf(msg, sizeof msg,
+				 "no quorum: %s is not a member of a cluster yet (still joining?)",
+				 n->cfg.name);
+		else
+			snprintf(msg, sizeof msg,
+				 "no quorum: no leader answered; this is %s's own replica and may be stale (a majority, %u of %u voters, is needed)",
+				 n->cfg.name, v / 2 + 1, v);
 		json_object_object_add(o, "message", json_object_new_string(msg));
 	}
 	return o;
