@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,6 +101,53 @@ void hv_node_mark_joined(struct hv_node *n)
 	n->joined = true;
 	if (id_save(n) != 0)
 		hv_error("%s", n->errmsg);
+}
+
+/* One hvpeerd per data dir: an flock() held for the daemon's life. */
+static int dir_lock(struct hv_node *n)
+{
+	char path[HV_PATH_MAX + 16], pid[32] = "";
+	ssize_t got;
+
+	snprintf(path, sizeof path, "%s/lock", n->cfg.data_dir);
+	n->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (n->lock_fd < 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		got = pread(n->lock_fd, pid, sizeof pid - 1, 0);
+		pid[got > 0 ? got : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(n->errmsg, sizeof n->errmsg,
+			 "data dir %s is in use by another hvpeerd (pid %s)", n->cfg.data_dir,
+			 pid[0] ? pid : "?");
+		close(n->lock_fd);
+		n->lock_fd = -1;
+		return -1;
+	}
+	snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(n->lock_fd, 0) != 0 ||
+	    pwrite(n->lock_fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid))
+		hv_warn("%s: cannot record the pid: %s", path, strerror(errno));
+	return 0;
+}
+
+/* True when some process accepts connections on the socket path. */
+static bool socket_in_use(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rv;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return false;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	rv = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+	return rv == 0;
 }
 
 static raft_id new_id(void)
@@ -393,7 +443,7 @@ static int ctl_open(struct hv_node *n)
 		}
 		gid = g->gr_gid;
 	}
-	unlink(n->cfg.socket);
+	unlink(n->cfg.socket); /* left over from a daemon that died */
 	uv_pipe_init(n->loop, &n->ctl, 0);
 	n->ctl.data = n;
 	n->ctl_open = true;
@@ -499,17 +549,27 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	bool fresh;
 
 	memset(n, 0, sizeof *n);
+	n->lock_fd = -1;
 	n->cfg = *cfg;
 	n->loop = loop;
 	hv_state_init(&n->state);
 	hv_rpc_init(&n->rpc, loop, hv_ops_request, n);
 	n->rpc.data = n;
 
+	/* Refuse before touching anything. */
+	if (socket_in_use(n->cfg.socket)) {
+		snprintf(n->errmsg, sizeof n->errmsg,
+			 "control socket %s is in use by another hvpeerd: give this one its own --socket",
+			 n->cfg.socket);
+		return -1;
+	}
 	if (mkdir_p(n->cfg.data_dir) != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "data dir %s: %s",
 			 n->cfg.data_dir, strerror(errno));
 		return -1;
 	}
+	if (dir_lock(n) != 0)
+		return -1;
 	have_id = id_load(n);
 	if (have_id < 0)
 		return -1;
@@ -566,6 +626,10 @@ static void closed_one(struct hv_node *n)
 	if (--n->closing > 0)
 		return;
 	hv_transport_release(&n->transport);
+	if (n->lock_fd >= 0) {
+		close(n->lock_fd);
+		n->lock_fd = -1;
+	}
 	if (n->stop_cb != NULL)
 		n->stop_cb(n);
 }

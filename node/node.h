@@ -46,6 +46,8 @@ struct hv_node {
 	uint64_t last_report_ms;
 	uint64_t report_due_ms;
 
+	int lock_fd;             /* flock()ed data_dir/lock */
+
 	bool stopping;
 	int closing;
 	hv_node_stop_cb stop_cb;
