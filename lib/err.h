@@ -21,6 +21,7 @@
 	X(NOQUORUM, "no quorum")                                               \
 	X(NOTLEADER, "not the leader")                                         \
 	X(TIMEOUT, "timed out")                                                \
+	X(UNREACHABLE, "peer unreachable")                                     \
 	X(IO, "I/O error")                                                     \
 	X(PROTO, "protocol error")                                             \
 	X(SHUTDOWN, "shutting down")                                           \

@@ -207,6 +207,7 @@ struct relay {
 	struct hv_rpc_conn *conn;
 	bool status;
 	char what[32];
+	char leader[HV_ADDR_MAX + 1];
 };
 
 static void relay_answered(void *data, int status, struct json_object *resp)
@@ -220,6 +221,10 @@ static void relay_answered(void *data, int status, struct json_object *resp)
 		hv_rpc_reply(r->conn, json_object_get(resp));
 	} else if (r->status) {
 		hv_rpc_reply(r->conn, status_json(r->n, false));
+	} else if (status == HV_UNREACHABLE) {
+		hv_rpc_reply(r->conn, hv_rpc_error(HV_NOQUORUM,
+						   "%s refused: no quorum: the leader %s is unreachable (it may have just failed; a new one is elected within about a second if a majority is up); nothing was changed",
+						   r->what, r->leader));
 	} else if (status == HV_SHUTDOWN) {
 		hv_rpc_reply(r->conn, hv_rpc_error(HV_SHUTDOWN, "%s: node is shutting down", r->what));
 	} else {
@@ -246,6 +251,7 @@ static bool forward(struct hv_node *n, struct hv_rpc_conn *c,
 	r->conn = c;
 	r->status = status;
 	snprintf(r->what, sizeof r->what, "%s", what);
+	snprintf(r->leader, sizeof r->leader, "%s", leader);
 	json_object_object_add(req, "forwarded", json_object_new_boolean(1));
 	if (hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms, relay_answered,
 			r) != 0) {

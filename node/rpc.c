@@ -409,7 +409,7 @@ static void call_connected(uv_connect_t *c, int status)
 	if (call->done)
 		return;
 	if (status != 0) {
-		call_finish(call, HV_IO, NULL);
+		call_finish(call, HV_UNREACHABLE, NULL); /* nothing was sent */
 		return;
 	}
 	b = uv_buf_init(call->out, (unsigned)call->out_len);

@@ -13,8 +13,8 @@
  * answer and the connection is freed after the reply is dropped.
  *
  * Happy path (client): connect -> write magic and frame -> read the answer
- * -> cb(HV_OK, resp). Failure modes: cb(HV_IO) when connecting, writing or
- * reading fails, cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when the
+ * -> cb(HV_OK, resp). Failure modes: cb(HV_UNREACHABLE) when the connection
+ * cannot be made (nothing was sent), cb(HV_IO) when writing or reading fails, cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when the
  * server object is closed first. The callback fires exactly once when
  * hv_rpc_call() returned 0, and never otherwise.
  */
