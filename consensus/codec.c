@@ -122,7 +122,18 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	if (cmd->type < 1 || cmd->type > HV__CMD_LAST)
 		return HV_UNKNOWNCMD;
 	f = types[cmd->type].fields;
-	if ((f & F_NAME) && cmd->name[0] != '\0' && !hv_name_valid(cmd->name))
+	/* Refuse here what every replica would refuse at apply time. */
+	if ((f & F_NAME) && !hv_name_valid(cmd->name) &&
+	    !(cmd->type == HV_CMD_LEASE_BREAK && cmd->name[0] == '\0'))
+		return HV_INVAL;
+	if (((f & F_ROLE) && (cmd->role < 0 || cmd->role > HV_ROLE_SPARE)) ||
+	    ((f & F_MAXC) && (cmd->max_concurrent < 1 || cmd->max_concurrent > 16)))
+		return HV_INVAL;
+	if (text_check(cmd->address, strlen(cmd->address), sizeof cmd->address) ||
+	    text_check(cmd->by, strlen(cmd->by), sizeof cmd->by) ||
+	    text_check(cmd->phase, strlen(cmd->phase), sizeof cmd->phase) ||
+	    text_check(cmd->version, strlen(cmd->version), sizeof cmd->version) ||
+	    text_check(cmd->reason, strlen(cmd->reason), sizeof cmd->reason))
 		return HV_INVAL;
 	for (unsigned b = f; b != 0; b &= b - 1)
 		n++;
@@ -285,6 +296,93 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 	return HV_OK;
 }
 
+static uint64_t be_n(const unsigned char *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+size_t hv_msgpack_check(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t off = 0;
+	uint64_t need = 1; /* objects still to read; each takes >= 1 byte */
+
+	while (need > 0) {
+		unsigned char b;
+		uint64_t skip = 0, elems = 0; /* header + payload; children */
+		unsigned hdr;
+
+		if (off >= len || need > len - off)
+			return 0;
+		b = p[off];
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+			skip = 1;
+		} else if (b >= 0x80 && b <= 0x8f) {
+			skip = 1;
+			elems = 2u * (b & 0x0f);
+		} else if (b >= 0x90 && b <= 0x9f) {
+			skip = 1;
+			elems = b & 0x0f;
+		} else if (b >= 0xa0 && b <= 0xbf) {
+			skip = 1u + (b & 0x1f);
+		} else {
+			/* Sized forms: header length, then what follows it. */
+			static const struct {
+				unsigned char lo, hi, lenbytes, fixed;
+			} forms[] = {
+				{0xc4, 0xc4, 1, 0}, {0xc5, 0xc5, 2, 0}, {0xc6, 0xc6, 4, 0},
+				{0xc7, 0xc7, 1, 1}, {0xc8, 0xc8, 2, 1}, {0xc9, 0xc9, 4, 1},
+				{0xd9, 0xd9, 1, 0}, {0xda, 0xda, 2, 0}, {0xdb, 0xdb, 4, 0},
+			};
+			size_t i;
+
+			switch (b) {
+			case 0xca: case 0xce: case 0xd2: skip = 5; break;
+			case 0xcb: case 0xcf: case 0xd3: skip = 9; break;
+			case 0xcc: case 0xd0: skip = 2; break;
+			case 0xcd: case 0xd1: skip = 3; break;
+			case 0xd4: skip = 3; break;
+			case 0xd5: skip = 4; break;
+			case 0xd6: skip = 6; break;
+			case 0xd7: skip = 10; break;
+			case 0xd8: skip = 18; break;
+			case 0xdc: case 0xde:
+			case 0xdd: case 0xdf:
+				hdr = (b == 0xdc || b == 0xde) ? 2 : 4;
+				if (len - off < 1 + hdr)
+					return 0;
+				elems = be_n(p + off + 1, hdr);
+				if (b >= 0xde)
+					elems *= 2;
+				skip = 1 + hdr;
+				break;
+			default:
+				for (i = 0; i < sizeof forms / sizeof forms[0]; i++)
+					if (b == forms[i].lo)
+						break;
+				if (i == sizeof forms / sizeof forms[0])
+					return 0; /* 0xc1: never used */
+				hdr = forms[i].lenbytes;
+				if (len - off < 1 + hdr)
+					return 0;
+				skip = 1 + hdr + forms[i].fixed + be_n(p + off + 1, hdr);
+				break;
+			}
+		}
+		if (skip > len - off)
+			return 0;
+		off += skip;
+		need = need - 1 + elems;
+		if (need > len - off && need > 0)
+			return 0;
+	}
+	return off;
+}
+
 /* After the map: nothing, or up to 7 zero bytes of padding. */
 static bool padding_ok(const void *buf, size_t off, size_t len)
 {
@@ -305,7 +403,7 @@ int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd)
 	memset(cmd, 0, sizeof *cmd);
 	if (len > HV_CMD_MAX)
 		return HV_TOOBIG;
-	if (buf == NULL || len == 0)
+	if (buf == NULL || len == 0 || hv_msgpack_check(buf, len) == 0)
 		return HV_MALFORMED;
 	msgpack_unpacked_init(&up);
 	switch (msgpack_unpack_next(&up, buf, len, &off)) {

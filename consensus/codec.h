@@ -80,6 +80,14 @@ int hv_text_copy(char *dst, size_t n, const char *src);
 int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		  size_t *len);
 
+/*
+ * Check that buf starts with one well-formed msgpack object whose containers
+ * claim no more elements than there are bytes left: msgpack-c allocates what
+ * a header claims before it reads the elements, so 5 bytes could otherwise
+ * ask for gigabytes. Returns the object's size, or 0 when it is malformed.
+ */
+size_t hv_msgpack_check(const void *buf, size_t len);
+
 /* Decode buf into cmd. Never reads past len; returns an HV_* code. */
 int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd);
 

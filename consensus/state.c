@@ -256,6 +256,8 @@ static int settings(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	if (c->max_concurrent < 1 || c->max_concurrent > HV_MAX_HOLDERS)
 		return HV_INVAL;
+	if (c->max_concurrent < s->n_holders)
+		return HV_LEASEFULL; /* would leave more holders than allowed */
 	if (s->max_concurrent != c->max_concurrent)
 		event(s, index, c->time_ms, "max_concurrent %u -> %u",
 		      s->max_concurrent, c->max_concurrent);
@@ -519,6 +521,8 @@ static int decode_holders(struct hv_state *s, const msgpack_object *v)
 		if (t == NULL)
 			return HV_MALFORMED;
 		TRY(d_str(&t[0], h->name, sizeof h->name));
+		if (!hv_name_valid(h->name))
+			return HV_MALFORMED;
 		TRY(d_u64(&t[1], &h->token));
 		TRY(d_u64(&t[2], &h->granted_ms));
 	}
@@ -611,7 +615,8 @@ int hv_state_decode(struct hv_state *s, const void *buf, size_t len)
 	size_t off = 0;
 	int rv;
 
-	if (buf == NULL || len == 0 || len > (64u << 20))
+	if (buf == NULL || len == 0 || len > (64u << 20) ||
+	    hv_msgpack_check(buf, len) != len)
 		return HV_MALFORMED;
 	tmp = malloc(sizeof *tmp);
 	if (tmp == NULL)

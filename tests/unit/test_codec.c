@@ -30,7 +30,9 @@
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
-	return "allocator_may_return_null=1";
+	/* Also fail big requests fast: ASan poisons a freed block's shadow
+	 * byte by byte, which makes gigabyte blocks take seconds. */
+	return "allocator_may_return_null=1:max_allocation_size_mb=256";
 }
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -142,6 +144,8 @@ static void encode_ok(const struct hv_cmd *c, void **buf, size_t *len)
 	assert_int_equal(rv, HV_OK);
 	assert_non_null(*buf);
 	assert_true(*len > 0 && *len <= HV_CMD_MAX);
+	/* Padded for libraft's disk log (see codec.h). */
+	assert_int_equal(*len % 8, 0);
 }
 
 /*
@@ -150,10 +154,10 @@ static void encode_ok(const struct hv_cmd *c, void **buf, size_t *len)
  * dropped, a value of the wrong kind) make the malformed inputs.
  */
 enum kind {
-	K_U64,   /* positive integer u */
-	K_STR,   /* string s (NUL-terminated) */
-	K_RAW,   /* string of n bytes at s (may hold NUL) */
-	K_NEG,   /* negative integer */
+	K_U64, /* positive integer u */
+	K_STR, /* string s (NUL-terminated) */
+	K_RAW, /* string of n bytes at s (may hold NUL) */
+	K_NEG, /* negative integer */
 	K_NIL,
 	K_TRUE,
 	K_FLOAT, /* 1.5 */
@@ -353,12 +357,9 @@ struct str_field {
 };
 
 static const struct str_field str_fields[] = {
-	{"name", HV_NAME_MAX + 1, true},
-	{"address", HV_ADDR_MAX + 1, false},
-	{"by", HV_NAME_MAX + 1, false},
-	{"phase", HV_PHASE_MAX + 1, false},
-	{"version", HV_VERSION_MAX + 1, false},
-	{"reason", HV_REASON_MAX + 1, false},
+    {"name", HV_NAME_MAX + 1, true},        {"address", HV_ADDR_MAX + 1, false},
+    {"by", HV_NAME_MAX + 1, false},         {"phase", HV_PHASE_MAX + 1, false},
+    {"version", HV_VERSION_MAX + 1, false}, {"reason", HV_REASON_MAX + 1, false},
 };
 
 static bool spec_has(const struct spec *sp, const char *key)
@@ -558,22 +559,42 @@ static void test_encode_refuses(void **state)
 
 /* ---- truncation, trailing bytes, size ----------------------------------- */
 
+/* Where the msgpack map of an encoding ends (the rest is zero padding). */
+static size_t map_end(const void *buf, size_t len)
+{
+	msgpack_unpacked up;
+	size_t off = 0;
+
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, buf, len, &off),
+	                 MSGPACK_UNPACK_SUCCESS);
+	msgpack_unpacked_destroy(&up);
+	return off;
+}
+
+/* A prefix that cuts into the map fails; one that only cuts padding is the
+ * same command with less padding. */
 static void test_truncated_prefixes(void **state)
 {
 	(void)state;
 	for (int type = HV_CMD_MEMBER_ADD; type <= HV_CMD_SETTINGS; type++) {
 		struct hv_cmd in = make_cmd(type), out;
+		size_t len, end;
 		void *buf;
-		size_t len;
 
 		encode_ok(&in, &buf, &len);
-		for (size_t i = 0; i < len; i++) {
+		end = map_end(buf, len);
+		assert_true(end <= len && len - end < 8);
+		for (size_t i = 0; i < end; i++) {
 			int rv = decode_exact(buf, i, &out);
 			if (rv != HV_MALFORMED)
-				fail_msg("type %d, prefix %zu of %zu: %s", type,
-					 i, len, hv_errname(rv));
+				fail_msg("type %d, prefix %zu of %zu: %s", type, i, end,
+				         hv_errname(rv));
 		}
-		assert_int_equal(decode_exact(buf, len, &out), HV_OK);
+		for (size_t i = end; i <= len; i++) {
+			assert_int_equal(decode_exact(buf, i, &out), HV_OK);
+			assert_cmd_equal(&in, &out);
+		}
 		free(buf);
 	}
 	struct hv_cmd out;
@@ -582,27 +603,49 @@ static void test_truncated_prefixes(void **state)
 
 static void test_trailing_garbage(void **state)
 {
-	static const unsigned char tails[] = {0x00, 0xc0, 0xff, 0x80, 0x91};
+	static const unsigned char tails[] = {0x01, 0xc0, 0xff, 0x80, 0x91};
 
 	(void)state;
 	for (int type = HV_CMD_MEMBER_ADD; type <= HV_CMD_SETTINGS; type++) {
 		struct hv_cmd in = make_cmd(type), out;
 		unsigned char *two;
+		size_t len, end;
 		void *buf;
-		size_t len;
 
 		encode_ok(&in, &buf, &len);
-		two = malloc(2 * len);
+		end = map_end(buf, len);
+		two = calloc(1, 2 * len + 16);
 		assert_non_null(two);
-		memcpy(two, buf, len);
-		for (size_t i = 0; i < sizeof tails; i++) {
-			two[len] = tails[i];
-			assert_int_equal(decode_exact(two, len + 1, &out),
-					 HV_MALFORMED);
+		memcpy(two, buf, end);
+
+		/* Up to 7 zero bytes of padding, whatever the alignment. */
+		for (size_t pad = 0; pad <= 7; pad++) {
+			assert_int_equal(decode_exact(two, end + pad, &out), HV_OK);
+			assert_cmd_equal(&in, &out);
 		}
+		/* Eight are too many. */
+		assert_int_equal(decode_exact(two, end + 8, &out), HV_MALFORMED);
+		assert_int_equal(decode_exact(two, end + 15, &out), HV_MALFORMED);
+
+		/* Any non-zero byte after the map, at any place in the
+		 * padding. */
+		for (size_t at = 0; at < 7; at++) {
+			for (size_t i = 0; i < sizeof tails; i++) {
+				memset(two + end, 0, 8);
+				two[end + at] = tails[i];
+				assert_int_equal(decode_exact(two, end + 7, &out),
+				                 HV_MALFORMED);
+				assert_int_equal(decode_exact(two, end + at + 1, &out),
+				                 HV_MALFORMED);
+			}
+		}
+
 		/* Two whole commands back to back are not one command. */
+		memcpy(two, buf, len);
 		memcpy(two + len, buf, len);
 		assert_int_equal(decode_exact(two, 2 * len, &out), HV_MALFORMED);
+		memcpy(two + end, buf, end);
+		assert_int_equal(decode_exact(two, 2 * end, &out), HV_MALFORMED);
 		free(two);
 		free(buf);
 	}
@@ -621,8 +664,7 @@ static void test_size_limit(void **state)
 	(void)state;
 	/* Exactly HV_CMD_MAX bytes is accepted (unknown key "pad" ignored). */
 	mp_init(&m);
-	sp.f[sp.n++] = (struct field){.key = "pad", .kind = K_RAW, .s = pad,
-				      .n = 0};
+	sp.f[sp.n++] = (struct field){.key = "pad", .kind = K_RAW, .s = pad, .n = 0};
 	mp_spec(&m, &sp);
 	base = m.sb.size;
 	mp_done(&m);
@@ -675,8 +717,7 @@ static void test_wrong_version(void **state)
 	for (int type = HV_CMD_MEMBER_ADD; type <= HV_CMD_SETTINGS; type++) {
 		struct hv_cmd c = make_cmd(type), out;
 
-		for (size_t i = 0; i < sizeof versions / sizeof versions[0];
-		     i++) {
+		for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
 			struct spec sp = spec_of(&c);
 			field_of(&sp, "v")->u = versions[i];
 			assert_int_equal(decode_spec(&sp, &out), HV_VERSION);
@@ -686,8 +727,8 @@ static void test_wrong_version(void **state)
 
 static void test_unknown_type(void **state)
 {
-	static const uint64_t types[] = {0, HV__CMD_LAST + 1, 100, 256,
-					 (uint64_t)INT_MAX + 1, UINT64_MAX};
+	static const uint64_t types[] = {0,   HV__CMD_LAST + 1,      100,
+	                                 256, (uint64_t)INT_MAX + 1, UINT64_MAX};
 	struct hv_cmd c = make_cmd(HV_CMD_LEASE_ACQUIRE), out;
 
 	(void)state;
@@ -712,8 +753,8 @@ static void test_missing_fields(void **state)
 			sp.f[i].kind = K_SKIP;
 			rv = decode_spec(&sp, &out);
 			if (rv != HV_MALFORMED)
-				fail_msg("type %d without %s: %s", type,
-					 base.f[i].key, hv_errname(rv));
+				fail_msg("type %d without %s: %s", type, base.f[i].key,
+				         hv_errname(rv));
 		}
 	}
 
@@ -725,10 +766,10 @@ static void test_missing_fields(void **state)
 
 static void test_wrong_value_types(void **state)
 {
-	static const enum kind bad_for_int[] = {K_STR, K_NEG, K_NIL, K_TRUE,
-						K_FLOAT, K_BIN, K_ARRAY, K_MAP};
-	static const enum kind bad_for_str[] = {K_U64, K_NEG, K_NIL, K_TRUE,
-						K_FLOAT, K_BIN, K_ARRAY, K_MAP};
+	static const enum kind bad_for_int[] = {K_STR,   K_NEG, K_NIL,   K_TRUE,
+	                                        K_FLOAT, K_BIN, K_ARRAY, K_MAP};
+	static const enum kind bad_for_str[] = {K_U64,   K_NEG, K_NIL,   K_TRUE,
+	                                        K_FLOAT, K_BIN, K_ARRAY, K_MAP};
 
 	(void)state;
 	for (int type = HV_CMD_MEMBER_ADD; type <= HV_CMD_SETTINGS; type++) {
@@ -739,7 +780,7 @@ static void test_wrong_value_types(void **state)
 			bool is_int = base.f[i].kind == K_U64;
 			const enum kind *bad = is_int ? bad_for_int : bad_for_str;
 			size_t nbad = is_int ? sizeof bad_for_int / sizeof *bad
-					     : sizeof bad_for_str / sizeof *bad;
+			                     : sizeof bad_for_str / sizeof *bad;
 
 			for (size_t k = 0; k < nbad; k++) {
 				struct spec sp = base;
@@ -750,9 +791,8 @@ static void test_wrong_value_types(void **state)
 				sp.f[i].u = 1;
 				rv = decode_spec(&sp, &out);
 				if (rv != HV_MALFORMED)
-					fail_msg("type %d, %s of kind %d: %s",
-						 type, base.f[i].key, bad[k],
-						 hv_errname(rv));
+					fail_msg("type %d, %s of kind %d: %s", type,
+					         base.f[i].key, bad[k], hv_errname(rv));
 			}
 		}
 	}
@@ -768,8 +808,7 @@ static void test_strings_too_long(void **state)
 		struct hv_cmd c = make_cmd(type), out;
 		struct spec base = spec_of(&c);
 
-		for (size_t j = 0; j < sizeof str_fields / sizeof *str_fields;
-		     j++) {
+		for (size_t j = 0; j < sizeof str_fields / sizeof *str_fields; j++) {
 			const struct str_field *sf = &str_fields[j];
 			struct spec sp = base;
 			struct field *f;
@@ -790,9 +829,8 @@ static void test_strings_too_long(void **state)
 				f->n = extra == 2 ? 2000 : sf->cap + extra;
 				rv = decode_spec(&sp, &out);
 				if (rv != HV_TOOBIG && rv != HV_MALFORMED)
-					fail_msg("type %d, %s of %zu bytes: %s",
-						 type, sf->key, f->n,
-						 hv_errname(rv));
+					fail_msg("type %d, %s of %zu bytes: %s", type,
+					         sf->key, f->n, hv_errname(rv));
 			}
 		}
 	}
@@ -800,16 +838,15 @@ static void test_strings_too_long(void **state)
 
 static void test_control_chars(void **state)
 {
-	static const char *bad[] = {"a\x01z", "a\nz", "\tz", "a\x1f", "a\x7fz",
-				    "a\x1b[31mz"};
+	static const char *bad[] = {"a\x01z", "a\nz",   "\tz",
+	                            "a\x1f",  "a\x7fz", "a\x1b[31mz"};
 
 	(void)state;
 	for (int type = HV_CMD_MEMBER_ADD; type <= HV_CMD_SETTINGS; type++) {
 		struct hv_cmd c = make_cmd(type), out;
 		struct spec base = spec_of(&c);
 
-		for (size_t j = 0; j < sizeof str_fields / sizeof *str_fields;
-		     j++) {
+		for (size_t j = 0; j < sizeof str_fields / sizeof *str_fields; j++) {
 			const char *key = str_fields[j].key;
 			struct spec sp = base;
 			struct field *f;
@@ -820,8 +857,7 @@ static void test_control_chars(void **state)
 			for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
 				f->kind = K_STR;
 				f->s = bad[k];
-				assert_int_equal(decode_spec(&sp, &out),
-						 HV_MALFORMED);
+				assert_int_equal(decode_spec(&sp, &out), HV_MALFORMED);
 			}
 			/* An embedded NUL would silently cut the string. */
 			f->kind = K_RAW;
@@ -837,11 +873,11 @@ static void test_control_chars(void **state)
 
 static void test_invalid_names(void **state)
 {
-	static const char *bad[] = {"a b", "a/b", "a:b", "hv1;rm", "h\xc3\xa9",
-				    "*", "a@b", "..\\x"};
+	static const char *bad[] = {"a b",       "a/b", "a:b", "hv1;rm",
+	                            "h\xc3\xa9", "*",   "a@b", "..\\x"};
 	static const int types[] = {HV_CMD_MEMBER_ADD, HV_CMD_REPORT,
-				    HV_CMD_LEASE_ACQUIRE, HV_CMD_LEASE_RELEASE,
-				    HV_CMD_LEASE_BREAK};
+	                            HV_CMD_LEASE_ACQUIRE, HV_CMD_LEASE_RELEASE,
+	                            HV_CMD_LEASE_BREAK};
 
 	(void)state;
 	for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
@@ -857,8 +893,7 @@ static void test_invalid_names(void **state)
 		 * holder"). */
 		f->s = "";
 		assert_int_equal(decode_spec(&sp, &out),
-				 types[t] == HV_CMD_LEASE_BREAK ? HV_OK
-								: HV_MALFORMED);
+		                 types[t] == HV_CMD_LEASE_BREAK ? HV_OK : HV_MALFORMED);
 		/* Every allowed character. */
 		f->s = "AZaz09._-";
 		assert_int_equal(decode_spec(&sp, &out), HV_OK);
@@ -910,19 +945,17 @@ static void test_non_map_root(void **state)
 	msgpack_pack_uint64(&m.pk, HV_CMD_LEASE_ACQUIRE);
 	msgpack_pack_uint64(&m.pk, 1);
 	mp_str(&m, "hv1", 3);
-	assert_int_equal(decode_exact(m.sb.data, m.sb.size, &out),
-			 HV_MALFORMED);
+	assert_int_equal(decode_exact(m.sb.data, m.sb.size, &out), HV_MALFORMED);
 	mp_done(&m);
 
 	for (int k = K_U64; k < K_SKIP; k++) {
-		struct field f = {.key = "", .kind = (enum kind)k, .u = 5,
-				  .s = "abc", .n = 3};
+		struct field f = {
+		    .key = "", .kind = (enum kind)k, .u = 5, .s = "abc", .n = 3};
 		if (k == K_MAP)
 			continue; /* {"a": 1} is a map, missing fields */
 		mp_init(&m);
 		mp_value(&m, &f);
-		assert_int_equal(decode_exact(m.sb.data, m.sb.size, &out),
-				 HV_MALFORMED);
+		assert_int_equal(decode_exact(m.sb.data, m.sb.size, &out), HV_MALFORMED);
 		mp_done(&m);
 	}
 }
@@ -946,8 +979,7 @@ static void test_bad_keys(void **state)
 	mp_str(&m, "hv1", 3);
 	msgpack_pack_uint64(&m.pk, 1);
 	msgpack_pack_uint64(&m.pk, 2);
-	assert_int_equal(decode_exact(m.sb.data, m.sb.size, &out),
-			 HV_MALFORMED);
+	assert_int_equal(decode_exact(m.sb.data, m.sb.size, &out), HV_MALFORMED);
 	mp_done(&m);
 
 	/* Keys are compared whole: "names" and "nam" are not "name". */
@@ -989,11 +1021,11 @@ static void test_unknown_keys_ignored(void **state)
 static void test_huge_container_counts(void **state)
 {
 	static const unsigned char cases[][8] = {
-		{0xdd, 0xff, 0xff, 0xff, 0xff},       /* array32, 2^32-1 */
-		{0xdf, 0xff, 0xff, 0xff, 0xff},       /* map32, 2^32-1 */
-		{0xdd, 0x40, 0x00, 0x00, 0x00},       /* array32, 2^30 */
-		{0xdf, 0x20, 0x00, 0x00, 0x00},       /* map32, 2^29 */
-		{0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff}, /* nested */
+	    {0xdd, 0xff, 0xff, 0xff, 0xff},                  /* array32, 2^32-1 */
+	    {0xdf, 0xff, 0xff, 0xff, 0xff},                  /* map32, 2^32-1 */
+	    {0xdd, 0x40, 0x00, 0x00, 0x00},                  /* array32, 2^30 */
+	    {0xdf, 0x20, 0x00, 0x00, 0x00},                  /* map32, 2^29 */
+	    {0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff}, /* nested */
 	};
 	static const size_t lens[] = {5, 5, 5, 5, 8};
 
@@ -1004,8 +1036,8 @@ static void test_huge_container_counts(void **state)
 
 		if (rv != HV_MALFORMED)
 			fail_msg("case %zu (%zu bytes claiming a huge container)"
-				 ": %s, want MALFORMED",
-				 i, lens[i], hv_errname(rv));
+			         ": %s, want MALFORMED",
+			         i, lens[i], hv_errname(rv));
 	}
 }
 
@@ -1034,12 +1066,66 @@ static bool text_ok(const char *s, size_t cap)
 	return true;
 }
 
+/* The command with only the fields its type carries (the decoder may also
+ * fill in known keys that another type uses; the encoder drops them). */
+static struct hv_cmd own_fields(const struct hv_cmd *c)
+{
+	struct hv_cmd o;
+
+	memset(&o, 0, sizeof o);
+	o.type = c->type;
+	o.time_ms = c->time_ms;
+	switch (c->type) {
+	case HV_CMD_MEMBER_ADD:
+		o.id = c->id;
+		o.role = c->role;
+		strcpy(o.name, c->name);
+		strcpy(o.address, c->address);
+		break;
+	case HV_CMD_MEMBER_ROLE:
+		o.id = c->id;
+		o.role = c->role;
+		break;
+	case HV_CMD_MEMBER_REMOVE:
+		o.id = c->id;
+		break;
+	case HV_CMD_REPORT:
+		strcpy(o.name, c->name);
+		strcpy(o.phase, c->phase);
+		strcpy(o.version, c->version);
+		break;
+	case HV_CMD_LEASE_ACQUIRE:
+		strcpy(o.name, c->name);
+		break;
+	case HV_CMD_LEASE_RELEASE:
+		strcpy(o.name, c->name);
+		o.token = c->token;
+		break;
+	case HV_CMD_LEASE_BREAK:
+		strcpy(o.name, c->name);
+		strcpy(o.by, c->by);
+		strcpy(o.reason, c->reason);
+		break;
+	case HV_CMD_PAUSE:
+		strcpy(o.by, c->by);
+		strcpy(o.reason, c->reason);
+		break;
+	case HV_CMD_RESUME:
+		strcpy(o.by, c->by);
+		break;
+	case HV_CMD_SETTINGS:
+		o.max_concurrent = c->max_concurrent;
+		break;
+	}
+	return o;
+}
+
 /* What a successful decode promises about its output. */
 static void assert_cmd_valid(const struct hv_cmd *c)
 {
 	void *buf;
 	size_t len;
-	struct hv_cmd again;
+	struct hv_cmd again, own;
 
 	assert_in_range(c->type, HV_CMD_MEMBER_ADD, HV__CMD_LAST);
 	assert_true(text_ok(c->name, sizeof c->name));
@@ -1066,8 +1152,9 @@ static void assert_cmd_valid(const struct hv_cmd *c)
 	/* A valid command survives a round trip unchanged. */
 	assert_int_equal(hv_cmd_encode(c, NULL, &buf, &len), HV_OK);
 	assert_int_equal(decode_exact(buf, len, &again), HV_OK);
-	assert_cmd_equal(c, &again);
 	free(buf);
+	own = own_fields(c);
+	assert_cmd_equal(&own, &again);
 }
 
 static void check_any(const unsigned char *buf, size_t len, unsigned *n_ok)
@@ -1136,14 +1223,14 @@ static void test_mutated_encodings(void **state)
 				case 2: /* delete */
 					if (mlen > 1) {
 						memmove(mut + at, mut + at + 1,
-							mlen - at - 1);
+						        mlen - at - 1);
 						mlen--;
 					}
 					break;
 				case 3: /* insert */
 					if (mlen < len + 8) {
 						memmove(mut + at + 1, mut + at,
-							mlen - at);
+						        mlen - at);
 						mut[at] = (unsigned char)rng();
 						mlen++;
 					}
@@ -1215,32 +1302,32 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_every_type),
-		cmocka_unit_test(test_roundtrip_limits),
-		cmocka_unit_test(test_roundtrip_break_all),
-		cmocka_unit_test(test_encode_only_own_fields),
-		cmocka_unit_test(test_encode_allocator),
-		cmocka_unit_test(test_encode_refuses),
-		cmocka_unit_test(test_truncated_prefixes),
-		cmocka_unit_test(test_trailing_garbage),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_wrong_version),
-		cmocka_unit_test(test_unknown_type),
-		cmocka_unit_test(test_missing_fields),
-		cmocka_unit_test(test_wrong_value_types),
-		cmocka_unit_test(test_strings_too_long),
-		cmocka_unit_test(test_control_chars),
-		cmocka_unit_test(test_invalid_names),
-		cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_non_map_root),
-		cmocka_unit_test(test_bad_keys),
-		cmocka_unit_test(test_unknown_keys_ignored),
-		cmocka_unit_test(test_huge_container_counts),
-		cmocka_unit_test(test_random_bytes),
-		cmocka_unit_test(test_mutated_encodings),
-		cmocka_unit_test(test_name_valid),
-		cmocka_unit_test(test_text_copy),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_roundtrip_every_type),
+	    cmocka_unit_test(test_roundtrip_limits),
+	    cmocka_unit_test(test_roundtrip_break_all),
+	    cmocka_unit_test(test_encode_only_own_fields),
+	    cmocka_unit_test(test_encode_allocator),
+	    cmocka_unit_test(test_encode_refuses),
+	    cmocka_unit_test(test_truncated_prefixes),
+	    cmocka_unit_test(test_trailing_garbage),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_wrong_version),
+	    cmocka_unit_test(test_unknown_type),
+	    cmocka_unit_test(test_missing_fields),
+	    cmocka_unit_test(test_wrong_value_types),
+	    cmocka_unit_test(test_strings_too_long),
+	    cmocka_unit_test(test_control_chars),
+	    cmocka_unit_test(test_invalid_names),
+	    cmocka_unit_test(test_ranges),
+	    cmocka_unit_test(test_non_map_root),
+	    cmocka_unit_test(test_bad_keys),
+	    cmocka_unit_test(test_unknown_keys_ignored),
+	    cmocka_unit_test(test_huge_container_counts),
+	    cmocka_unit_test(test_random_bytes),
+	    cmocka_unit_test(test_mutated_encodings),
+	    cmocka_unit_test(test_name_valid),
+	    cmocka_unit_test(test_text_copy),
+	    cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
