@@ -8,6 +8,20 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/setup.sh"
 
+# Add up the test cases of one build's logs: cmocka's summary lines and the
+# real-process tests' "N passed, M failed" lines.
+count() {
+	for f in "$1"/tests/*/*.log; do
+		[ -f "$f" ] || continue
+		case "$f" in *.valgrind.log) continue ;; esac
+		grep -E '^\[  (PASSED|FAILED)  \] [0-9]+ test|^[0-9]+ passed, [0-9]+ failed' "$f" |
+			sed -n '$p'
+	done | awk '
+		/PASSED/ { p += $4 } /FAILED/ { f += $4 }
+		/passed,/ { p += $1; f += $3 }
+		END { printf "%d %d\n", p, f }'
+}
+
 echo "== build and test (normal build)"
 "$top/scripts/build.sh" "$top/build"
 make -C "$top/build" check || { cat "$top"/build/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
@@ -24,4 +38,6 @@ done
 echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
 "$top/scripts/build.sh" "$top/build-asan" --enable-sanitize
 make -C "$top/build-asan" check || { cat "$top"/build-asan/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
-echo "== all tests passed"
+set -- $(count "$top/build") $(count "$top/build-asan")
+echo "== test cases: normal build $1 passed, $2 failed; ASan+UBSan build $3 passed, $4 failed"
+echo "$(($1 + $3)) passed, $(($2 + $4)) failed"
