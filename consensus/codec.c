@@ -4,6 +4,7 @@
 
 #include "../lib/err.h"
 #include "codec.h"
+#include "mp.h"
 
 /* Fields a command carries; each type lists the ones it requires. */
 enum {
@@ -70,20 +71,10 @@ bool hv_name_valid(const char *s)
 	return true;
 }
 
-static int text_check(const char *p, size_t len, size_t cap)
-{
-	if (len >= cap)
-		return HV_TOOBIG;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-			return HV_MALFORMED;
-	return HV_OK;
-}
-
 int hv_text_copy(char *dst, size_t n, const char *src)
 {
 	size_t len = strlen(src);
-	int rv = text_check(src, len, n);
+	int rv = hv_mp_text_check(src, len, n);
 
 	if (rv != HV_OK)
 		return rv;
@@ -93,20 +84,13 @@ int hv_text_copy(char *dst, size_t n, const char *src)
 
 static void pack_str(msgpack_packer *pk, const char *key, const char *val)
 {
-	size_t kl = strlen(key), vl = strlen(val);
-
-	msgpack_pack_str(pk, kl);
-	msgpack_pack_str_body(pk, key, kl);
-	msgpack_pack_str(pk, vl);
-	msgpack_pack_str_body(pk, val, vl);
+	hv_mp_pack_str(pk, key);
+	hv_mp_pack_str(pk, val);
 }
 
 static void pack_u64(msgpack_packer *pk, const char *key, uint64_t val)
 {
-	size_t kl = strlen(key);
-
-	msgpack_pack_str(pk, kl);
-	msgpack_pack_str_body(pk, key, kl);
+	hv_mp_pack_str(pk, key);
 	msgpack_pack_uint64(pk, val);
 }
 
@@ -116,7 +100,6 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	unsigned f, n = 3;
-	size_t padded;
 	int rv = HV_OK;
 
 	if (cmd->type < 1 || cmd->type > HV__CMD_LAST)
@@ -129,11 +112,11 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	if (((f & F_ROLE) && (cmd->role < 0 || cmd->role > HV_ROLE_SPARE)) ||
 	    ((f & F_MAXC) && (cmd->max_concurrent < 1 || cmd->max_concurrent > 16)))
 		return HV_INVAL;
-	if (text_check(cmd->address, strlen(cmd->address), sizeof cmd->address) ||
-	    text_check(cmd->by, strlen(cmd->by), sizeof cmd->by) ||
-	    text_check(cmd->phase, strlen(cmd->phase), sizeof cmd->phase) ||
-	    text_check(cmd->version, strlen(cmd->version), sizeof cmd->version) ||
-	    text_check(cmd->reason, strlen(cmd->reason), sizeof cmd->reason))
+	if (hv_mp_text_check(cmd->address, strlen(cmd->address), sizeof cmd->address) ||
+	    hv_mp_text_check(cmd->by, strlen(cmd->by), sizeof cmd->by) ||
+	    hv_mp_text_check(cmd->phase, strlen(cmd->phase), sizeof cmd->phase) ||
+	    hv_mp_text_check(cmd->version, strlen(cmd->version), sizeof cmd->version) ||
+	    hv_mp_text_check(cmd->reason, strlen(cmd->reason), sizeof cmd->reason))
 		return HV_INVAL;
 	for (unsigned b = f; b != 0; b &= b - 1)
 		n++;
@@ -171,48 +154,10 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	}
 	/* libraft's disk log wants entry sizes in multiples of 8 bytes: pad
 	 * with zero bytes, which the decoder skips. */
-	padded = (sb.size + 7) & ~(size_t)7;
-	*buf = alloc != NULL ? alloc(padded) : malloc(padded);
-	if (*buf == NULL) {
-		rv = HV_NOMEM;
-		goto out;
-	}
-	memcpy(*buf, sb.data, sb.size);
-	memset((char *)*buf + sb.size, 0, padded - sb.size);
-	*len = padded;
+	rv = hv_mp_finish(&sb, alloc, 8, buf, len);
 out:
 	msgpack_sbuffer_destroy(&sb);
 	return rv;
-}
-
-static bool key_is(const msgpack_object *k, const char *name)
-{
-	size_t n = strlen(name);
-
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-	       memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-static int get_u64(const msgpack_object *v, uint64_t *out)
-{
-	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return HV_MALFORMED;
-	*out = v->via.u64;
-	return HV_OK;
-}
-
-static int get_str(const msgpack_object *v, char *dst, size_t cap)
-{
-	int rv;
-
-	if (v->type != MSGPACK_OBJECT_STR)
-		return HV_MALFORMED;
-	rv = text_check(v->via.str.ptr, v->via.str.size, cap);
-	if (rv != HV_OK)
-		return rv;
-	memcpy(dst, v->via.str.ptr, v->via.str.size);
-	dst[v->via.str.size] = '\0';
-	return HV_OK;
 }
 
 static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
@@ -228,50 +173,50 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 		const msgpack_object *k = &root->via.map.ptr[i].key;
 		const msgpack_object *v = &root->via.map.ptr[i].val;
 
-		if (key_is(k, "v")) {
-			rv = get_u64(v, &version);
+		if (hv_mp_key_is(k, "v")) {
+			rv = hv_mp_u64(v, &version);
 			have_v = true;
-		} else if (key_is(k, "t")) {
-			rv = get_u64(v, &type);
+		} else if (hv_mp_key_is(k, "t")) {
+			rv = hv_mp_u64(v, &type);
 			have_t = true;
-		} else if (key_is(k, "ts")) {
-			rv = get_u64(v, &cmd->time_ms);
+		} else if (hv_mp_key_is(k, "ts")) {
+			rv = hv_mp_u64(v, &cmd->time_ms);
 			have_ts = true;
-		} else if (key_is(k, "id")) {
-			rv = get_u64(v, &cmd->id);
+		} else if (hv_mp_key_is(k, "id")) {
+			rv = hv_mp_u64(v, &cmd->id);
 			seen |= F_ID;
-		} else if (key_is(k, "token")) {
-			rv = get_u64(v, &cmd->token);
+		} else if (hv_mp_key_is(k, "token")) {
+			rv = hv_mp_u64(v, &cmd->token);
 			seen |= F_TOKEN;
-		} else if (key_is(k, "role")) {
-			rv = get_u64(v, &u);
+		} else if (hv_mp_key_is(k, "role")) {
+			rv = hv_mp_u64(v, &u);
 			if (rv == HV_OK && u > HV_ROLE_SPARE)
 				rv = HV_MALFORMED;
 			cmd->role = (int)u;
 			seen |= F_ROLE;
-		} else if (key_is(k, "max_concurrent")) {
-			rv = get_u64(v, &u);
+		} else if (hv_mp_key_is(k, "max_concurrent")) {
+			rv = hv_mp_u64(v, &u);
 			if (rv == HV_OK && (u < 1 || u > 16))
 				rv = HV_MALFORMED;
 			cmd->max_concurrent = (unsigned)u;
 			seen |= F_MAXC;
-		} else if (key_is(k, "name")) {
-			rv = get_str(v, cmd->name, sizeof cmd->name);
+		} else if (hv_mp_key_is(k, "name")) {
+			rv = hv_mp_str(v, cmd->name, sizeof cmd->name);
 			seen |= F_NAME;
-		} else if (key_is(k, "address")) {
-			rv = get_str(v, cmd->address, sizeof cmd->address);
+		} else if (hv_mp_key_is(k, "address")) {
+			rv = hv_mp_str(v, cmd->address, sizeof cmd->address);
 			seen |= F_ADDRESS;
-		} else if (key_is(k, "by")) {
-			rv = get_str(v, cmd->by, sizeof cmd->by);
+		} else if (hv_mp_key_is(k, "by")) {
+			rv = hv_mp_str(v, cmd->by, sizeof cmd->by);
 			seen |= F_BY;
-		} else if (key_is(k, "phase")) {
-			rv = get_str(v, cmd->phase, sizeof cmd->phase);
+		} else if (hv_mp_key_is(k, "phase")) {
+			rv = hv_mp_str(v, cmd->phase, sizeof cmd->phase);
 			seen |= F_PHASE;
-		} else if (key_is(k, "version")) {
-			rv = get_str(v, cmd->version, sizeof cmd->version);
+		} else if (hv_mp_key_is(k, "version")) {
+			rv = hv_mp_str(v, cmd->version, sizeof cmd->version);
 			seen |= F_VERSION;
-		} else if (key_is(k, "reason")) {
-			rv = get_str(v, cmd->reason, sizeof cmd->reason);
+		} else if (hv_mp_key_is(k, "reason")) {
+			rv = hv_mp_str(v, cmd->reason, sizeof cmd->reason);
 			seen |= F_REASON;
 		} else if (k->type != MSGPACK_OBJECT_STR) {
 			rv = HV_MALFORMED;

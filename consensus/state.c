@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../lib/err.h"
+#include "mp.h"
 #include "state.h"
 
 void hv_state_init(struct hv_state *s)
@@ -334,18 +335,6 @@ int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf,
 
 /* ---- snapshot ---------------------------------------------------------- */
 
-static void pk_str(msgpack_packer *pk, const char *v)
-{
-	size_t n = strlen(v);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, v, n);
-}
-
-static void pk_key(msgpack_packer *pk, const char *k)
-{
-	pk_str(pk, k);
-}
-
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 		    void **buf, size_t *len)
 {
@@ -357,115 +346,74 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 11);
 
-	pk_key(&pk, "v");
+	hv_mp_pack_str(&pk, "v");
 	msgpack_pack_uint64(&pk, HV_SNAPSHOT_FORMAT);
 
-	pk_key(&pk, "members");
+	hv_mp_pack_str(&pk, "members");
 	msgpack_pack_array(&pk, s->n_members);
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
 		msgpack_pack_array(&pk, 8);
 		msgpack_pack_uint64(&pk, m->id);
-		pk_str(&pk, m->name);
-		pk_str(&pk, m->address);
+		hv_mp_pack_str(&pk, m->name);
+		hv_mp_pack_str(&pk, m->address);
 		msgpack_pack_uint64(&pk, (uint64_t)m->role);
 		if (m->removed)
 			msgpack_pack_true(&pk);
 		else
 			msgpack_pack_false(&pk);
-		pk_str(&pk, m->phase);
-		pk_str(&pk, m->version);
+		hv_mp_pack_str(&pk, m->phase);
+		hv_mp_pack_str(&pk, m->version);
 		msgpack_pack_uint64(&pk, m->report_ms);
 	}
 
-	pk_key(&pk, "max_concurrent");
+	hv_mp_pack_str(&pk, "max_concurrent");
 	msgpack_pack_uint64(&pk, s->max_concurrent);
 
-	pk_key(&pk, "holders");
+	hv_mp_pack_str(&pk, "holders");
 	msgpack_pack_array(&pk, s->n_holders);
 	for (unsigned i = 0; i < s->n_holders; i++) {
 		msgpack_pack_array(&pk, 3);
-		pk_str(&pk, s->holders[i].name);
+		hv_mp_pack_str(&pk, s->holders[i].name);
 		msgpack_pack_uint64(&pk, s->holders[i].token);
 		msgpack_pack_uint64(&pk, s->holders[i].granted_ms);
 	}
 
-	pk_key(&pk, "last_token");
+	hv_mp_pack_str(&pk, "last_token");
 	msgpack_pack_uint64(&pk, s->last_token);
 
-	pk_key(&pk, "paused");
+	hv_mp_pack_str(&pk, "paused");
 	msgpack_pack_array(&pk, 4);
 	if (s->paused)
 		msgpack_pack_true(&pk);
 	else
 		msgpack_pack_false(&pk);
-	pk_str(&pk, s->paused_by);
-	pk_str(&pk, s->pause_reason);
+	hv_mp_pack_str(&pk, s->paused_by);
+	hv_mp_pack_str(&pk, s->pause_reason);
 	msgpack_pack_uint64(&pk, s->paused_ms);
 
-	pk_key(&pk, "events"); /* oldest first */
+	hv_mp_pack_str(&pk, "events"); /* oldest first */
 	msgpack_pack_array(&pk, s->ev_count);
 	for (unsigned i = s->ev_count; i-- > 0;) {
 		const struct hv_event *e = hv_state_event(s, i);
 		msgpack_pack_array(&pk, 3);
 		msgpack_pack_uint64(&pk, e->index);
 		msgpack_pack_uint64(&pk, e->time_ms);
-		pk_str(&pk, e->text);
+		hv_mp_pack_str(&pk, e->text);
 	}
 
-	pk_key(&pk, "last_index");
+	hv_mp_pack_str(&pk, "last_index");
 	msgpack_pack_uint64(&pk, s->last_index);
-	pk_key(&pk, "rejected");
+	hv_mp_pack_str(&pk, "rejected");
 	msgpack_pack_uint64(&pk, s->rejected);
-	pk_key(&pk, "reserved1");
+	hv_mp_pack_str(&pk, "reserved1");
 	msgpack_pack_nil(&pk);
-	pk_key(&pk, "reserved2");
+	hv_mp_pack_str(&pk, "reserved2");
 	msgpack_pack_nil(&pk);
 
-	*buf = alloc != NULL ? alloc(sb.size) : malloc(sb.size);
-	if (*buf == NULL) {
-		rv = HV_NOMEM;
-		goto out;
-	}
-	memcpy(*buf, sb.data, sb.size);
-	*len = sb.size;
-out:
+	rv = hv_mp_finish(&sb, alloc, 1, buf, len);
 	msgpack_sbuffer_destroy(&sb);
 	return rv;
-}
-
-static bool is_key(const msgpack_object *k, const char *name)
-{
-	size_t n = strlen(name);
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-	       memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-static int d_u64(const msgpack_object *o, uint64_t *v)
-{
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return HV_MALFORMED;
-	*v = o->via.u64;
-	return HV_OK;
-}
-
-static int d_bool(const msgpack_object *o, bool *v)
-{
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		return HV_MALFORMED;
-	*v = o->via.boolean;
-	return HV_OK;
-}
-
-static int d_str(const msgpack_object *o, char *dst, size_t cap)
-{
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap)
-		return HV_MALFORMED;
-	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
-		return HV_MALFORMED;
-	memcpy(dst, o->via.str.ptr, o->via.str.size);
-	dst[o->via.str.size] = '\0';
-	return HV_OK;
 }
 
 static const msgpack_object *d_tuple(const msgpack_object *o, uint32_t n)
@@ -493,17 +441,17 @@ static int decode_members(struct hv_state *s, const msgpack_object *v)
 		struct hv_member *m = &s->members[i];
 		if (t == NULL)
 			return HV_MALFORMED;
-		TRY(d_u64(&t[0], &m->id));
-		TRY(d_str(&t[1], m->name, sizeof m->name));
-		TRY(d_str(&t[2], m->address, sizeof m->address));
-		TRY(d_u64(&t[3], &u));
+		TRY(hv_mp_u64(&t[0], &m->id));
+		TRY(hv_mp_str(&t[1], m->name, sizeof m->name));
+		TRY(hv_mp_str(&t[2], m->address, sizeof m->address));
+		TRY(hv_mp_u64(&t[3], &u));
 		if (u > HV_ROLE_SPARE || !hv_name_valid(m->name))
 			return HV_MALFORMED;
 		m->role = (int)u;
-		TRY(d_bool(&t[4], &m->removed));
-		TRY(d_str(&t[5], m->phase, sizeof m->phase));
-		TRY(d_str(&t[6], m->version, sizeof m->version));
-		TRY(d_u64(&t[7], &m->report_ms));
+		TRY(hv_mp_bool(&t[4], &m->removed));
+		TRY(hv_mp_str(&t[5], m->phase, sizeof m->phase));
+		TRY(hv_mp_str(&t[6], m->version, sizeof m->version));
+		TRY(hv_mp_u64(&t[7], &m->report_ms));
 	}
 	s->n_members = v->via.array.size;
 	return HV_OK;
@@ -520,11 +468,11 @@ static int decode_holders(struct hv_state *s, const msgpack_object *v)
 		struct hv_holder *h = &s->holders[i];
 		if (t == NULL)
 			return HV_MALFORMED;
-		TRY(d_str(&t[0], h->name, sizeof h->name));
+		TRY(hv_mp_str(&t[0], h->name, sizeof h->name));
 		if (!hv_name_valid(h->name))
 			return HV_MALFORMED;
-		TRY(d_u64(&t[1], &h->token));
-		TRY(d_u64(&t[2], &h->granted_ms));
+		TRY(hv_mp_u64(&t[1], &h->token));
+		TRY(hv_mp_u64(&t[2], &h->granted_ms));
 	}
 	s->n_holders = v->via.array.size;
 	return HV_OK;
@@ -541,9 +489,9 @@ static int decode_events(struct hv_state *s, const msgpack_object *v)
 		struct hv_event *e = &s->events[i];
 		if (t == NULL)
 			return HV_MALFORMED;
-		TRY(d_u64(&t[0], &e->index));
-		TRY(d_u64(&t[1], &e->time_ms));
-		TRY(d_str(&t[2], e->text, sizeof e->text));
+		TRY(hv_mp_u64(&t[0], &e->index));
+		TRY(hv_mp_u64(&t[1], &e->time_ms));
+		TRY(hv_mp_str(&t[2], e->text, sizeof e->text));
 	}
 	s->ev_count = v->via.array.size;
 	s->ev_next = s->ev_count % HV_EVENTS;
@@ -562,40 +510,40 @@ static int decode_state(struct hv_state *s, const msgpack_object *root)
 	for (uint32_t i = 0; i < root->via.map.size; i++) {
 		const msgpack_object *k = &root->via.map.ptr[i].key;
 		const msgpack_object *v = &root->via.map.ptr[i].val;
-		if (is_key(k, "v")) {
-			TRY(d_u64(v, &version));
+		if (hv_mp_key_is(k, "v")) {
+			TRY(hv_mp_u64(v, &version));
 			seen |= 1;
-		} else if (is_key(k, "members")) {
+		} else if (hv_mp_key_is(k, "members")) {
 			TRY(decode_members(s, v));
 			seen |= 2;
-		} else if (is_key(k, "max_concurrent")) {
-			TRY(d_u64(v, &u));
+		} else if (hv_mp_key_is(k, "max_concurrent")) {
+			TRY(hv_mp_u64(v, &u));
 			if (u < 1 || u > HV_MAX_HOLDERS)
 				return HV_MALFORMED;
 			s->max_concurrent = (unsigned)u;
 			seen |= 4;
-		} else if (is_key(k, "holders")) {
+		} else if (hv_mp_key_is(k, "holders")) {
 			TRY(decode_holders(s, v));
 			seen |= 8;
-		} else if (is_key(k, "last_token")) {
-			TRY(d_u64(v, &s->last_token));
+		} else if (hv_mp_key_is(k, "last_token")) {
+			TRY(hv_mp_u64(v, &s->last_token));
 			seen |= 16;
-		} else if (is_key(k, "paused")) {
+		} else if (hv_mp_key_is(k, "paused")) {
 			if ((t = d_tuple(v, 4)) == NULL)
 				return HV_MALFORMED;
-			TRY(d_bool(&t[0], &s->paused));
-			TRY(d_str(&t[1], s->paused_by, sizeof s->paused_by));
-			TRY(d_str(&t[2], s->pause_reason, sizeof s->pause_reason));
-			TRY(d_u64(&t[3], &s->paused_ms));
+			TRY(hv_mp_bool(&t[0], &s->paused));
+			TRY(hv_mp_str(&t[1], s->paused_by, sizeof s->paused_by));
+			TRY(hv_mp_str(&t[2], s->pause_reason, sizeof s->pause_reason));
+			TRY(hv_mp_u64(&t[3], &s->paused_ms));
 			seen |= 32;
-		} else if (is_key(k, "events")) {
+		} else if (hv_mp_key_is(k, "events")) {
 			TRY(decode_events(s, v));
 			seen |= 64;
-		} else if (is_key(k, "last_index")) {
-			TRY(d_u64(v, &s->last_index));
+		} else if (hv_mp_key_is(k, "last_index")) {
+			TRY(hv_mp_u64(v, &s->last_index));
 			seen |= 128;
-		} else if (is_key(k, "rejected")) {
-			TRY(d_u64(v, &s->rejected));
+		} else if (hv_mp_key_is(k, "rejected")) {
+			TRY(hv_mp_u64(v, &s->rejected));
 			seen |= 256;
 		}
 	}
@@ -634,6 +582,8 @@ int hv_state_decode(struct hv_state *s, const void *buf, size_t len)
 		rv = HV_MALFORMED;
 	}
 	msgpack_unpacked_destroy(&up);
+	if (rv == HV_TOOBIG)
+		rv = HV_MALFORMED; /* a field longer than it may be */
 	if (rv == HV_OK)
 		*s = *tmp;
 	free(tmp);

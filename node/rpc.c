@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "../lib/err.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "rpc.h"
 #include "transport.h"
@@ -49,23 +50,6 @@ struct hv_rpc_call {
 	struct hv_rpc_call *next, *prev;
 };
 
-#define LINK(head, x)                                                        \
-	do {                                                                   \
-		(x)->prev = NULL;                                              \
-		(x)->next = (head);                                            \
-		if ((head) != NULL)                                            \
-			(head)->prev = (x);                                    \
-		(head) = (x);                                                  \
-	} while (0)
-#define UNLINK(head, x)                                                      \
-	do {                                                                   \
-		if ((x)->prev != NULL)                                         \
-			(x)->prev->next = (x)->next;                           \
-		else                                                           \
-			(head) = (x)->next;                                    \
-		if ((x)->next != NULL)                                         \
-			(x)->next->prev = (x)->prev;                           \
-	} while (0)
 
 static void maybe_closed(struct hv_rpc *rpc)
 {
@@ -163,7 +147,7 @@ static void conn_handle_closed(uv_handle_t *h)
 		c->free_handle(c->stream);
 	if (--c->pending_closes > 0)
 		return;
-	UNLINK(c->rpc->conns, c);
+	HV_LIST_UNLINK(c->rpc->conns, c);
 	maybe_closed(c->rpc);
 	c->closed = true;
 	/* A request still being served keeps its conn until the answer. */
@@ -274,7 +258,7 @@ void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
 	stream->data = c;
 	uv_timer_init(rpc->loop, &c->timer);
 	c->timer.data = c;
-	LINK(rpc->conns, c);
+	HV_LIST_LINK(rpc->conns, c);
 	if (rpc->closing) {
 		conn_close(c);
 		return;
@@ -330,7 +314,7 @@ static void call_handle_closed(uv_handle_t *h)
 
 	if (--call->pending_closes > 0)
 		return;
-	UNLINK(call->rpc->calls, call);
+	HV_LIST_UNLINK(call->rpc->calls, call);
 	maybe_closed(call->rpc);
 	free(call->out);
 	free(call->body);
@@ -459,7 +443,7 @@ int hv_rpc_call(struct hv_rpc *rpc, const char *address,
 	call->tcp.data = call;
 	call->timer.data = call;
 	call->connect.data = call;
-	LINK(rpc->calls, call);
+	HV_LIST_LINK(rpc->calls, call);
 	uv_timer_start(&call->timer, call_timeout, timeout_ms, 0);
 	if (uv_tcp_connect(&call->connect, &call->tcp, (struct sockaddr *)&sa,
 			   call_connected) != 0) {

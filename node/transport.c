@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "config.h"
 #include "transport.h"
@@ -52,23 +53,6 @@ struct impl {
 	raft_uv_transport_close_cb close_cb;
 };
 
-#define LINK(head, x)                                                        \
-	do {                                                                   \
-		(x)->prev = NULL;                                              \
-		(x)->next = (head);                                            \
-		if ((head) != NULL)                                            \
-			(head)->prev = (x);                                    \
-		(head) = (x);                                                  \
-	} while (0)
-#define UNLINK(head, x)                                                      \
-	do {                                                                   \
-		if ((x)->prev != NULL)                                         \
-			(x)->prev->next = (x)->next;                           \
-		else                                                           \
-			(head) = (x)->next;                                    \
-		if ((x)->next != NULL)                                         \
-			(x)->next->prev = (x)->prev;                           \
-	} while (0)
 
 static void maybe_closed(struct impl *impl)
 {
@@ -105,7 +89,7 @@ static void incoming_closed(uv_handle_t *h)
 		raft_free(in->tcp);
 	if (--in->pending_closes > 0)
 		return;
-	UNLINK(in->impl->incoming, in);
+	HV_LIST_UNLINK(in->impl->incoming, in);
 	maybe_closed(in->impl);
 	free(in);
 }
@@ -124,7 +108,7 @@ static void incoming_timer_closed(uv_handle_t *h)
 {
 	struct incoming *in = h->data;
 
-	UNLINK(in->impl->incoming, in);
+	HV_LIST_UNLINK(in->impl->incoming, in);
 	maybe_closed(in->impl);
 	free(in);
 }
@@ -222,7 +206,7 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_timer_init(impl->loop, &in->timer);
 	in->tcp->data = in;
 	in->timer.data = in;
-	LINK(impl->incoming, in);
+	HV_LIST_LINK(impl->incoming, in);
 	if (uv_accept(server, (uv_stream_t *)in->tcp) != 0) {
 		incoming_abort(in, "accept failed");
 		return;
@@ -240,7 +224,7 @@ static void outgoing_closed(uv_handle_t *h)
 	struct impl *impl = out->impl;
 
 	raft_free(out->tcp);
-	UNLINK(impl->outgoing, out);
+	HV_LIST_UNLINK(impl->outgoing, out);
 	out->req->cb(out->req, NULL, out->status);
 	free(out);
 	maybe_closed(impl);
@@ -267,7 +251,7 @@ static void outgoing_written(uv_write_t *w, int status)
 		outgoing_fail(out, RAFT_NOCONNECTION);
 		return;
 	}
-	UNLINK(impl->outgoing, out);
+	HV_LIST_UNLINK(impl->outgoing, out);
 	out->tcp->data = NULL;
 	out->req->cb(out->req, (uv_stream_t *)out->tcp, 0);
 	free(out);
@@ -329,7 +313,7 @@ static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 	uv_tcp_nodelay(out->tcp, 1);
 	out->tcp->data = out;
 	out->connect.data = out;
-	LINK(impl->outgoing, out);
+	HV_LIST_LINK(impl->outgoing, out);
 	if (uv_tcp_connect(&out->connect, out->tcp, (struct sockaddr *)&sa,
 			   outgoing_connected) != 0) {
 		/* Still fire the callback, asynchronously, through close. */
