@@ -18,6 +18,11 @@ enum {
 	F_PHASE = 1 << 7,
 	F_VERSION = 1 << 8,
 	F_REASON = 1 << 9,
+	F_CAP = 1 << 10,
+	F_GUESTS = 1 << 11,
+	F_MOVES = 1 << 12,
+	F_MOVE = 1 << 13,
+	F_STATS = 1 << 14,
 };
 
 static const struct {
@@ -34,6 +39,10 @@ static const struct {
 	[HV_CMD_PAUSE] = {"pause", F_BY | F_REASON},
 	[HV_CMD_RESUME] = {"resume", F_BY},
 	[HV_CMD_SETTINGS] = {"settings", F_MAXC},
+	[HV_CMD_INVENTORY] = {"inventory", F_NAME | F_CAP | F_GUESTS},
+	[HV_CMD_MAINT] = {"maint", F_NAME | F_TOKEN | F_PHASE},
+	[HV_CMD_PLAN] = {"plan", F_NAME | F_TOKEN | F_MOVES},
+	[HV_CMD_MOVED] = {"moved", F_NAME | F_TOKEN | F_MOVE | F_STATS},
 };
 
 const char *hv_cmd_name(int type)
@@ -94,6 +103,95 @@ static void pack_u64(msgpack_packer *pk, const char *key, uint64_t val)
 	msgpack_pack_uint64(pk, val);
 }
 
+void hv_cmd_pack_guest(msgpack_packer *pk, const struct hv_cmd_guest *g)
+{
+	msgpack_pack_array(pk, 6);
+	hv_mp_pack_str(pk, g->name);
+	msgpack_pack_uint64(pk, g->mem_mib);
+	msgpack_pack_uint64(pk, g->vcpus);
+	msgpack_pack_uint64(pk, (uint64_t)g->level);
+	if (g->running)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	hv_mp_pack_str(pk, g->hostdev);
+}
+
+void hv_cmd_pack_move(msgpack_packer *pk, const struct hv_cmd_move *m)
+{
+	msgpack_pack_array(pk, 6);
+	hv_mp_pack_str(pk, m->guest);
+	hv_mp_pack_str(pk, m->source);
+	hv_mp_pack_str(pk, m->target);
+	msgpack_pack_uint64(pk, m->mem_mib);
+	msgpack_pack_uint64(pk, m->vcpus);
+	msgpack_pack_uint64(pk, (uint64_t)m->action);
+}
+
+static int get_small(const msgpack_object *v, uint64_t max, uint64_t *out)
+{
+	int rv = hv_mp_u64(v, out);
+
+	if (rv == HV_OK && *out > max)
+		rv = HV_MALFORMED;
+	return rv;
+}
+
+int hv_cmd_unpack_move(const msgpack_object *v, struct hv_cmd_move *m)
+{
+	const msgpack_object *t;
+	uint64_t u = 0;
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 6)
+		return HV_MALFORMED;
+	t = v->via.array.ptr;
+	if ((rv = hv_mp_str(&t[0], m->guest, sizeof m->guest)) != HV_OK ||
+	    (rv = hv_mp_str(&t[1], m->source, sizeof m->source)) != HV_OK ||
+	    (rv = hv_mp_str(&t[2], m->target, sizeof m->target)) != HV_OK)
+		return rv;
+	if (!hv_name_valid(m->guest) || !hv_name_valid(m->source) ||
+	    (m->target[0] != '\0' && !hv_name_valid(m->target)))
+		return HV_MALFORMED;
+	if ((rv = get_small(&t[3], UINT32_MAX, &u)) != HV_OK)
+		return rv;
+	m->mem_mib = (uint32_t)u;
+	if ((rv = get_small(&t[4], 4096, &u)) != HV_OK)
+		return rv;
+	m->vcpus = (uint32_t)u;
+	if ((rv = get_small(&t[5], 2, &u)) != HV_OK)
+		return rv;
+	m->action = (int)u;
+	return HV_OK;
+}
+
+int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g)
+{
+	const msgpack_object *t;
+	uint64_t u = 0;
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 6)
+		return HV_MALFORMED;
+	t = v->via.array.ptr;
+	if ((rv = hv_mp_str(&t[0], g->name, sizeof g->name)) != HV_OK)
+		return rv;
+	if (!hv_name_valid(g->name))
+		return HV_MALFORMED;
+	if ((rv = get_small(&t[1], UINT32_MAX, &u)) != HV_OK)
+		return rv;
+	g->mem_mib = (uint32_t)u;
+	if ((rv = get_small(&t[2], 4096, &u)) != HV_OK)
+		return rv;
+	g->vcpus = (uint32_t)u;
+	if ((rv = get_small(&t[3], 2, &u)) != HV_OK)
+		return rv;
+	g->level = (int)u;
+	if ((rv = hv_mp_bool(&t[4], &g->running)) != HV_OK)
+		return rv;
+	return hv_mp_str(&t[5], g->hostdev, sizeof g->hostdev);
+}
+
 int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		  size_t *len)
 {
@@ -120,6 +218,20 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		return HV_INVAL;
 	for (unsigned b = f; b != 0; b &= b - 1)
 		n++;
+	if (f & F_CAP)
+		n += 1; /* mem_cap and vcpus_cap */
+	if (f & F_STATS)
+		n += 4; /* result, downtime_ms, elapsed_ms, bytes, error */
+	if (((f & F_GUESTS) && cmd->n_guests > HV_MAX_GUESTS) ||
+	    ((f & F_MOVES) && cmd->n_moves > HV_MAX_PLAN))
+		return HV_TOOBIG;
+	for (unsigned i = 0; (f & F_GUESTS) && i < cmd->n_guests; i++)
+		if (!hv_name_valid(cmd->guests[i].name) ||
+		    hv_mp_text_check(cmd->guests[i].hostdev, strlen(cmd->guests[i].hostdev),
+				     sizeof cmd->guests[i].hostdev))
+			return HV_INVAL;
+	if ((f & F_STATS) && hv_mp_text_check(cmd->error, strlen(cmd->error), sizeof cmd->error))
+		return HV_INVAL;
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -147,6 +259,33 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		pack_str(&pk, "version", cmd->version);
 	if (f & F_REASON)
 		pack_str(&pk, "reason", cmd->reason);
+	if (f & F_CAP) {
+		pack_u64(&pk, "mem_cap", cmd->mem_cap_mib);
+		pack_u64(&pk, "vcpus_cap", cmd->vcpus_cap);
+	}
+	if (f & F_GUESTS) {
+		hv_mp_pack_str(&pk, "guests");
+		msgpack_pack_array(&pk, cmd->n_guests);
+		for (unsigned i = 0; i < cmd->n_guests; i++)
+			hv_cmd_pack_guest(&pk, &cmd->guests[i]);
+	}
+	if (f & F_MOVES) {
+		hv_mp_pack_str(&pk, "moves");
+		msgpack_pack_array(&pk, cmd->n_moves);
+		for (unsigned i = 0; i < cmd->n_moves; i++)
+			hv_cmd_pack_move(&pk, &cmd->moves[i]);
+	}
+	if (f & F_MOVE) {
+		hv_mp_pack_str(&pk, "move");
+		hv_cmd_pack_move(&pk, &cmd->move);
+	}
+	if (f & F_STATS) {
+		pack_u64(&pk, "result", (uint64_t)cmd->result);
+		pack_u64(&pk, "downtime_ms", cmd->downtime_ms);
+		pack_u64(&pk, "elapsed_ms", cmd->elapsed_ms);
+		pack_u64(&pk, "bytes", cmd->bytes);
+		pack_str(&pk, "error", cmd->error);
+	}
 
 	if (sb.size > HV_CMD_MAX) {
 		rv = HV_TOOBIG;
@@ -218,6 +357,46 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 		} else if (hv_mp_key_is(k, "reason")) {
 			rv = hv_mp_str(v, cmd->reason, sizeof cmd->reason);
 			seen |= F_REASON;
+		} else if (hv_mp_key_is(k, "mem_cap")) {
+			rv = get_small(v, UINT32_MAX, &u);
+			cmd->mem_cap_mib = (uint32_t)u;
+			seen |= F_CAP;
+		} else if (hv_mp_key_is(k, "vcpus_cap")) {
+			rv = get_small(v, UINT32_MAX, &u);
+			cmd->vcpus_cap = (uint32_t)u;
+		} else if (hv_mp_key_is(k, "guests")) {
+			if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_GUESTS) {
+				rv = HV_MALFORMED;
+				continue;
+			}
+			cmd->n_guests = v->via.array.size;
+			for (uint32_t j = 0; j < v->via.array.size && rv == HV_OK; j++)
+				rv = hv_cmd_unpack_guest(&v->via.array.ptr[j], &cmd->guests[j]);
+			seen |= F_GUESTS;
+		} else if (hv_mp_key_is(k, "moves")) {
+			if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_PLAN) {
+				rv = HV_MALFORMED;
+				continue;
+			}
+			cmd->n_moves = v->via.array.size;
+			for (uint32_t j = 0; j < v->via.array.size && rv == HV_OK; j++)
+				rv = hv_cmd_unpack_move(&v->via.array.ptr[j], &cmd->moves[j]);
+			seen |= F_MOVES;
+		} else if (hv_mp_key_is(k, "move")) {
+			rv = hv_cmd_unpack_move(v, &cmd->move);
+			seen |= F_MOVE;
+		} else if (hv_mp_key_is(k, "result")) {
+			rv = get_small(v, 255, &u);
+			cmd->result = (int)u;
+			seen |= F_STATS;
+		} else if (hv_mp_key_is(k, "downtime_ms")) {
+			rv = hv_mp_u64(v, &cmd->downtime_ms);
+		} else if (hv_mp_key_is(k, "elapsed_ms")) {
+			rv = hv_mp_u64(v, &cmd->elapsed_ms);
+		} else if (hv_mp_key_is(k, "bytes")) {
+			rv = hv_mp_u64(v, &cmd->bytes);
+		} else if (hv_mp_key_is(k, "error")) {
+			rv = hv_mp_str(v, cmd->error, sizeof cmd->error);
 		} else if (k->type != MSGPACK_OBJECT_STR) {
 			rv = HV_MALFORMED;
 		}

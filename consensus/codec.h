@@ -17,18 +17,23 @@
 #ifndef HV_CODEC_H
 #define HV_CODEC_H
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define HV_CMD_FORMAT 1
-#define HV_CMD_MAX 4096 /* bytes; larger commands are refused */
+#define HV_CMD_MAX 16384 /* bytes; larger commands are refused */
 
 #define HV_NAME_MAX 63
 #define HV_ADDR_MAX 63
 #define HV_PHASE_MAX 31
 #define HV_VERSION_MAX 63
 #define HV_REASON_MAX 255
+#define HV_DEV_MAX 47
+#define HV_ERROR_MAX 191
+#define HV_MAX_GUESTS 32 /* per host */
+#define HV_MAX_PLAN 32   /* moves in one plan */
 
 enum hv_cmd_type {
 	HV_CMD_MEMBER_ADD = 1, /* name, id, address, role */
@@ -41,7 +46,31 @@ enum hv_cmd_type {
 	HV_CMD_PAUSE,          /* by, reason */
 	HV_CMD_RESUME,         /* by */
 	HV_CMD_SETTINGS,       /* max_concurrent */
-	HV__CMD_LAST = HV_CMD_SETTINGS
+	HV_CMD_INVENTORY,      /* name, mem_cap, vcpus_cap, guests */
+	HV_CMD_MAINT,          /* name, token, phase (a maintenance phase) */
+	HV_CMD_PLAN,           /* name, token, moves */
+	HV_CMD_MOVED,          /* name, token, guest, target, result, stats */
+	HV__CMD_LAST = HV_CMD_MOVED
+};
+
+/* A guest as a host reports it. */
+struct hv_cmd_guest {
+	char name[HV_NAME_MAX + 1];
+	uint32_t mem_mib;
+	uint32_t vcpus;
+	int level;  /* enum hv_level (migrate/placement.h) */
+	bool running;
+	char hostdev[HV_DEV_MAX + 1]; /* "" or the first passthrough device */
+};
+
+/* One step of an evacuation plan. */
+struct hv_cmd_move {
+	char guest[HV_NAME_MAX + 1];
+	char source[HV_NAME_MAX + 1];
+	char target[HV_NAME_MAX + 1]; /* "" for save/shutdown */
+	uint32_t mem_mib;
+	uint32_t vcpus;
+	int action; /* enum hv_action (migrate/placement.h) */
 };
 
 /* Member roles, as in the Raft configuration. */
@@ -60,6 +89,19 @@ struct hv_cmd {
 	char phase[HV_PHASE_MAX + 1];
 	char version[HV_VERSION_MAX + 1];
 	char reason[HV_REASON_MAX + 1];
+
+	/* INVENTORY */
+	uint32_t mem_cap_mib, vcpus_cap;
+	unsigned n_guests;
+	struct hv_cmd_guest guests[HV_MAX_GUESTS];
+	/* PLAN */
+	unsigned n_moves;
+	struct hv_cmd_move moves[HV_MAX_PLAN];
+	/* MOVED: guest and target in move, the outcome below */
+	struct hv_cmd_move move;
+	int result; /* HV_OK or an HV_* failure */
+	uint64_t downtime_ms, elapsed_ms, bytes;
+	char error[HV_ERROR_MAX + 1];
 };
 
 /* Human name of a command type ("lease-acquire"), or "unknown". */
@@ -87,6 +129,12 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
  * ask for gigabytes. Returns the object's size, or 0 when it is malformed.
  */
 size_t hv_msgpack_check(const void *buf, size_t len);
+
+/* The guest and move tuples, shared with the snapshot encoding. */
+void hv_cmd_pack_guest(msgpack_packer *pk, const struct hv_cmd_guest *g);
+int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g);
+void hv_cmd_pack_move(msgpack_packer *pk, const struct hv_cmd_move *m);
+int hv_cmd_unpack_move(const msgpack_object *v, struct hv_cmd_move *m);
 
 /* Decode buf into cmd. Never reads past len; returns an HV_* code. */
 int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd);

@@ -197,12 +197,62 @@ static int lease_release(struct hv_state *s, uint64_t index,
 			continue;
 		if (s->holders[i].token != c->token)
 			return HV_BADTOKEN;
+		{
+			const struct hv_member *m = hv_state_member(s, c->name);
+			if (m != NULL && m->maint != HV_MAINT_NONE)
+				return HV_INMAINT; /* exit maintenance first */
+		}
 		holder_remove(s, i);
 		event(s, index, c->time_ms, "lease released by %s (token %llu)",
 		      c->name, (unsigned long long)c->token);
 		return HV_OK;
 	}
 	return HV_NOTHOLDER;
+}
+
+const char *hv_maint_name(int maint)
+{
+	static const char *const names[] = {"none", "entering", "evacuating", "in",
+					    "exiting"};
+
+	return maint >= 0 && maint < HV__MAINT_N ? names[maint] : "unknown";
+}
+
+static int maint_parse(const char *s)
+{
+	for (int i = 0; i < HV__MAINT_N; i++)
+		if (strcmp(hv_maint_name(i), s) == 0)
+			return i;
+	return -1;
+}
+
+/* Allowed maintenance transitions (a phase may also be re-committed). */
+static const bool maint_next[HV__MAINT_N][HV__MAINT_N] = {
+	[HV_MAINT_NONE] = {[HV_MAINT_ENTERING] = true},
+	[HV_MAINT_ENTERING] = {[HV_MAINT_EVACUATING] = true, [HV_MAINT_NONE] = true},
+	[HV_MAINT_EVACUATING] = {[HV_MAINT_IN] = true, [HV_MAINT_EXITING] = true},
+	[HV_MAINT_IN] = {[HV_MAINT_EXITING] = true},
+	[HV_MAINT_EXITING] = {[HV_MAINT_NONE] = true},
+};
+
+/* Drop a holder's moves (finished ones are in the history already). */
+static void moves_drop(struct hv_state *s, const char *holder)
+{
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < s->n_moves; i++)
+		if (strcmp(s->moves[i].holder, holder) != 0)
+			s->moves[j++] = s->moves[i];
+	s->n_moves = j;
+}
+
+static void maint_leave(struct hv_state *s, struct hv_member *m, uint64_t now)
+{
+	if (now > m->maint_since_ms)
+		m->maint_total_ms += now - m->maint_since_ms;
+	m->maint_count++;
+	m->maint = HV_MAINT_NONE;
+	moves_drop(s, m->name);
 }
 
 static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
@@ -215,9 +265,14 @@ static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *
 		struct hv_holder *h = &s->holders[i];
 		if (c->name[0] != '\0' && strcmp(h->name, c->name) != 0)
 			continue;
+		struct hv_member *m = hv_state_member(s, h->name);
 		event(s, index, c->time_ms,
 		      "lease of %s (token %llu) broken by %s: %s", h->name,
 		      (unsigned long long)h->token, c->by, c->reason);
+		/* The operator's way out: the host leaves maintenance in the
+		 * state, and what its plan reserved is released. */
+		if (m != NULL && m->maint != HV_MAINT_NONE)
+			maint_leave(s, m, c->time_ms);
 		holder_remove(s, i);
 		any = true;
 	}
@@ -266,6 +321,221 @@ static int settings(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	return HV_OK;
 }
 
+/* The fencing check: name holds the lease, with exactly this token. */
+static int fenced(const struct hv_state *s, const char *name, uint64_t token)
+{
+	const struct hv_holder *h = hv_state_holder(s, name);
+
+	if (h == NULL)
+		return HV_NOTHOLDER;
+	return h->token == token ? HV_OK : HV_BADTOKEN;
+}
+
+void hv_state_load(const struct hv_state *s, const struct hv_member *m,
+		   uint64_t *mem_mib, unsigned *vcpus)
+{
+	uint64_t mem = 0;
+	unsigned cpu = 0;
+
+	for (unsigned i = 0; i < m->n_guests; i++)
+		if (m->guests[i].running) {
+			mem += m->guests[i].mem_mib;
+			cpu += m->guests[i].vcpus;
+		}
+	for (unsigned i = 0; i < s->n_moves; i++) {
+		const struct hv_move *mv = &s->moves[i];
+		if (mv->status == HV_MOVE_PENDING && mv->m.action == 0 &&
+		    strcmp(mv->m.target, m->name) == 0) {
+			mem += mv->m.mem_mib;
+			cpu += mv->m.vcpus;
+		}
+	}
+	*mem_mib = mem;
+	*vcpus = cpu;
+}
+
+static int inventory(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_member *m = hv_state_member(s, c->name);
+
+	(void)index;
+	if (m == NULL)
+		return HV_NOMEMBER;
+	if (m->removed)
+		return HV_REMOVED;
+	m->mem_cap_mib = c->mem_cap_mib;
+	m->vcpus_cap = c->vcpus_cap;
+	m->n_guests = c->n_guests;
+	memcpy(m->guests, c->guests, c->n_guests * sizeof c->guests[0]);
+	m->inventory_ms = c->time_ms;
+	return HV_OK;
+}
+
+static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_member *m = hv_state_member(s, c->name);
+	int next = maint_parse(c->phase);
+	int rv = fenced(s, c->name, c->token);
+
+	if (rv != HV_OK)
+		return rv;
+	if (m == NULL || next < 0)
+		return m == NULL ? HV_NOMEMBER : HV_INVAL;
+	if (next == m->maint)
+		return HV_OK;
+	if (!maint_next[m->maint][next])
+		return HV_INVAL;
+	if (m->maint == HV_MAINT_NONE)
+		m->maint_since_ms = c->time_ms;
+	event(s, index, c->time_ms, "%s: maintenance %s -> %s", m->name,
+	      hv_maint_name(m->maint), hv_maint_name(next));
+	if (next == HV_MAINT_NONE)
+		maint_leave(s, m, c->time_ms);
+	else
+		m->maint = next;
+	return HV_OK;
+}
+
+static struct hv_move *move_pending(struct hv_state *s, const char *holder,
+				    const char *guest)
+{
+	for (unsigned i = 0; i < s->n_moves; i++)
+		if (s->moves[i].status == HV_MOVE_PENDING &&
+		    strcmp(s->moves[i].holder, holder) == 0 &&
+		    strcmp(s->moves[i].m.guest, guest) == 0)
+			return &s->moves[i];
+	return NULL;
+}
+
+static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_member *holder = hv_state_member(s, c->name);
+	int rv = fenced(s, c->name, c->token);
+
+	if (rv != HV_OK)
+		return rv;
+	if (s->paused)
+		return HV_PAUSED;
+	if (holder == NULL || c->n_moves == 0)
+		return HV_INVAL;
+	if (holder->maint != HV_MAINT_ENTERING && holder->maint != HV_MAINT_EVACUATING &&
+	    holder->maint != HV_MAINT_EXITING)
+		return HV_INVAL;
+	if (s->n_moves + c->n_moves > HV_MAX_MOVES)
+		return HV_FULL;
+	for (unsigned i = 0; i < c->n_moves; i++) {
+		const struct hv_cmd_move *mv = &c->moves[i];
+		struct hv_member *src = hv_state_member(s, mv->source);
+		struct hv_member *dst;
+		uint64_t mem;
+		unsigned cpu;
+
+		if (src == NULL || src->removed || move_pending(s, c->name, mv->guest))
+			return HV_INVAL;
+		/* Evacuation moves leave the holder; return moves come home. */
+		if (holder->maint == HV_MAINT_EXITING ? strcmp(mv->target, c->name) != 0
+						       : src != holder)
+			return HV_INVAL;
+		if (mv->action != 0)
+			continue; /* save or shutdown: no target */
+		dst = hv_state_member(s, mv->target);
+		if (dst == NULL || dst->removed || dst == src)
+			return HV_INVAL;
+		if (dst->maint != HV_MAINT_NONE && dst != holder)
+			return HV_INMAINT; /* never a placement target */
+		hv_state_load(s, dst, &mem, &cpu);
+		for (unsigned j = 0; j < i; j++)
+			if (c->moves[j].action == 0 &&
+			    strcmp(c->moves[j].target, mv->target) == 0)
+				mem += c->moves[j].mem_mib;
+		if (dst->mem_cap_mib != 0 && mem + mv->mem_mib > dst->mem_cap_mib)
+			return HV_FULL;
+	}
+	for (unsigned i = 0; i < c->n_moves; i++) {
+		struct hv_move *mv = &s->moves[s->n_moves++];
+		memset(mv, 0, sizeof *mv);
+		mv->m = c->moves[i];
+		snprintf(mv->holder, sizeof mv->holder, "%s", c->name);
+		mv->token = c->token;
+		mv->status = HV_MOVE_PENDING;
+		mv->planned_ms = c->time_ms;
+	}
+	event(s, index, c->time_ms, "%s: plan of %u move%s committed", c->name,
+	      c->n_moves, c->n_moves == 1 ? "" : "s");
+	return HV_OK;
+}
+
+/* Move a guest's entry from one member's inventory to another's. */
+static void guest_relocate(struct hv_state *s, const struct hv_cmd_move *mv)
+{
+	struct hv_member *src = hv_state_member(s, mv->source);
+	struct hv_member *dst = hv_state_member(s, mv->target);
+	struct hv_cmd_guest g = {0};
+	bool found = false;
+
+	if (src != NULL)
+		for (unsigned i = 0; i < src->n_guests; i++)
+			if (strcmp(src->guests[i].name, mv->guest) == 0) {
+				g = src->guests[i];
+				memmove(&src->guests[i], &src->guests[i + 1],
+					(src->n_guests - i - 1) * sizeof g);
+				src->n_guests--;
+				found = true;
+				break;
+			}
+	if (!found) {
+		snprintf(g.name, sizeof g.name, "%s", mv->guest);
+		g.mem_mib = mv->mem_mib;
+		g.vcpus = mv->vcpus;
+		g.running = true;
+	}
+	if (dst != NULL && dst->n_guests < HV_MAX_GUESTS)
+		dst->guests[dst->n_guests++] = g;
+}
+
+static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_move *mv;
+	int rv = fenced(s, c->name, c->token);
+
+	if (rv != HV_OK)
+		return rv;
+	mv = move_pending(s, c->name, c->move.guest);
+	if (mv == NULL)
+		return HV_INVAL;
+	mv->result = c->result;
+	mv->status = c->result == HV_OK ? HV_MOVE_DONE : HV_MOVE_FAILED;
+	mv->done_ms = c->time_ms;
+	mv->downtime_ms = c->downtime_ms;
+	mv->elapsed_ms = c->elapsed_ms;
+	mv->bytes = c->bytes;
+	snprintf(mv->error, sizeof mv->error, "%s", c->error);
+	if (mv->status == HV_MOVE_DONE && mv->m.action == 0)
+		guest_relocate(s, &mv->m);
+	s->history[s->hist_next] = *mv;
+	s->hist_next = (s->hist_next + 1) % HV_HISTORY;
+	if (s->hist_count < HV_HISTORY)
+		s->hist_count++;
+	if (mv->status == HV_MOVE_DONE)
+		event(s, index, c->time_ms, "%s: %s %s %s%s%s (downtime %llu ms)",
+		      c->name, c->move.guest,
+		      mv->m.action == 0 ? "moved" : mv->m.action == 1 ? "saved" : "shut down",
+		      mv->m.action == 0 ? mv->m.source : "", mv->m.action == 0 ? " -> " : "",
+		      mv->m.action == 0 ? mv->m.target : "",
+		      (unsigned long long)c->downtime_ms);
+	else
+		event(s, index, c->time_ms, "%s: moving %s to %s failed: %s", c->name,
+		      c->move.guest, mv->m.target, c->error);
+	return HV_OK;
+}
+
+const struct hv_move *hv_state_history(const struct hv_state *s, unsigned i)
+{
+	if (i >= s->hist_count)
+		return NULL;
+	return &s->history[(s->hist_next + HV_HISTORY - 1 - i) % HV_HISTORY];
+}
+
 int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
 		       const struct hv_cmd *c, uint64_t *token)
 {
@@ -303,6 +573,18 @@ int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
 	case HV_CMD_SETTINGS:
 		rv = settings(s, index, c);
 		break;
+	case HV_CMD_INVENTORY:
+		rv = inventory(s, index, c);
+		break;
+	case HV_CMD_MAINT:
+		rv = maint(s, index, c);
+		break;
+	case HV_CMD_PLAN:
+		rv = plan(s, index, c);
+		break;
+	case HV_CMD_MOVED:
+		rv = moved(s, index, c);
+		break;
 	default:
 		rv = HV_UNKNOWNCMD;
 		break;
@@ -335,6 +617,22 @@ int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf,
 
 /* ---- snapshot ---------------------------------------------------------- */
 
+static void pack_move(msgpack_packer *pk, const struct hv_move *mv)
+{
+	msgpack_pack_array(pk, 11);
+	hv_cmd_pack_move(pk, &mv->m);
+	hv_mp_pack_str(pk, mv->holder);
+	msgpack_pack_uint64(pk, mv->token);
+	msgpack_pack_uint64(pk, (uint64_t)mv->status);
+	msgpack_pack_uint64(pk, (uint64_t)mv->result);
+	msgpack_pack_uint64(pk, mv->planned_ms);
+	msgpack_pack_uint64(pk, mv->done_ms);
+	msgpack_pack_uint64(pk, mv->downtime_ms);
+	msgpack_pack_uint64(pk, mv->elapsed_ms);
+	msgpack_pack_uint64(pk, mv->bytes);
+	hv_mp_pack_str(pk, mv->error);
+}
+
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 		    void **buf, size_t *len)
 {
@@ -344,7 +642,7 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 11);
+	msgpack_pack_map(&pk, 13);
 
 	hv_mp_pack_str(&pk, "v");
 	msgpack_pack_uint64(&pk, HV_SNAPSHOT_FORMAT);
@@ -353,7 +651,7 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 	msgpack_pack_array(&pk, s->n_members);
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
-		msgpack_pack_array(&pk, 8);
+		msgpack_pack_array(&pk, 16);
 		msgpack_pack_uint64(&pk, m->id);
 		hv_mp_pack_str(&pk, m->name);
 		hv_mp_pack_str(&pk, m->address);
@@ -365,7 +663,26 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 		hv_mp_pack_str(&pk, m->phase);
 		hv_mp_pack_str(&pk, m->version);
 		msgpack_pack_uint64(&pk, m->report_ms);
+		msgpack_pack_uint64(&pk, m->mem_cap_mib);
+		msgpack_pack_uint64(&pk, m->vcpus_cap);
+		msgpack_pack_uint64(&pk, m->inventory_ms);
+		msgpack_pack_array(&pk, m->n_guests);
+		for (unsigned g = 0; g < m->n_guests; g++)
+			hv_cmd_pack_guest(&pk, &m->guests[g]);
+		msgpack_pack_uint64(&pk, (uint64_t)m->maint);
+		msgpack_pack_uint64(&pk, m->maint_since_ms);
+		msgpack_pack_uint64(&pk, m->maint_total_ms);
+		msgpack_pack_uint64(&pk, m->maint_count);
 	}
+
+	hv_mp_pack_str(&pk, "moves");
+	msgpack_pack_array(&pk, s->n_moves);
+	for (unsigned i = 0; i < s->n_moves; i++)
+		pack_move(&pk, &s->moves[i]);
+	hv_mp_pack_str(&pk, "history"); /* oldest first */
+	msgpack_pack_array(&pk, s->hist_count);
+	for (unsigned i = s->hist_count; i-- > 0;)
+		pack_move(&pk, hv_state_history(s, i));
 
 	hv_mp_pack_str(&pk, "max_concurrent");
 	msgpack_pack_uint64(&pk, s->max_concurrent);
@@ -437,7 +754,7 @@ static int decode_members(struct hv_state *s, const msgpack_object *v)
 	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_MEMBERS)
 		return HV_MALFORMED;
 	for (uint32_t i = 0; i < v->via.array.size; i++) {
-		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 8);
+		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 16);
 		struct hv_member *m = &s->members[i];
 		if (t == NULL)
 			return HV_MALFORMED;
@@ -452,8 +769,66 @@ static int decode_members(struct hv_state *s, const msgpack_object *v)
 		TRY(hv_mp_str(&t[5], m->phase, sizeof m->phase));
 		TRY(hv_mp_str(&t[6], m->version, sizeof m->version));
 		TRY(hv_mp_u64(&t[7], &m->report_ms));
+		TRY(hv_mp_u64(&t[8], &u));
+		m->mem_cap_mib = (uint32_t)u;
+		TRY(hv_mp_u64(&t[9], &u));
+		m->vcpus_cap = (uint32_t)u;
+		TRY(hv_mp_u64(&t[10], &m->inventory_ms));
+		if (t[11].type != MSGPACK_OBJECT_ARRAY || t[11].via.array.size > HV_MAX_GUESTS)
+			return HV_MALFORMED;
+		m->n_guests = t[11].via.array.size;
+		for (unsigned g = 0; g < m->n_guests; g++)
+			TRY(hv_cmd_unpack_guest(&t[11].via.array.ptr[g], &m->guests[g]));
+		TRY(hv_mp_u64(&t[12], &u));
+		if (u >= HV__MAINT_N)
+			return HV_MALFORMED;
+		m->maint = (int)u;
+		TRY(hv_mp_u64(&t[13], &m->maint_since_ms));
+		TRY(hv_mp_u64(&t[14], &m->maint_total_ms));
+		TRY(hv_mp_u64(&t[15], &u));
+		m->maint_count = (unsigned)u;
 	}
 	s->n_members = v->via.array.size;
+	return HV_OK;
+}
+
+static int decode_move(const msgpack_object *o, struct hv_move *mv)
+{
+	const msgpack_object *t = d_tuple(o, 11);
+	uint64_t u;
+	int rv;
+
+	if (t == NULL)
+		return HV_MALFORMED;
+	TRY(hv_cmd_unpack_move(&t[0], &mv->m));
+	TRY(hv_mp_str(&t[1], mv->holder, sizeof mv->holder));
+	TRY(hv_mp_u64(&t[2], &mv->token));
+	TRY(hv_mp_u64(&t[3], &u));
+	if (u > HV_MOVE_FAILED)
+		return HV_MALFORMED;
+	mv->status = (int)u;
+	TRY(hv_mp_u64(&t[4], &u));
+	if (u >= HV__NERR)
+		return HV_MALFORMED;
+	mv->result = (int)u;
+	TRY(hv_mp_u64(&t[5], &mv->planned_ms));
+	TRY(hv_mp_u64(&t[6], &mv->done_ms));
+	TRY(hv_mp_u64(&t[7], &mv->downtime_ms));
+	TRY(hv_mp_u64(&t[8], &mv->elapsed_ms));
+	TRY(hv_mp_u64(&t[9], &mv->bytes));
+	return hv_mp_str(&t[10], mv->error, sizeof mv->error);
+}
+
+static int decode_moves(struct hv_move *arr, unsigned cap, unsigned *n,
+			const msgpack_object *v)
+{
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > cap)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < v->via.array.size; i++)
+		TRY(decode_move(&v->via.array.ptr[i], &arr[i]));
+	*n = v->via.array.size;
 	return HV_OK;
 }
 
@@ -545,9 +920,16 @@ static int decode_state(struct hv_state *s, const msgpack_object *root)
 		} else if (hv_mp_key_is(k, "rejected")) {
 			TRY(hv_mp_u64(v, &s->rejected));
 			seen |= 256;
+		} else if (hv_mp_key_is(k, "moves")) {
+			TRY(decode_moves(s->moves, HV_MAX_MOVES, &s->n_moves, v));
+			seen |= 512;
+		} else if (hv_mp_key_is(k, "history")) {
+			TRY(decode_moves(s->history, HV_HISTORY, &s->hist_count, v));
+			s->hist_next = s->hist_count % HV_HISTORY;
+			seen |= 1024;
 		}
 	}
-	if (seen != 511)
+	if (seen != 2047)
 		return HV_MALFORMED;
 	if (version != HV_SNAPSHOT_FORMAT)
 		return HV_VERSION;

@@ -26,11 +26,36 @@
 
 #include "codec.h"
 
-#define HV_MAX_MEMBERS 256
+#define HV_MAX_MEMBERS 128
 #define HV_MAX_HOLDERS 16
 #define HV_EVENTS 64
 #define HV_EVENT_TEXT 200
 #define HV_SNAPSHOT_FORMAT 1
+#define HV_MAX_MOVES 128 /* moves of current maintenances, cluster-wide */
+#define HV_HISTORY 128   /* finished moves kept for `hvpeer report` */
+
+/* Maintenance phases of a host; the transition table is in state.c. */
+enum hv_maint {
+	HV_MAINT_NONE = 0,   /* serving guests, a placement target */
+	HV_MAINT_ENTERING,   /* lease held, pre-checks and plan */
+	HV_MAINT_EVACUATING, /* moving its guests away */
+	HV_MAINT_IN,         /* empty, in maintenance */
+	HV_MAINT_EXITING,    /* bringing guests back */
+	HV__MAINT_N
+};
+
+enum hv_move_status { HV_MOVE_PENDING = 0, HV_MOVE_DONE, HV_MOVE_FAILED };
+
+struct hv_move {
+	struct hv_cmd_move m;
+	char holder[HV_NAME_MAX + 1]; /* the host whose maintenance this is */
+	uint64_t token;               /* the holder's token when planned */
+	int status;                   /* enum hv_move_status */
+	int result;
+	uint64_t planned_ms, done_ms;
+	uint64_t downtime_ms, elapsed_ms, bytes;
+	char error[HV_ERROR_MAX + 1];
+};
 
 struct hv_member {
 	uint64_t id;
@@ -41,6 +66,16 @@ struct hv_member {
 	char phase[HV_PHASE_MAX + 1];
 	char version[HV_VERSION_MAX + 1];
 	uint64_t report_ms;
+
+	/* Inventory, as the host last reported it. */
+	uint32_t mem_cap_mib, vcpus_cap;
+	uint64_t inventory_ms;
+	unsigned n_guests;
+	struct hv_cmd_guest guests[HV_MAX_GUESTS];
+
+	int maint; /* enum hv_maint */
+	uint64_t maint_since_ms, maint_total_ms;
+	unsigned maint_count;
 };
 
 struct hv_holder {
@@ -73,6 +108,11 @@ struct hv_state {
 	unsigned ev_count; /* events held, <= HV_EVENTS */
 	struct hv_event events[HV_EVENTS];
 
+	unsigned n_moves;
+	struct hv_move moves[HV_MAX_MOVES];
+	unsigned hist_next, hist_count;
+	struct hv_move history[HV_HISTORY];
+
 	uint64_t last_index; /* log index of the last command applied */
 	uint64_t rejected;   /* commands refused (rules or bad encoding) */
 };
@@ -97,6 +137,16 @@ struct hv_member *hv_state_member(struct hv_state *s, const char *name);
 struct hv_member *hv_state_member_by_id(struct hv_state *s, uint64_t id);
 const struct hv_holder *hv_state_holder(const struct hv_state *s,
 					const char *name);
+
+/* The i-th most recent finished move (0 = newest), or NULL. */
+const struct hv_move *hv_state_history(const struct hv_state *s, unsigned i);
+
+/* Memory and vCPUs a member's guests use plus what pending moves reserve on
+ * it (moves leaving it are still counted until they are done). */
+void hv_state_load(const struct hv_state *s, const struct hv_member *m,
+		   uint64_t *mem_mib, unsigned *vcpus);
+
+const char *hv_maint_name(int maint);
 
 /* The i-th most recent event (0 = newest), or NULL. */
 const struct hv_event *hv_state_event(const struct hv_state *s, unsigned i);

@@ -26,6 +26,7 @@
 	X(PROTO, "protocol error")                                             \
 	X(SHUTDOWN, "shutting down")                                           \
 	X(FULL, "limit reached")                                               \
+	X(INMAINT, "host is in maintenance")                                   \
 	X(RAFT, "raft error")
 
 enum {

@@ -32,6 +32,9 @@ void hv_config_defaults(struct hv_config *c)
 	c->max_concurrent = 1;
 	c->report_interval_ms = 5000;
 	c->rpc_timeout_ms = 2000;
+	snprintf(c->migrate_uri, sizeof c->migrate_uri, "qemu+tcp://%%h/system");
+	c->migrate_downtime_ms = 300;
+	c->migrate_timeout_s = 600;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
@@ -178,6 +181,22 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 				errlen);
 	if (!strcmp(key, "rpc-timeout"))
 		return set_uint(&c->rpc_timeout_ms, v, 100, 60000, key, err, errlen);
+	if (!strcmp(key, "libvirt-uri"))
+		return set_str(c->libvirt_uri, sizeof c->libvirt_uri, v, key, err, errlen);
+	if (!strcmp(key, "migrate-uri")) {
+		if (strstr(v, "%h") == NULL) {
+			snprintf(err, (size_t)errlen,
+				 "migrate-uri: '%s' must contain %%h (the peer's address)", v);
+			return -1;
+		}
+		return set_str(c->migrate_uri, sizeof c->migrate_uri, v, key, err, errlen);
+	}
+	if (!strcmp(key, "guest-memory"))
+		return set_uint(&c->guest_memory_mib, v, 0, 1u << 30, key, err, errlen);
+	if (!strcmp(key, "migrate-downtime"))
+		return set_uint(&c->migrate_downtime_ms, v, 10, 60000, key, err, errlen);
+	if (!strcmp(key, "migrate-timeout"))
+		return set_uint(&c->migrate_timeout_s, v, 10, 86400, key, err, errlen);
 	snprintf(err, (size_t)errlen, "unknown setting '%s'", key);
 	return -1;
 }
@@ -211,6 +230,11 @@ static const struct {
 	{"cluster", "max-concurrent"},
 	{"cluster", "report-interval"},
 	{"cluster", "rpc-timeout"},
+	{"migrate", "libvirt-uri"},
+	{"migrate", "migrate-uri"},
+	{"migrate", "guest-memory"},
+	{"migrate", "migrate-downtime"},
+	{"migrate", "migrate-timeout"},
 };
 
 static int on_ini(void *user, const char *section, const char *key,

@@ -34,6 +34,13 @@ struct hv_config {
 	unsigned max_concurrent;
 	unsigned report_interval_ms;
 	unsigned rpc_timeout_ms;
+
+	/* [migrate] */
+	char libvirt_uri[HV_PATH_MAX];  /* "" = no hypervisor here */
+	char migrate_uri[HV_PATH_MAX];  /* template, %h = a peer's address */
+	unsigned guest_memory_mib;      /* 0 = host memory less 1 GiB */
+	unsigned migrate_downtime_ms;
+	unsigned migrate_timeout_s;
 };
 
 void hv_config_defaults(struct hv_config *c);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@ enum {
 
 static const char *socket_path = "/run/hvpeer/hvpeer.sock";
 static int timeout_ms = 5000;
+static bool timeout_set;
 static bool want_json;
 
 static void usage(FILE *f)
@@ -46,6 +49,12 @@ static void usage(FILE *f)
 		"                                 own lease, with the token its replica knows\n"
 		"  lease break --force --reason TEXT [HOST]\n"
 		"                                 take it from HOST (default: every holder)\n"
+		"  maintenance enter [HOST]       move HOST's guests away (live migration) and put\n"
+		"                                 it in maintenance; shows progress (default: this host)\n"
+		"  maintenance exit [HOST]        bring its guests back, leave maintenance, release\n"
+		"                                 the lease\n"
+		"  report                         per-guest downtime and elapsed time of the moves,\n"
+		"                                 per-host time in maintenance, totals\n"
 		"  help [COMMAND]                 this text\n"
 		"\n"
 		"Options:\n"
@@ -522,6 +531,138 @@ static int cmd_lease(int argc, char **argv)
 	return run(req, NULL);
 }
 
+/* ---- maintenance and report ------------------------------------------- */
+
+static void print_report(struct json_object *st)
+{
+	struct json_object *moves = o_of(st, "moves"), *members = o_of(st, "members");
+	size_t n = moves != NULL ? json_object_array_length(moves) : 0;
+	uint64_t down_total = 0, down_max = 0, el_total = 0;
+	unsigned done = 0, failed = 0;
+	char b[40];
+
+	printf("%-16s %-10s %-10s %-9s %-8s %12s %12s %10s  %s\n", "GUEST", "FROM", "TO",
+	       "ACTION", "STATUS", "DOWNTIME ms", "ELAPSED ms", "MiB sent", "WHEN");
+	for (size_t i = n; i-- > 0;) { /* oldest first */
+		struct json_object *m = json_object_array_get_idx(moves, i);
+		const char *status = s_of(m, "status", "?");
+		uint64_t dt = u_of(m, "downtime_ms"), el = u_of(m, "elapsed_ms");
+		printf("%-16s %-10s %-10s %-9s %-8s %12llu %12llu %10llu  %s%s%s\n",
+		       s_of(m, "guest", "?"), s_of(m, "source", "?"), s_of(m, "target", "-"),
+		       s_of(m, "action", "?"), status, (unsigned long long)dt,
+		       (unsigned long long)el, (unsigned long long)(u_of(m, "bytes") >> 20),
+		       when(u_of(m, "done_ms"), b, sizeof b), o_of(m, "error") ? "  error: " : "",
+		       s_of(m, "error", ""));
+		if (!strcmp(status, "done")) {
+			done++;
+			down_total += dt;
+			el_total += el;
+			if (dt > down_max)
+				down_max = dt;
+		} else if (!strcmp(status, "failed")) {
+			failed++;
+		}
+	}
+	n = members != NULL ? json_object_array_length(members) : 0;
+	printf("\n%-16s %-12s %-22s %6s %14s\n", "HOST", "MAINTENANCE", "SINCE", "TIMES",
+	       "TOTAL s");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *m = json_object_array_get_idx(members, i);
+		uint64_t since = u_of(m, "maintenance_since_ms");
+		printf("%-16s %-12s %-22s %6llu %14.1f\n", s_of(m, "name", "?"),
+		       s_of(m, "maintenance", "?"), since ? when(since, b, sizeof b) : "-",
+		       (unsigned long long)u_of(m, "maintenance_count"),
+		       (double)u_of(m, "maintenance_total_ms") / 1000.0);
+	}
+	printf("\ntotals: %u move%s done, %u failed; guest downtime %llu ms in all, %llu ms at most, %.1f ms on average; migration time %llu ms in all\n",
+	       done, done == 1 ? "" : "s", failed, (unsigned long long)down_total,
+	       (unsigned long long)down_max, done ? (double)down_total / done : 0.0,
+	       (unsigned long long)el_total);
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	struct subopts o = {0};
+	int i = parse_sub(argc, argv, &o);
+
+	if (i < 0 || i != argc)
+		return usage_error("report takes no operand");
+	return run(request("status"), print_report);
+}
+
+/* While a maintenance runs, a child process prints the host's new events. */
+static pid_t progress_start(const char *host)
+{
+	pid_t pid = fork();
+	uint64_t last = 0;
+	bool first = true;
+
+	if (pid != 0)
+		return pid;
+	for (int round = 0; round < 7200 && getppid() != 1; round++) {
+		int code;
+		struct json_object *st = call(request("status"), &code);
+		struct json_object *ev = o_of(st, "events");
+		size_t n = ev != NULL ? json_object_array_length(ev) : 0;
+		uint64_t top = last;
+		for (size_t i = n; i-- > 0;) {
+			struct json_object *e = json_object_array_get_idx(ev, i);
+			uint64_t idx = u_of(e, "index");
+			const char *text = s_of(e, "text", "");
+			if (idx > top)
+				top = idx;
+			if (first || idx <= last)
+				continue;
+			if (host[0] == '\0' || strncmp(text, host, strlen(host)) == 0 ||
+			    strstr(text, "lease") != NULL || strstr(text, "paused") != NULL) {
+				char b[40];
+				printf("  %s  %s\n", when(u_of(e, "time_ms"), b, sizeof b), text);
+				fflush(stdout);
+			}
+		}
+		last = top;
+		first = false;
+		json_object_put(st);
+		usleep(500000);
+	}
+	_exit(0);
+}
+
+static int cmd_maintenance(int argc, char **argv)
+{
+	struct subopts o = {0};
+	struct json_object *req;
+	const char *sub, *host;
+	pid_t child;
+	int i, code;
+
+	if (argc < 2)
+		return usage_error("usage: hvpeer maintenance enter|exit [HOST]");
+	sub = argv[1];
+	i = parse_sub(argc - 1, argv + 1, &o);
+	if (i < 0)
+		return EXIT_USAGE;
+	i += 1;
+	if (argc - i > 1)
+		return usage_error("too many operands for maintenance %s", sub);
+	if (strcmp(sub, "enter") != 0 && strcmp(sub, "exit") != 0)
+		return usage_error("unknown maintenance command '%s' (enter, exit)", sub);
+	host = argc - i == 1 ? argv[i] : "";
+	req = request(!strcmp(sub, "enter") ? "maint-enter" : "maint-exit");
+	if (host[0] != '\0')
+		json_object_object_add(req, "name", json_object_new_string(host));
+	if (!timeout_set)
+		timeout_ms = 3600 * 1000;
+	fflush(stdout);
+	child = want_json ? -1 : progress_start(host[0] ? host : "");
+	code = run(req, NULL);
+	if (child > 0) {
+		kill(child, SIGTERM);
+		waitpid(child, NULL, 0);
+	}
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -543,9 +684,10 @@ int main(int argc, char **argv)
 		case 't': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
-			if (*end != '\0' || v < 100 || v > 600000)
-				return usage_error("--timeout: '%s' is not a number of ms in 100..600000", optarg);
+			if (*end != '\0' || v < 100 || v > 86400000)
+				return usage_error("--timeout: '%s' is not a number of ms in 100..86400000", optarg);
 			timeout_ms = (int)v;
+			timeout_set = true;
 			break;
 		}
 		case 'j':
@@ -577,6 +719,10 @@ int main(int argc, char **argv)
 		return cmd_resume(argc, argv);
 	if (!strcmp(cmd, "lease"))
 		return cmd_lease(argc, argv);
+	if (!strcmp(cmd, "maintenance"))
+		return cmd_maintenance(argc, argv);
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc, argv);
 	if (!strcmp(cmd, "help")) {
 		usage(stdout);
 		return EXIT_OK;

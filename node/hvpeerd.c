@@ -7,6 +7,7 @@
 
 #include "../lib/log.h"
 #include "config.h"
+#include "maint.h"
 #include "node.h"
 
 static void usage(FILE *f)
@@ -42,6 +43,14 @@ static void usage(FILE *f)
 		"      --report-interval MS    how often this node reports into the state (default 5000)\n"
 		"      --rpc-timeout MS        peer RPC timeout (default 2000)\n"
 		"      --host-version TEXT     the host software version this node reports\n"
+		"      --libvirt-uri URI       the local hypervisor (e.g. qemu:///system); without it\n"
+		"                              this node has no guests and cannot enter maintenance\n"
+		"      --migrate-uri TEMPLATE  libvirt URI of a peer, %%h = its address\n"
+		"                              (default qemu+tcp://%%h/system)\n"
+		"      --guest-memory MIB      memory available for guests (default: host memory\n"
+		"                              less 1 GiB)\n"
+		"      --migrate-downtime MS   downtime limit of a live migration (default 300)\n"
+		"      --migrate-timeout S     give up a migration after S seconds (default 600)\n"
 		"      --log-level LEVEL       error, warn, info (default) or debug\n"
 		"  -h, --help                  this help\n"
 		"  -V, --version               print the version\n");
@@ -66,6 +75,11 @@ static const struct option longopts[] = {
 	{"rpc-timeout", required_argument, NULL, 1},
 	{"host-version", required_argument, NULL, 1},
 	{"log-level", required_argument, NULL, 1},
+	{"libvirt-uri", required_argument, NULL, 1},
+	{"migrate-uri", required_argument, NULL, 1},
+	{"guest-memory", required_argument, NULL, 1},
+	{"migrate-downtime", required_argument, NULL, 1},
+	{"migrate-timeout", required_argument, NULL, 1},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -208,6 +222,7 @@ int main(int argc, char **argv)
 		hv_log_set_prefix(prefix);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	hv_maint_global_init();
 
 	if (hv_node_start(&node, loop, &cfg) != 0) {
 		fprintf(stderr, "hvpeerd: %s\n", node.errmsg);

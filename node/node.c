@@ -21,6 +21,8 @@
 
 #include "../lib/err.h"
 #include "../lib/log.h"
+#include "../migrate/inventory.h"
+#include "maint.h"
 #include "node.h"
 #include "transport.h"
 
@@ -371,6 +373,91 @@ static bool report(struct hv_node *n)
 	return false;
 }
 
+/* ---- inventory: read libvirt on the thread pool, commit the result ------ */
+
+struct inv_work {
+	uv_work_t req;
+	struct hv_node *n;
+	struct hv_inventory inv;
+	int rc;
+	char err[1024];
+};
+
+static void inv_read(uv_work_t *req)
+{
+	struct inv_work *w = req->data;
+	virConnectPtr c = virConnectOpen(w->n->cfg.libvirt_uri);
+
+	if (c == NULL) {
+		w->rc = HV_IO;
+		snprintf(w->err, sizeof w->err, "%s: %s", w->n->cfg.libvirt_uri, hv_virt_error());
+		return;
+	}
+	w->rc = hv_inventory_read(c, w->n->cfg.guest_memory_mib, &w->inv, w->err,
+				  sizeof w->err);
+	virConnectClose(c);
+}
+
+static void inv_committed(struct hv_node *n, void *data, int rc, uint64_t index,
+			  uint64_t token)
+{
+	(void)data;
+	(void)index;
+	(void)token;
+	n->inventory_busy = false;
+	if (rc != HV_OK && rc != HV_SHUTDOWN)
+		hv_debug("inventory not committed: %s", hv_strerror(rc));
+}
+
+static void inv_done(uv_work_t *req, int status)
+{
+	struct inv_work *w = req->data;
+	struct hv_node *n = w->n;
+	struct hv_cmd *cmd;
+
+	if (status != 0 || n->stopping || w->rc != HV_OK) {
+		if (w->rc != HV_OK && !n->stopping)
+			hv_warn("inventory: %s", w->err);
+		n->inventory_busy = false;
+		free(w); /* the loop runs until this work is done, even when stopping */
+		return;
+	}
+	cmd = calloc(1, sizeof *cmd);
+	if (cmd != NULL) {
+		cmd->type = HV_CMD_INVENTORY;
+		snprintf(cmd->name, sizeof cmd->name, "%s", n->cfg.name);
+		cmd->mem_cap_mib = w->inv.mem_cap_mib;
+		cmd->vcpus_cap = w->inv.vcpus_cap;
+		cmd->n_guests = w->inv.n_guests;
+		memcpy(cmd->guests, w->inv.guests, w->inv.n_guests * sizeof w->inv.guests[0]);
+		if (hv_node_commit(n, cmd, inv_committed, NULL) != HV_OK)
+			n->inventory_busy = false;
+		free(cmd);
+	} else {
+		n->inventory_busy = false;
+	}
+	free(w);
+}
+
+static void inventory_refresh(struct hv_node *n)
+{
+	struct inv_work *w;
+	struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
+
+	if (n->cfg.libvirt_uri[0] == '\0' || n->inventory_busy || m == NULL || m->id != n->id)
+		return;
+	w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return;
+	w->n = n;
+	w->req.data = w;
+	n->inventory_busy = true;
+	if (uv_queue_work(n->loop, &w->req, inv_read, inv_done) != 0) {
+		n->inventory_busy = false;
+		free(w);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct hv_node *n = t->data;
@@ -386,6 +473,7 @@ static void on_tick(uv_timer_t *t)
 			n->report_due_ms = now + n->cfg.report_interval_ms;
 		else
 			n->report_due_ms = now + TICK_MS;
+		inventory_refresh(n);
 	}
 }
 
@@ -679,6 +767,7 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
 	n->stop_cb = cb;
 	n->closing = 1; /* raft (after rpc) */
 	hv_node_join_cancel(n);
+	hv_maint_cancel(n);
 	if (uv_is_active((uv_handle_t *)&n->tick) || n->tick.loop != NULL) {
 		n->closing++;
 		uv_close((uv_handle_t *)&n->tick, tick_closed);

@@ -20,6 +20,7 @@
 
 struct hv_node;
 struct hv_join;
+struct hv_maint_job;
 
 typedef void (*hv_node_stop_cb)(struct hv_node *n);
 
@@ -41,8 +42,10 @@ struct hv_node {
 
 	bool joined;          /* a member of the cluster (bootstrapped or joined) */
 	struct hv_join *join; /* join in progress */
+	struct hv_maint_job *maint; /* maintenance job in progress */
 	bool change_busy;     /* a Raft configuration change is in flight */
 	bool reconcile_busy;  /* a reconcile proposal is in flight */
+	bool inventory_busy;  /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
 	uint64_t report_due_ms;
 
@@ -83,6 +86,20 @@ bool hv_node_is_leader(struct hv_node *n);
 
 /* Raft role of the member with id in the current configuration, or -1. */
 int hv_node_raft_role(struct hv_node *n, raft_id id);
+
+/* Commit cmd through the leader from any node (node/commit.c). Returns 0
+ * and fires cb once, or an HV_* code (no leader: HV_NOQUORUM) and never. */
+int hv_node_commit(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void *data);
+
+/* Linearizable fencing check: name holds the lease with token, and the
+ * cluster is not paused. cb gets HV_OK or the reason. */
+int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrier_cb cb,
+		  void *data);
+
+/* The leader's side of "commit" and "fence" requests. */
+void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64);
+void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
+		  uint64_t token);
 
 /* Handle one request (control socket or peer): node/ops.c. */
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c,

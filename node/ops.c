@@ -20,6 +20,8 @@
 
 #include "../lib/err.h"
 #include "../lib/log.h"
+#include "../migrate/placement.h"
+#include "maint.h"
 #include "node.h"
 
 struct op_ctx {
@@ -142,6 +144,35 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 		json_object_object_add(j, "version", json_object_new_string(m->version));
 		json_object_object_add(j, "last_report_ms",
 				       json_object_new_uint64(m->report_ms));
+		json_object_object_add(j, "maintenance",
+				       json_object_new_string(hv_maint_name(m->maint)));
+		json_object_object_add(j, "maintenance_since_ms",
+				       json_object_new_uint64(m->maint != HV_MAINT_NONE ? m->maint_since_ms : 0));
+		json_object_object_add(j, "maintenance_total_ms",
+				       json_object_new_uint64(m->maint_total_ms));
+		json_object_object_add(j, "maintenance_count",
+				       json_object_new_uint64(m->maint_count));
+		json_object_object_add(j, "mem_cap_mib", json_object_new_uint64(m->mem_cap_mib));
+		json_object_object_add(j, "vcpus_cap", json_object_new_uint64(m->vcpus_cap));
+		{
+			uint64_t mem;
+			unsigned cpu;
+			struct json_object *gs = json_object_new_array();
+			hv_state_load(s, m, &mem, &cpu);
+			json_object_object_add(j, "mem_used_mib", json_object_new_uint64(mem));
+			for (unsigned g = 0; g < m->n_guests; g++) {
+				struct json_object *jg = json_object_new_object();
+				json_object_object_add(jg, "name", json_object_new_string(m->guests[g].name));
+				json_object_object_add(jg, "mem_mib", json_object_new_uint64(m->guests[g].mem_mib));
+				json_object_object_add(jg, "vcpus", json_object_new_uint64(m->guests[g].vcpus));
+				json_object_object_add(jg, "level", json_object_new_string(hv_level_name(m->guests[g].level)));
+				json_object_object_add(jg, "running", json_object_new_boolean(m->guests[g].running));
+				if (m->guests[g].hostdev[0])
+					json_object_object_add(jg, "hostdev", json_object_new_string(m->guests[g].hostdev));
+				json_object_array_add(gs, jg);
+			}
+			json_object_object_add(j, "guests", gs);
+		}
 		json_object_array_add(members, j);
 	}
 	json_object_object_add(o, "members", members);
@@ -178,6 +209,34 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 		json_object_array_add(events, j);
 	}
 	json_object_object_add(o, "events", events);
+	{
+		struct json_object *moves = json_object_new_array();
+		for (unsigned i = 0; i < s->n_moves + s->hist_count; i++) {
+			const struct hv_move *mv = i < s->n_moves ? &s->moves[i]
+								 : hv_state_history(s, i - s->n_moves);
+			struct json_object *jm = json_object_new_object();
+			if (i < s->n_moves && mv->status != HV_MOVE_PENDING)
+				continue; /* finished ones are in the history */
+			json_object_object_add(jm, "guest", json_object_new_string(mv->m.guest));
+			json_object_object_add(jm, "holder", json_object_new_string(mv->holder));
+			json_object_object_add(jm, "source", json_object_new_string(mv->m.source));
+			json_object_object_add(jm, "target", json_object_new_string(mv->m.target));
+			json_object_object_add(jm, "action", json_object_new_string(hv_action_name(mv->m.action)));
+			json_object_object_add(jm, "status",
+					       json_object_new_string(mv->status == HV_MOVE_PENDING ? "pending"
+								      : mv->status == HV_MOVE_DONE ? "done" : "failed"));
+			json_object_object_add(jm, "mem_mib", json_object_new_uint64(mv->m.mem_mib));
+			json_object_object_add(jm, "downtime_ms", json_object_new_uint64(mv->downtime_ms));
+			json_object_object_add(jm, "elapsed_ms", json_object_new_uint64(mv->elapsed_ms));
+			json_object_object_add(jm, "bytes", json_object_new_uint64(mv->bytes));
+			json_object_object_add(jm, "planned_ms", json_object_new_uint64(mv->planned_ms));
+			json_object_object_add(jm, "done_ms", json_object_new_uint64(mv->done_ms));
+			if (mv->error[0])
+				json_object_object_add(jm, "error", json_object_new_string(mv->error));
+			json_object_array_add(moves, jm);
+		}
+		json_object_object_add(o, "moves", moves);
+	}
 	json_object_object_add(o, "rejected_commands", json_object_new_uint64(s->rejected));
 	if (!quorum) {
 		unsigned v = voters(n);
@@ -544,6 +603,47 @@ static void op_join(struct hv_node *n, struct hv_rpc_conn *c,
 		hv_rpc_reply(c, no_quorum(n, "join"));
 }
 
+/* Maintenance runs on the host itself: a request for another host goes to
+ * that host's hvpeerd, and the answer comes back when the job ends. */
+static void op_maint(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
+		     struct json_object *req, bool forwarded)
+{
+	const char *name = jstr(req, "name");
+	bool exit_op = !strcmp(op, "maint-exit");
+	char err[512];
+	int rc;
+
+	if (name == NULL)
+		name = n->cfg.name;
+	if (strcmp(name, n->cfg.name) != 0) {
+		struct hv_member *m = hv_state_member(&n->state, name);
+		struct relay *r;
+		if (forwarded || m == NULL || m->removed) {
+			hv_rpc_reply(c, hv_rpc_error(HV_NOMEMBER, "'%s' is not a member of this cluster",
+						     name));
+			return;
+		}
+		r = calloc(1, sizeof *r);
+		if (r == NULL) {
+			hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
+			return;
+		}
+		r->n = n;
+		r->conn = c;
+		snprintf(r->what, sizeof r->what, "%s", op);
+		snprintf(r->leader, sizeof r->leader, "%s", m->address);
+		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
+		if (hv_rpc_call(&n->rpc, m->address, req, 3600 * 1000, relay_answered, r) != 0) {
+			free(r);
+			hv_rpc_reply(c, hv_rpc_error(HV_UNREACHABLE, "%s: cannot reach %s", op, name));
+		}
+		return;
+	}
+	rc = hv_maint_start(n, exit_op, c, err, sizeof err);
+	if (rc != HV_OK)
+		hv_rpc_reply(c, hv_rpc_error(rc, "%s", err));
+}
+
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c,
 		    struct json_object *req)
 {
@@ -569,6 +669,26 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c,
 		hv_rpc_reply(c, o);
 	} else if (!strcmp(op, "join")) {
 		op_join(n, c, req, forwarded);
+	} else if (!strcmp(op, "maint-enter") || !strcmp(op, "maint-exit")) {
+		if (!peer->local && !forwarded)
+			hv_rpc_reply(c, hv_rpc_error(HV_INVAL, "operation '%s' is not served to peers", op));
+		else
+			op_maint(n, c, op, req, forwarded);
+	} else if ((!strcmp(op, "commit") || !strcmp(op, "fence")) && peer->local) {
+		hv_rpc_reply(c, hv_rpc_error(HV_INVAL, "%s is used between peers only", op));
+	} else if (!strcmp(op, "commit")) {
+		const char *b64 = jstr(req, "cmd");
+		if (!hv_node_is_leader(n))
+			hv_rpc_reply(c, hv_rpc_error(HV_NOTLEADER, "commit: not the leader"));
+		else
+			hv_ops_commit(n, c, b64 != NULL ? b64 : "");
+	} else if (!strcmp(op, "fence")) {
+		const char *name = jstr(req, "name");
+		uint64_t token = 0;
+		if (name == NULL || !juint(req, "token", &token))
+			hv_rpc_reply(c, hv_rpc_error(HV_INVAL, "fence: needs name and token"));
+		else
+			hv_ops_fence(n, c, name, token);
 	} else if (!strcmp(op, "report") && peer->local) {
 		hv_rpc_reply(c, hv_rpc_error(HV_INVAL, "report is sent by hvpeerd itself"));
 	} else if (!peer->local && !forwarded) {

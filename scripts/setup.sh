@@ -8,14 +8,17 @@
 # comes from backports: a pin keeps every other package on bookworm.
 set -eu
 
+[ "${1:-}" = --lab ] && shift  # the lab needs nothing more than the tests
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (it calls apt-get)" >&2; exit 1; }
 
 export DEBIAN_FRONTEND=noninteractive
 
 pkgs="build-essential autoconf automake libtool pkg-config
       libuv1-dev libssl-dev libmsgpack-dev libcmocka-dev libinih-dev
-      libjson-c-dev libvirt-dev liblz4-dev
-      clang valgrind procps iproute2 ca-certificates"
+      libjson-c-dev libvirt-dev libxml2-dev liblz4-dev
+      clang valgrind procps iproute2 ca-certificates python3
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+      busybox-static util-linux"
 
 . /etc/os-release
 codename=${VERSION_CODENAME:-}

@@ -1109,7 +1109,8 @@ struct snap_opts {
 /* Every key of a snapshot, all required. */
 static const char *const snap_keys[] = {
     "v",      "members", "max_concurrent", "holders",  "last_token",
-    "paused", "events",  "last_index",     "rejected",
+    "paused", "events",  "last_index",     "rejected", "moves",
+    "history",
 };
 #define N_SNAP_KEYS (sizeof snap_keys / sizeof *snap_keys)
 
@@ -1151,7 +1152,7 @@ static void craft(const struct hv_state *s, const struct snap_opts *o,
 			msgpack_pack_array(&pk, s->n_members);
 			for (unsigned i = 0; i < s->n_members; i++) {
 				const struct hv_member *mb = &s->members[i];
-				msgpack_pack_array(&pk, 8);
+				msgpack_pack_array(&pk, 16);
 				msgpack_pack_uint64(&pk, mb->id);
 				pk_s(&pk, i == 0 && o->member_name != NULL
 				              ? o->member_name
@@ -1162,6 +1163,16 @@ static void craft(const struct hv_state *s, const struct snap_opts *o,
 				pk_s(&pk, mb->phase);
 				pk_s(&pk, mb->version);
 				msgpack_pack_uint64(&pk, mb->report_ms);
+				msgpack_pack_uint64(&pk, mb->mem_cap_mib);
+				msgpack_pack_uint64(&pk, mb->vcpus_cap);
+				msgpack_pack_uint64(&pk, mb->inventory_ms);
+				msgpack_pack_array(&pk, mb->n_guests);
+				for (unsigned g = 0; g < mb->n_guests; g++)
+					hv_cmd_pack_guest(&pk, &mb->guests[g]);
+				msgpack_pack_uint64(&pk, (uint64_t)mb->maint);
+				msgpack_pack_uint64(&pk, mb->maint_since_ms);
+				msgpack_pack_uint64(&pk, mb->maint_total_ms);
+				msgpack_pack_uint64(&pk, mb->maint_count);
 			}
 		} else if (strcmp(key, "max_concurrent") == 0) {
 			msgpack_pack_int64(&pk, o->max_concurrent);
@@ -1208,6 +1219,9 @@ static void craft(const struct hv_state *s, const struct snap_opts *o,
 			msgpack_pack_uint64(&pk, s->last_index);
 		} else if (strcmp(key, "rejected") == 0) {
 			msgpack_pack_uint64(&pk, s->rejected);
+		} else if (strcmp(key, "moves") == 0 || strcmp(key, "history") == 0) {
+			/* the rich state of these tests has no moves */
+			msgpack_pack_array(&pk, 0);
 		}
 	}
 	if (o->trailing)

@@ -1,0 +1,102 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/err.h"
+#include "placement.h"
+#include "plan.h"
+
+int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t now_ms,
+		       uint64_t stale_ms, const char *exclude, const char *only_guest,
+		       struct hv_cmd *cmd, char *why, size_t whylen)
+{
+	struct hv_place_host hosts[HV_MAX_MEMBERS];
+	struct hv_place_guest guests[HV_MAX_GUESTS];
+	struct hv_place_move moves[HV_MAX_GUESTS];
+	const struct hv_member *src = NULL;
+	unsigned nh = 0, ng = 0, nm = 0;
+	int rv;
+
+	memset(cmd, 0, sizeof *cmd);
+	cmd->type = HV_CMD_PLAN;
+	snprintf(cmd->name, sizeof cmd->name, "%s", holder);
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	for (unsigned i = 0; i < s->n_members; i++)
+		if (strcmp(s->members[i].name, holder) == 0)
+			src = &s->members[i];
+	if (src == NULL) {
+		snprintf(why, whylen, "%s is not a member", holder);
+		return HV_NOMEMBER;
+	}
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		struct hv_place_host *h = &hosts[nh++];
+		uint64_t mem;
+		unsigned cpu;
+
+		memset(h, 0, sizeof *h);
+		snprintf(h->name, sizeof h->name, "%s", m->name);
+		hv_state_load(s, m, &mem, &cpu);
+		h->mem_cap_mib = m->mem_cap_mib;
+		h->mem_used_mib = mem;
+		h->vcpus_cap = m->vcpus_cap;
+		h->vcpus_used = cpu;
+		h->eligible = m != src && !m->removed && m->maint == HV_MAINT_NONE &&
+			      m->mem_cap_mib > 0 && m->inventory_ms + stale_ms >= now_ms &&
+			      (exclude == NULL || strcmp(m->name, exclude) != 0);
+	}
+	for (unsigned i = 0; i < src->n_guests; i++) {
+		const struct hv_cmd_guest *g = &src->guests[i];
+		struct hv_place_guest *p;
+
+		if (!g->running || (only_guest != NULL && strcmp(g->name, only_guest) != 0))
+			continue;
+		p = &guests[ng++];
+		memset(p, 0, sizeof *p);
+		snprintf(p->name, sizeof p->name, "%s", g->name);
+		p->mem_mib = g->mem_mib;
+		p->vcpus = g->vcpus;
+		p->level = g->level;
+		p->running = true;
+		snprintf(p->hostdev, sizeof p->hostdev, "%s", g->hostdev);
+	}
+	if (ng == 0)
+		return HV_OK;
+	rv = hv_place(hosts, nh, guests, ng, moves, &nm, why, whylen);
+	if (rv != HV_OK)
+		return rv;
+	for (unsigned i = 0; i < nm && i < HV_MAX_PLAN; i++) {
+		const struct hv_place_guest *g = &guests[moves[i].guest];
+		struct hv_cmd_move *mv = &cmd->moves[cmd->n_moves++];
+
+		snprintf(mv->guest, sizeof mv->guest, "%s", g->name);
+		snprintf(mv->source, sizeof mv->source, "%s", holder);
+		if (moves[i].target >= 0)
+			snprintf(mv->target, sizeof mv->target, "%s", hosts[moves[i].target].name);
+		mv->mem_mib = (uint32_t)g->mem_mib;
+		mv->vcpus = g->vcpus;
+		mv->action = moves[i].action;
+	}
+	return HV_OK;
+}
+
+int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *cmd)
+{
+	memset(cmd, 0, sizeof *cmd);
+	cmd->type = HV_CMD_PLAN;
+	snprintf(cmd->name, sizeof cmd->name, "%s", holder);
+	for (unsigned i = 0; i < s->n_moves && cmd->n_moves < HV_MAX_PLAN; i++) {
+		const struct hv_move *mv = &s->moves[i];
+		struct hv_cmd_move *back;
+
+		if (strcmp(mv->holder, holder) != 0 || mv->status != HV_MOVE_DONE ||
+		    mv->m.action != HV_ACT_MIGRATE || strcmp(mv->m.source, holder) != 0)
+			continue;
+		back = &cmd->moves[cmd->n_moves++];
+		*back = mv->m;
+		snprintf(back->source, sizeof back->source, "%s", mv->m.target);
+		snprintf(back->target, sizeof back->target, "%s", holder);
+	}
+	return HV_OK;
+}

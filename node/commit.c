@@ -1,0 +1,267 @@
+/*
+ * Committing a command from any node, and the fencing check.
+ *
+ * hv_node_commit(): on the leader the command is proposed directly; on a
+ * follower it is sent to the leader as {"op": "commit", "cmd": base64 of
+ * the msgpack encoding}, which the leader decodes (strictly, as any replica
+ * would) and proposes. The callback gets the state machine's verdict.
+ *
+ * hv_node_fence(): a linearizable check that `name` holds the lease with
+ * `token` and that the cluster is not paused: the leader runs a barrier,
+ * so that its state machine holds every committed entry, then looks.
+ */
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "node.h"
+
+struct commit {
+	struct hv_node *n;
+	hv_propose_cb cb;
+	void *data;
+	char name[HV_NAME_MAX + 1];
+	uint64_t token;
+};
+
+static int code_of(struct json_object *resp)
+{
+	struct json_object *v;
+	int code;
+
+	if (json_object_object_get_ex(resp, "ok", &v) && json_object_get_boolean(v))
+		return HV_OK;
+	if (!json_object_object_get_ex(resp, "error", &v))
+		return HV_PROTO;
+	code = hv_errcode(json_object_get_string(v));
+	return code < 0 ? HV_PROTO : code;
+}
+
+static uint64_t u64_of(struct json_object *resp, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(resp, key, &v) ? json_object_get_uint64(v) : 0;
+}
+
+static void commit_answered(void *data, int status, struct json_object *resp)
+{
+	struct commit *c = data;
+	int rc = status == HV_OK ? code_of(resp) : status;
+
+	c->cb(c->n, c->data, rc, status == HV_OK ? u64_of(resp, "index") : 0,
+	      status == HV_OK ? u64_of(resp, "token") : 0);
+	free(c);
+}
+
+int hv_node_commit(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void *data)
+{
+	struct json_object *req;
+	struct commit *c;
+	const char *leader;
+	unsigned char *b64;
+	void *buf;
+	size_t len;
+	int rv;
+
+	if (hv_node_is_leader(n))
+		return hv_node_propose(n, cmd, cb, data);
+	leader = hv_node_leader_address(n, NULL);
+	if (leader == NULL)
+		return HV_NOQUORUM;
+	cmd->time_ms = hv_now_ms();
+	rv = hv_cmd_encode(cmd, NULL, &buf, &len);
+	if (rv != HV_OK)
+		return rv;
+	b64 = malloc(4 * ((len + 2) / 3) + 1);
+	c = calloc(1, sizeof *c);
+	if (b64 == NULL || c == NULL) {
+		free(buf);
+		free(b64);
+		free(c);
+		return HV_NOMEM;
+	}
+	EVP_EncodeBlock(b64, buf, (int)len);
+	free(buf);
+	c->n = n;
+	c->cb = cb;
+	c->data = data;
+	req = json_object_new_object();
+	json_object_object_add(req, "op", json_object_new_string("commit"));
+	json_object_object_add(req, "forwarded", json_object_new_boolean(1));
+	json_object_object_add(req, "cmd", json_object_new_string((char *)b64));
+	free(b64);
+	rv = hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms, commit_answered, c);
+	json_object_put(req);
+	if (rv != 0) {
+		free(c);
+		return rv;
+	}
+	return HV_OK;
+}
+
+/* ---- the leader's side ------------------------------------------------- */
+
+struct pending {
+	struct hv_node *n;
+	struct hv_rpc_conn *conn;
+	char name[HV_NAME_MAX + 1];
+	uint64_t token;
+};
+
+static void committed(struct hv_node *n, void *data, int rc, uint64_t index,
+		      uint64_t token)
+{
+	struct pending *p = data;
+	struct json_object *o = rc == HV_OK ? hv_rpc_ok()
+					    : hv_rpc_error(rc, "%s", hv_strerror(rc));
+
+	(void)n;
+	json_object_object_add(o, "index", json_object_new_uint64(index));
+	json_object_object_add(o, "token", json_object_new_uint64(token));
+	hv_rpc_reply(p->conn, o);
+	free(p);
+}
+
+void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64)
+{
+	size_t blen = strlen(b64), len;
+	unsigned char *buf;
+	struct hv_cmd *cmd;
+	struct pending *p;
+	int rv, dl;
+
+	if (blen == 0 || blen % 4 != 0 || blen > 4 * ((HV_CMD_MAX + 2) / 3)) {
+		hv_rpc_reply(c, hv_rpc_error(HV_MALFORMED, "commit: bad encoding"));
+		return;
+	}
+	buf = malloc(blen / 4 * 3 + 1);
+	cmd = malloc(sizeof *cmd);
+	p = calloc(1, sizeof *p);
+	if (buf == NULL || cmd == NULL || p == NULL) {
+		free(buf);
+		free(cmd);
+		free(p);
+		hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
+		return;
+	}
+	dl = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)blen);
+	len = dl < 0 ? 0 : (size_t)dl;
+	/* EVP_DecodeBlock counts the '=' padding as zero bytes. */
+	if (len > 0 && b64[blen - 1] == '=')
+		len--;
+	if (len > 0 && b64[blen - 2] == '=')
+		len--;
+	rv = dl < 0 ? HV_MALFORMED : hv_cmd_decode(buf, len, cmd);
+	free(buf);
+	if (rv == HV_OK && (cmd->type == HV_CMD_MEMBER_ADD || cmd->type == HV_CMD_MEMBER_ROLE ||
+			    cmd->type == HV_CMD_MEMBER_REMOVE || cmd->type == HV_CMD_SETTINGS))
+		rv = HV_INVAL; /* membership goes through join and the leader */
+	if (rv != HV_OK) {
+		hv_rpc_reply(c, hv_rpc_error(rv, "commit: %s", hv_strerror(rv)));
+		free(cmd);
+		free(p);
+		return;
+	}
+	p->n = n;
+	p->conn = c;
+	rv = hv_node_propose(n, cmd, committed, p);
+	free(cmd);
+	if (rv != HV_OK) {
+		hv_rpc_reply(c, hv_rpc_error(rv, "commit: %s", hv_strerror(rv)));
+		free(p);
+	}
+}
+
+/* ---- fencing ----------------------------------------------------------- */
+
+struct fence {
+	struct hv_node *n;
+	hv_barrier_cb cb;
+	void *data;
+	char name[HV_NAME_MAX + 1];
+	uint64_t token;
+};
+
+static int fence_verdict(struct hv_node *n, const char *name, uint64_t token)
+{
+	const struct hv_holder *h = hv_state_holder(&n->state, name);
+
+	if (h == NULL)
+		return HV_NOTHOLDER;
+	if (h->token != token)
+		return HV_BADTOKEN;
+	return n->state.paused ? HV_PAUSED : HV_OK;
+}
+
+static void fence_barrier(struct hv_node *n, void *data, int rc)
+{
+	struct fence *f = data;
+
+	f->cb(n, f->data, rc == HV_OK ? fence_verdict(n, f->name, f->token) : rc);
+	free(f);
+}
+
+static void fence_answered(void *data, int status, struct json_object *resp)
+{
+	struct fence *f = data;
+
+	f->cb(f->n, f->data, status == HV_OK ? code_of(resp) : status);
+	free(f);
+}
+
+int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrier_cb cb,
+		  void *data)
+{
+	struct fence *f = calloc(1, sizeof *f);
+	const char *leader;
+	int rv;
+
+	if (f == NULL)
+		return HV_NOMEM;
+	f->n = n;
+	f->cb = cb;
+	f->data = data;
+	snprintf(f->name, sizeof f->name, "%s", name);
+	f->token = token;
+	if (hv_node_is_leader(n)) {
+		rv = hv_node_barrier(n, fence_barrier, f);
+	} else if ((leader = hv_node_leader_address(n, NULL)) == NULL) {
+		rv = HV_NOQUORUM;
+	} else {
+		struct json_object *req = json_object_new_object();
+		json_object_object_add(req, "op", json_object_new_string("fence"));
+		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
+		json_object_object_add(req, "name", json_object_new_string(name));
+		json_object_object_add(req, "token", json_object_new_uint64(token));
+		rv = hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms, fence_answered, f);
+		json_object_put(req);
+	}
+	if (rv != HV_OK)
+		free(f);
+	return rv;
+}
+
+static void fence_reply(struct hv_node *n, void *data, int rc)
+{
+	struct hv_rpc_conn *c = data;
+
+	(void)n;
+	hv_rpc_reply(c, rc == HV_OK ? hv_rpc_ok() : hv_rpc_error(rc, "fence: %s", hv_strerror(rc)));
+}
+
+void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
+		  uint64_t token)
+{
+	int rv;
+
+	if (!hv_node_is_leader(n)) {
+		hv_rpc_reply(c, hv_rpc_error(HV_NOTLEADER, "fence: not the leader any more"));
+		return;
+	}
+	rv = hv_node_fence(n, name, token, fence_reply, c);
+	if (rv != HV_OK)
+		hv_rpc_reply(c, hv_rpc_error(rv, "fence: %s", hv_strerror(rv)));
+}

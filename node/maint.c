@@ -1,0 +1,805 @@
+/*
+ * Maintenance of this host: evacuation by live migration and return.
+ *
+ * A job runs on a worker thread of its own, because libvirt's calls block
+ * (a migration takes seconds). The worker never touches the node: it asks
+ * the event loop, one request at a time, to commit a command, to run the
+ * fencing check or to read the state, and waits for the answer. The
+ * decisions (where each guest goes) are pure functions of the replicated
+ * state (migrate/plan.c, migrate/placement.c).
+ *
+ * Enter: lease -> ENTERING -> inventory -> plan (refused: back to NONE,
+ * lease released, the reason returned) -> EVACUATING -> for each move:
+ * fence check, migrate (or save, or shut down), commit the outcome with
+ * libvirt's figures; a failed migration is retried once on another target,
+ * then the line stops (the cluster is paused with the reason, the host stays
+ * EVACUATING with the lease held) -> IN.
+ * Exit: EXITING -> each migrated guest comes back (fenced, committed) ->
+ * saved and shut-down guests are started -> NONE -> lease released.
+ */
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "../migrate/inventory.h"
+#include "../migrate/placement.h"
+#include "../migrate/plan.h"
+#include "maint.h"
+#include "node.h"
+
+enum { REQ_NONE, REQ_COMMIT, REQ_FENCE, REQ_QUERY };
+
+typedef void (*query_fn)(struct hv_node *n, void *arg);
+
+struct hv_maint_job {
+	struct hv_node *n;
+	bool exit_op;
+	struct hv_rpc_conn *conn; /* answered when the job ends, or NULL */
+
+	uv_thread_t thread;
+	uv_async_t async;
+	uv_mutex_t lock;
+	uv_cond_t cond;
+	int refs;       /* async handle + requests in flight */
+	bool cancel;    /* the node is stopping */
+	bool finished;  /* the worker returned */
+
+	/* The worker's current request. */
+	int kind;
+	bool issued, done;
+	struct hv_cmd cmd;
+	int rc;
+	uint64_t token;
+	query_fn query;
+	void *arg;
+
+	/* The worker's own state. */
+	uint64_t my_token;
+	int result;
+	char message[1024];
+};
+
+static void job_unref(struct hv_maint_job *j)
+{
+	if (--j->refs > 0)
+		return;
+	uv_mutex_destroy(&j->lock);
+	uv_cond_destroy(&j->cond);
+	free(j);
+}
+
+/* ---- the loop's side ----------------------------------------------------- */
+
+static void request_done(struct hv_maint_job *j, int rc, uint64_t token)
+{
+	uv_mutex_lock(&j->lock);
+	j->rc = rc;
+	j->token = token;
+	j->done = true;
+	uv_cond_signal(&j->cond);
+	uv_mutex_unlock(&j->lock);
+}
+
+static void commit_cb(struct hv_node *n, void *data, int rc, uint64_t index, uint64_t token)
+{
+	struct hv_maint_job *j = data;
+
+	(void)n;
+	(void)index;
+	request_done(j, rc, token);
+	job_unref(j);
+}
+
+static void fence_cb(struct hv_node *n, void *data, int rc)
+{
+	struct hv_maint_job *j = data;
+
+	(void)n;
+	request_done(j, rc, 0);
+	job_unref(j);
+}
+
+static void async_closed(uv_handle_t *h)
+{
+	job_unref(h->data);
+}
+
+static void job_end(struct hv_maint_job *j)
+{
+	struct hv_node *n = j->n;
+
+	uv_thread_join(&j->thread);
+	if (n->maint == j)
+		n->maint = NULL;
+	if (j->conn != NULL) {
+		struct json_object *o = j->result == HV_OK
+						? hv_rpc_ok()
+						: hv_rpc_error(j->result, "%s", j->message);
+		if (j->result == HV_OK)
+			json_object_object_add(o, "message", json_object_new_string(j->message));
+		hv_rpc_reply(j->conn, o);
+		j->conn = NULL;
+	}
+	if (j->result == HV_OK)
+		hv_info("%s", j->message);
+	else
+		hv_warn("%s", j->message);
+	uv_close((uv_handle_t *)&j->async, async_closed);
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct hv_maint_job *j = a->data;
+	struct hv_node *n = j->n;
+	int kind, rv = HV_OK;
+
+	uv_mutex_lock(&j->lock);
+	kind = j->issued || j->done ? REQ_NONE : j->kind;
+	if (kind != REQ_NONE)
+		j->issued = true;
+	uv_mutex_unlock(&j->lock);
+
+	switch (kind) {
+	case REQ_COMMIT:
+		j->refs++;
+		rv = n->stopping ? HV_SHUTDOWN : hv_node_commit(n, &j->cmd, commit_cb, j);
+		if (rv != HV_OK) {
+			j->refs--;
+			request_done(j, rv, 0);
+		}
+		break;
+	case REQ_FENCE:
+		j->refs++;
+		rv = n->stopping ? HV_SHUTDOWN
+				 : hv_node_fence(n, n->cfg.name, j->my_token, fence_cb, j);
+		if (rv != HV_OK) {
+			j->refs--;
+			request_done(j, rv, 0);
+		}
+		break;
+	case REQ_QUERY:
+		j->query(n, j->arg);
+		request_done(j, HV_OK, 0);
+		break;
+	}
+	if (j->finished && !uv_is_closing((uv_handle_t *)&j->async))
+		job_end(j);
+}
+
+/* ---- the worker's side --------------------------------------------------- */
+
+static int ask(struct hv_maint_job *j, int kind)
+{
+	int rc;
+
+	uv_mutex_lock(&j->lock);
+	j->kind = kind;
+	j->issued = false;
+	j->done = false;
+	uv_mutex_unlock(&j->lock);
+	uv_async_send(&j->async);
+	uv_mutex_lock(&j->lock);
+	while (!j->done && !j->cancel)
+		uv_cond_wait(&j->cond, &j->lock);
+	rc = j->done ? j->rc : HV_SHUTDOWN;
+	j->kind = REQ_NONE;
+	uv_mutex_unlock(&j->lock);
+	return rc;
+}
+
+static bool transient(int rc)
+{
+	return rc == HV_NOQUORUM || rc == HV_NOTLEADER || rc == HV_UNREACHABLE ||
+	       rc == HV_TIMEOUT || rc == HV_IO;
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Commit cmd, retrying while the cluster has no leader (bounded). */
+static int commit(struct hv_maint_job *j, const struct hv_cmd *cmd, uint64_t *token)
+{
+	int rc = HV_NOQUORUM;
+
+	for (int attempt = 0; attempt < 40 && !j->cancel; attempt++) {
+		j->cmd = *cmd;
+		j->cmd.token = cmd->token;
+		rc = ask(j, REQ_COMMIT);
+		if (!transient(rc))
+			break;
+		nap_ms(250);
+	}
+	if (token != NULL)
+		*token = j->token;
+	return rc;
+}
+
+static int query(struct hv_maint_job *j, query_fn fn, void *arg)
+{
+	j->query = fn;
+	j->arg = arg;
+	return ask(j, REQ_QUERY);
+}
+
+static int fence(struct hv_maint_job *j)
+{
+	int rc = HV_NOQUORUM;
+
+	for (int attempt = 0; attempt < 40 && !j->cancel; attempt++) {
+		rc = ask(j, REQ_FENCE);
+		if (!transient(rc))
+			break;
+		nap_ms(250);
+	}
+	return rc;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(struct hv_maint_job *j, int rc,
+						       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(j->message, sizeof j->message, fmt, ap);
+	va_end(ap);
+	j->result = rc;
+	return rc;
+}
+
+static int commit_maint(struct hv_maint_job *j, int phase)
+{
+	struct hv_cmd cmd = {.type = HV_CMD_MAINT, .token = j->my_token};
+
+	snprintf(cmd.name, sizeof cmd.name, "%s", j->n->cfg.name);
+	snprintf(cmd.phase, sizeof cmd.phase, "%s", hv_maint_name(phase));
+	return commit(j, &cmd, NULL);
+}
+
+static int release_lease(struct hv_maint_job *j)
+{
+	struct hv_cmd cmd = {.type = HV_CMD_LEASE_RELEASE, .token = j->my_token};
+
+	snprintf(cmd.name, sizeof cmd.name, "%s", j->n->cfg.name);
+	return commit(j, &cmd, NULL);
+}
+
+/* The libvirt URI of a member, from the template and its address. */
+static void peer_uri(const struct hv_config *cfg, const char *address, char *out, size_t len)
+{
+	char host[HV_ADDR_MAX + 1];
+	int port;
+	const char *p = strstr(cfg->migrate_uri, "%h");
+
+	if (hv_addr_split(address, host, sizeof host, &port) != 0)
+		snprintf(host, sizeof host, "%s", address);
+	snprintf(out, len, "%.*s%s%s", (int)(p - cfg->migrate_uri), cfg->migrate_uri, host,
+		 p + 2);
+}
+
+/* Queries: the worker's copies of what it needs from the state. */
+struct q_plan {
+	bool exit_op;
+	const char *exclude, *only;
+	uint64_t stale_ms;
+	struct hv_cmd cmd;
+	int rc;
+	char why[512];
+	/* member addresses, for the URIs */
+	unsigned n;
+	char names[HV_MAX_MEMBERS][HV_NAME_MAX + 1];
+	char addrs[HV_MAX_MEMBERS][HV_ADDR_MAX + 1];
+	int maint;
+	uint64_t token;
+	bool holder;
+};
+
+static void q_plan_fn(struct hv_node *n, void *arg)
+{
+	struct q_plan *q = arg;
+	const struct hv_holder *h = hv_state_holder(&n->state, n->cfg.name);
+	const struct hv_member *self = hv_state_member(&n->state, n->cfg.name);
+
+	q->holder = h != NULL;
+	q->token = h != NULL ? h->token : 0;
+	q->maint = self != NULL ? self->maint : HV_MAINT_NONE;
+	if (q->exit_op)
+		q->rc = hv_plan_return(&n->state, n->cfg.name, &q->cmd);
+	else
+		q->rc = hv_plan_evacuation(&n->state, n->cfg.name, hv_now_ms(), q->stale_ms,
+					   q->exclude, q->only, &q->cmd, q->why, sizeof q->why);
+	q->n = n->state.n_members;
+	for (unsigned i = 0; i < n->state.n_members; i++) {
+		snprintf(q->names[i], sizeof q->names[i], "%s", n->state.members[i].name);
+		snprintf(q->addrs[i], sizeof q->addrs[i], "%s", n->state.members[i].address);
+	}
+}
+
+static const char *addr_of(const struct q_plan *q, const char *name)
+{
+	for (unsigned i = 0; i < q->n; i++)
+		if (strcmp(q->names[i], name) == 0)
+			return q->addrs[i];
+	return NULL;
+}
+
+struct q_pending {
+	const char *guest;
+	bool pending;
+};
+
+static void q_pending_fn(struct hv_node *n, void *arg)
+{
+	struct q_pending *q = arg;
+
+	q->pending = false;
+	for (unsigned i = 0; i < n->state.n_moves; i++)
+		if (n->state.moves[i].status == HV_MOVE_PENDING &&
+		    strcmp(n->state.moves[i].holder, n->cfg.name) == 0 &&
+		    strcmp(n->state.moves[i].m.guest, q->guest) == 0)
+			q->pending = true;
+}
+
+/* ---- side effects (fenced by the caller) ---------------------------------- */
+
+struct outcome {
+	int rc;
+	uint64_t downtime_ms, elapsed_ms, bytes;
+	char error[HV_ERROR_MAX + 1];
+};
+
+static void virt_fail(struct outcome *o, const char *what)
+{
+	o->rc = HV_IO;
+	snprintf(o->error, sizeof o->error, "%s: %s", what, hv_virt_error());
+}
+
+/* Live-migrate guest from src_uri to dst_uri (peer to peer, persistent on
+ * the destination, undefined on the source, auto-converge, a downtime
+ * limit). On failure libvirt leaves the guest running on the source. */
+static void migrate(const struct hv_config *cfg, const char *guest, const char *src_uri,
+		    const char *dst_uri, struct outcome *o)
+{
+	unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+			 VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE;
+	virConnectPtr src = NULL, dst = NULL;
+	virDomainPtr dom = NULL, ddom = NULL;
+	virTypedParameterPtr params = NULL;
+	int nparams = 0, maxparams = 0, type;
+	unsigned long long v;
+
+	memset(o, 0, sizeof *o);
+	src = virConnectOpen(src_uri);
+	if (src == NULL) {
+		virt_fail(o, "connecting to the source");
+		goto out;
+	}
+	dom = virDomainLookupByName(src, guest);
+	if (dom == NULL) {
+		virt_fail(o, "finding the guest");
+		goto out;
+	}
+	virDomainMigrateSetMaxDowntime(dom, cfg->migrate_downtime_ms, 0);
+	if (virDomainMigrateToURI3(dom, dst_uri, NULL, 0, flags) != 0) {
+		virt_fail(o, "live migration");
+		goto out;
+	}
+	/* The completed job's figures are on the destination. */
+	dst = virConnectOpen(dst_uri);
+	ddom = dst != NULL ? virDomainLookupByName(dst, guest) : NULL;
+	if (ddom != NULL && virDomainGetJobStats(ddom, &type, &params, &nparams,
+						 VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
+		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1)
+			o->downtime_ms = v;
+		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_TIME_ELAPSED, &v) == 1)
+			o->elapsed_ms = v;
+		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DATA_PROCESSED, &v) == 1)
+			o->bytes = v;
+		virTypedParamsFree(params, nparams);
+	}
+	(void)maxparams;
+out:
+	if (ddom != NULL)
+		virDomainFree(ddom);
+	if (dom != NULL)
+		virDomainFree(dom);
+	if (dst != NULL)
+		virConnectClose(dst);
+	if (src != NULL)
+		virConnectClose(src);
+}
+
+/* Shut a dev guest down (30 s grace, then destroy) or save a legacy one. */
+static void park(const char *uri, const char *guest, int action, struct outcome *o)
+{
+	virConnectPtr c = virConnectOpen(uri);
+	virDomainPtr dom = c != NULL ? virDomainLookupByName(c, guest) : NULL;
+
+	memset(o, 0, sizeof *o);
+	if (dom == NULL) {
+		virt_fail(o, "finding the guest");
+	} else if (action == HV_ACT_SAVE) {
+		if (virDomainManagedSave(dom, 0) != 0)
+			virt_fail(o, "saving the guest");
+	} else {
+		int state = 0, reason;
+		virDomainShutdown(dom);
+		for (int i = 0; i < 300; i++) {
+			if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
+			    state == VIR_DOMAIN_SHUTOFF)
+				break;
+			nap_ms(100);
+		}
+		if (state != VIR_DOMAIN_SHUTOFF && virDomainDestroy(dom) != 0)
+			virt_fail(o, "stopping the guest");
+	}
+	if (dom != NULL)
+		virDomainFree(dom);
+	if (c != NULL)
+		virConnectClose(c);
+}
+
+/* ---- enter ----------------------------------------------------------------- */
+
+static int record(struct hv_maint_job *j, const struct hv_cmd_move *mv, const struct outcome *o)
+{
+	struct hv_cmd cmd = {.type = HV_CMD_MOVED, .token = j->my_token};
+	struct q_pending qp = {.guest = mv->guest};
+	int rc;
+
+	snprintf(cmd.name, sizeof cmd.name, "%s", j->n->cfg.name);
+	cmd.move = *mv;
+	cmd.result = o->rc;
+	cmd.downtime_ms = o->downtime_ms;
+	cmd.elapsed_ms = o->elapsed_ms;
+	cmd.bytes = o->bytes;
+	snprintf(cmd.error, sizeof cmd.error, "%s", o->error);
+	rc = commit(j, &cmd, NULL);
+	/* A retried commit may find its first attempt applied. */
+	if (rc == HV_INVAL && query(j, q_pending_fn, &qp) == HV_OK && !qp.pending)
+		rc = HV_OK;
+	return rc;
+}
+
+static int read_inventory(struct hv_maint_job *j)
+{
+	struct hv_node *n = j->n;
+	struct hv_inventory inv;
+	struct hv_cmd cmd = {.type = HV_CMD_INVENTORY};
+	virConnectPtr c = virConnectOpen(n->cfg.libvirt_uri);
+	char err[256];
+	int rc;
+
+	if (c == NULL)
+		return fail(j, HV_IO, "%s: cannot reach the local hypervisor (%s): %s", n->cfg.name,
+			    n->cfg.libvirt_uri, hv_virt_error());
+	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, &inv, err, sizeof err);
+	virConnectClose(c);
+	if (rc != HV_OK)
+		return fail(j, rc, "%s: %s", n->cfg.name, err);
+	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
+	cmd.mem_cap_mib = inv.mem_cap_mib;
+	cmd.vcpus_cap = inv.vcpus_cap;
+	cmd.n_guests = inv.n_guests;
+	memcpy(cmd.guests, inv.guests, inv.n_guests * sizeof inv.guests[0]);
+	rc = commit(j, &cmd, NULL);
+	if (rc != HV_OK)
+		return fail(j, rc, "%s: recording the inventory: %s", n->cfg.name, hv_strerror(rc));
+	return HV_OK;
+}
+
+/* Give up entering: back to NONE, lease released, the reason kept. */
+static int refuse(struct hv_maint_job *j)
+{
+	commit_maint(j, HV_MAINT_NONE);
+	release_lease(j);
+	return j->result;
+}
+
+/* Stop the line: pause the cluster with the reason; the lease stays. */
+static int stop_line(struct hv_maint_job *j)
+{
+	struct hv_cmd cmd = {.type = HV_CMD_PAUSE};
+
+	snprintf(cmd.by, sizeof cmd.by, "hvpeerd@%.40s", j->n->cfg.name);
+	snprintf(cmd.reason, sizeof cmd.reason, "%.255s", j->message);
+	commit(j, &cmd, NULL);
+	return j->result;
+}
+
+/* One move, fenced; a failed migration is tried once more elsewhere. */
+static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move mv, bool retry)
+{
+	const struct hv_config *cfg = &j->n->cfg;
+	char src_uri[HV_PATH_MAX + HV_ADDR_MAX], dst_uri[HV_PATH_MAX + HV_ADDR_MAX];
+	struct outcome o;
+	int rc = fence(j);
+
+	if (rc != HV_OK)
+		return fail(j, rc, "%s: stopped before moving %s: %s", cfg->name, mv.guest,
+			    rc == HV_PAUSED ? "the cluster is paused"
+			    : rc == HV_BADTOKEN || rc == HV_NOTHOLDER
+				    ? "this host no longer holds the maintenance lease (fenced)"
+				    : hv_strerror(rc));
+	if (mv.action != HV_ACT_MIGRATE) {
+		park(cfg->libvirt_uri, mv.guest, mv.action, &o);
+	} else {
+		const char *sa = addr_of(q, mv.source), *da = addr_of(q, mv.target);
+		if (strcmp(mv.source, cfg->name) == 0)
+			snprintf(src_uri, sizeof src_uri, "%s", cfg->libvirt_uri);
+		else
+			peer_uri(cfg, sa != NULL ? sa : mv.source, src_uri, sizeof src_uri);
+		peer_uri(cfg, da != NULL ? da : mv.target, dst_uri, sizeof dst_uri);
+		hv_info("moving %s: %s -> %s", mv.guest, mv.source, mv.target);
+		migrate(cfg, mv.guest, src_uri, dst_uri, &o);
+	}
+	rc = record(j, &mv, &o);
+	if (rc != HV_OK)
+		return fail(j, rc, "%s: recording the move of %s: %s", cfg->name, mv.guest,
+			    hv_strerror(rc));
+	if (o.rc == HV_OK)
+		return HV_OK;
+	hv_warn("moving %s to %s failed: %s", mv.guest, mv.target, o.error);
+	if (retry && mv.action == HV_ACT_MIGRATE && !j->exit_op) {
+		struct q_plan *q2 = calloc(1, sizeof *q2);
+		if (q2 == NULL)
+			return fail(j, HV_NOMEM, "out of memory");
+		q2->exclude = mv.target;
+		q2->only = mv.guest;
+		q2->stale_ms = 3ull * cfg->report_interval_ms + 2000;
+		query(j, q_plan_fn, q2);
+		if (q2->rc == HV_OK && q2->cmd.n_moves == 1) {
+			uint64_t tok;
+			q2->cmd.token = j->my_token;
+			rc = commit(j, &q2->cmd, &tok);
+			if (rc == HV_OK) {
+				struct hv_cmd_move again = q2->cmd.moves[0];
+				hv_info("retrying %s on %s", mv.guest, again.target);
+				rc = run_move(j, q2, again, false);
+				free(q2);
+				if (rc == HV_OK)
+					return HV_OK;
+				return fail(j, j->result, "%s: guest %s could not be moved: to %s: %s; then %s",
+					    cfg->name, mv.guest, mv.target, o.error, j->message);
+			}
+		}
+		free(q2);
+	}
+	return fail(j, HV_IO, "%s: guest %s could not be moved to %s: %s (it keeps running on %s)",
+		    cfg->name, mv.guest, mv.target[0] ? mv.target : "-", o.error, mv.source);
+}
+
+static void enter(struct hv_maint_job *j)
+{
+	struct hv_node *n = j->n;
+	struct hv_cmd cmd = {.type = HV_CMD_LEASE_ACQUIRE};
+	struct q_plan *q = calloc(1, sizeof *q);
+	uint64_t max_down = 0;
+	int rc;
+
+	if (q == NULL) {
+		fail(j, HV_NOMEM, "out of memory");
+		return;
+	}
+	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
+	rc = commit(j, &cmd, &j->my_token);
+	if (rc != HV_OK) {
+		fail(j, rc, "%s: cannot take the maintenance lease: %s", n->cfg.name,
+		     hv_strerror(rc));
+		goto out;
+	}
+	if (commit_maint(j, HV_MAINT_ENTERING) != HV_OK) {
+		fail(j, HV_INVAL, "%s: cannot enter maintenance from its current phase",
+		     n->cfg.name);
+		goto out;
+	}
+	if (read_inventory(j) != HV_OK) {
+		refuse(j);
+		goto out;
+	}
+	q->stale_ms = 3ull * n->cfg.report_interval_ms + 2000;
+	query(j, q_plan_fn, q);
+	if (q->rc != HV_OK) {
+		fail(j, q->rc, "Failed to enter maintenance mode: %s: %s", n->cfg.name, q->why);
+		refuse(j);
+		goto out;
+	}
+	if (q->cmd.n_moves > 0) {
+		q->cmd.token = j->my_token;
+		rc = commit(j, &q->cmd, NULL);
+		if (rc != HV_OK) {
+			fail(j, rc, "Failed to enter maintenance mode: %s: the plan was refused: %s",
+			     n->cfg.name, hv_strerror(rc));
+			refuse(j);
+			goto out;
+		}
+	}
+	commit_maint(j, HV_MAINT_EVACUATING);
+	for (unsigned i = 0; i < q->cmd.n_moves; i++) {
+		rc = run_move(j, q, q->cmd.moves[i], true);
+		if (rc != HV_OK) {
+			if (rc != HV_PAUSED && rc != HV_BADTOKEN && rc != HV_NOTHOLDER &&
+			    rc != HV_SHUTDOWN)
+				stop_line(j);
+			goto out;
+		}
+	}
+	commit_maint(j, HV_MAINT_IN);
+	(void)max_down;
+	j->result = HV_OK;
+	snprintf(j->message, sizeof j->message,
+		 "%s is in maintenance: %u guest%s moved away (token %llu)", n->cfg.name,
+		 q->cmd.n_moves, q->cmd.n_moves == 1 ? "" : "s", (unsigned long long)j->my_token);
+out:
+	free(q);
+}
+
+/* ---- exit ------------------------------------------------------------------ */
+
+static void start_parked(struct hv_maint_job *j)
+{
+	virConnectPtr c = virConnectOpen(j->n->cfg.libvirt_uri);
+	virDomainPtr *doms = NULL;
+	int n;
+
+	if (c == NULL)
+		return;
+	n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_INACTIVE |
+						      VIR_CONNECT_LIST_DOMAINS_PERSISTENT);
+	for (int i = 0; i < n; i++) {
+		/* Saved guests restore; dev guests that were shut down boot. */
+		if (virDomainHasManagedSaveImage(doms[i], 0) == 1 || j->exit_op)
+			if (virDomainCreate(doms[i]) != 0)
+				hv_warn("starting %s again: %s", virDomainGetName(doms[i]),
+					hv_virt_error());
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(c);
+}
+
+static void leave(struct hv_maint_job *j)
+{
+	struct hv_node *n = j->n;
+	struct q_plan *q = calloc(1, sizeof *q);
+	unsigned n_moves;
+	int rc;
+
+	if (q == NULL) {
+		fail(j, HV_NOMEM, "out of memory");
+		return;
+	}
+	q->exit_op = true;
+	query(j, q_plan_fn, q);
+	if (!q->holder || (q->maint != HV_MAINT_IN && q->maint != HV_MAINT_EVACUATING &&
+			   q->maint != HV_MAINT_EXITING)) {
+		fail(j, HV_INVAL, "%s is not in maintenance", n->cfg.name);
+		goto out;
+	}
+	j->my_token = q->token;
+	if (commit_maint(j, HV_MAINT_EXITING) != HV_OK) {
+		fail(j, HV_INVAL, "%s: cannot leave maintenance from its current phase",
+		     n->cfg.name);
+		goto out;
+	}
+	query(j, q_plan_fn, q); /* the return plan, now that the host is EXITING */
+	n_moves = q->cmd.n_moves;
+	if (n_moves > 0) {
+		q->cmd.token = j->my_token;
+		rc = commit(j, &q->cmd, NULL);
+		if (rc != HV_OK) {
+			fail(j, rc, "%s: the return plan was refused: %s", n->cfg.name,
+			     hv_strerror(rc));
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < n_moves; i++) {
+		rc = run_move(j, q, q->cmd.moves[i], false);
+		if (rc != HV_OK) {
+			if (rc != HV_PAUSED && rc != HV_BADTOKEN && rc != HV_NOTHOLDER &&
+			    rc != HV_SHUTDOWN)
+				stop_line(j);
+			goto out;
+		}
+	}
+	start_parked(j);
+	commit_maint(j, HV_MAINT_NONE);
+	rc = release_lease(j);
+	j->result = HV_OK;
+	snprintf(j->message, sizeof j->message,
+		 "%s left maintenance: %u guest%s brought back%s", n->cfg.name, n_moves,
+		 n_moves == 1 ? "" : "s", rc == HV_OK ? ", lease released" : "");
+out:
+	free(q);
+}
+
+static void worker(void *arg)
+{
+	struct hv_maint_job *j = arg;
+
+	if (j->exit_op)
+		leave(j);
+	else
+		enter(j);
+	uv_mutex_lock(&j->lock);
+	j->finished = true;
+	uv_mutex_unlock(&j->lock);
+	uv_async_send(&j->async);
+}
+
+/* ---- interface ------------------------------------------------------------ */
+
+int hv_maint_start(struct hv_node *n, bool exit_op, struct hv_rpc_conn *conn,
+		   char *err, size_t errlen)
+{
+	struct hv_maint_job *j;
+
+	if (n->cfg.libvirt_uri[0] == '\0') {
+		snprintf(err, errlen, "%s has no hypervisor configured (--libvirt-uri)",
+			 n->cfg.name);
+		return HV_INVAL;
+	}
+	if (n->maint != NULL) {
+		snprintf(err, errlen, "%s: a maintenance operation is already running",
+			 n->cfg.name);
+		return HV_EXISTS;
+	}
+	j = calloc(1, sizeof *j);
+	if (j == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return HV_NOMEM;
+	}
+	j->n = n;
+	j->exit_op = exit_op;
+	j->conn = conn;
+	j->refs = 1;
+	uv_mutex_init(&j->lock);
+	uv_cond_init(&j->cond);
+	uv_async_init(n->loop, &j->async, on_async);
+	j->async.data = j;
+	if (uv_thread_create(&j->thread, worker, j) != 0) {
+		j->conn = NULL;
+		uv_close((uv_handle_t *)&j->async, async_closed);
+		snprintf(err, errlen, "cannot start a worker thread");
+		return HV_NOMEM;
+	}
+	n->maint = j;
+	return HV_OK;
+}
+
+void hv_maint_cancel(struct hv_node *n)
+{
+	struct hv_maint_job *j = n->maint;
+
+	if (j == NULL)
+		return;
+	uv_mutex_lock(&j->lock);
+	j->cancel = true;
+	uv_cond_signal(&j->cond);
+	uv_mutex_unlock(&j->lock);
+	/* The worker returns at its next request; a libvirt call in progress
+	 * finishes first (bounded by migrate-timeout). */
+	job_end(j);
+}
+
+static void silent(void *data, virErrorPtr e)
+{
+	(void)data;
+	(void)e;
+}
+
+void hv_maint_global_init(void)
+{
+	virInitialize();
+	virSetErrorFunc(NULL, silent);
+}
