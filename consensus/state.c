@@ -432,6 +432,9 @@ static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 
 		if (src == NULL || src->removed || move_pending(s, c->name, mv->guest))
 			return HV_INVAL;
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(c->moves[j].guest, mv->guest) == 0)
+				return HV_INVAL; /* one move per guest */
 		/* Evacuation moves leave the holder; return moves come home. */
 		if (holder->maint == HV_MAINT_EXITING ? strcmp(mv->target, c->name) != 0
 						       : src != holder)
@@ -444,10 +447,22 @@ static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		if (dst->maint != HV_MAINT_NONE && dst != holder)
 			return HV_INMAINT; /* never a placement target */
 		hv_state_load(s, dst, &mem, &cpu);
-		for (unsigned j = 0; j < i; j++)
-			if (c->moves[j].action == 0 &&
-			    strcmp(c->moves[j].target, mv->target) == 0)
-				mem += c->moves[j].mem_mib;
+		{
+			/* The target's guest list must have room too. */
+			unsigned incoming = 1;
+			for (unsigned j = 0; j < s->n_moves; j++)
+				if (s->moves[j].status == HV_MOVE_PENDING && s->moves[j].m.action == 0 &&
+				    strcmp(s->moves[j].m.target, mv->target) == 0)
+					incoming++;
+			for (unsigned j = 0; j < i; j++)
+				if (c->moves[j].action == 0 &&
+				    strcmp(c->moves[j].target, mv->target) == 0) {
+					mem += c->moves[j].mem_mib;
+					incoming++;
+				}
+			if (dst->n_guests + incoming > HV_MAX_GUESTS)
+				return HV_FULL;
+		}
 		if (dst->mem_cap_mib != 0 && mem + mv->mem_mib > dst->mem_cap_mib)
 			return HV_FULL;
 	}
@@ -501,7 +516,7 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (rv != HV_OK)
 		return rv;
 	mv = move_pending(s, c->name, c->move.guest);
-	if (mv == NULL)
+	if (mv == NULL || c->result < 0 || c->result >= HV__NERR)
 		return HV_INVAL;
 	mv->result = c->result;
 	mv->status = c->result == HV_OK ? HV_MOVE_DONE : HV_MOVE_FAILED;
@@ -517,12 +532,13 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (s->hist_count < HV_HISTORY)
 		s->hist_count++;
 	if (mv->status == HV_MOVE_DONE)
-		event(s, index, c->time_ms, "%s: %s %s %s%s%s (downtime %llu ms)",
-		      c->name, c->move.guest,
-		      mv->m.action == 0 ? "moved" : mv->m.action == 1 ? "saved" : "shut down",
-		      mv->m.action == 0 ? mv->m.source : "", mv->m.action == 0 ? " -> " : "",
-		      mv->m.action == 0 ? mv->m.target : "",
-		      (unsigned long long)c->downtime_ms);
+		if (mv->m.action == 0)
+			event(s, index, c->time_ms, "%s: %s moved %s -> %s (downtime %llu ms)",
+			      c->name, c->move.guest, mv->m.source, mv->m.target,
+			      (unsigned long long)c->downtime_ms);
+		else
+			event(s, index, c->time_ms, "%s: %s %s", c->name, c->move.guest,
+			      mv->m.action == 1 ? "saved" : "shut down");
 	else
 		event(s, index, c->time_ms, "%s: moving %s to %s failed: %s", c->name,
 		      c->move.guest, mv->m.target, c->error);

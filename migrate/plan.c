@@ -88,15 +88,26 @@ int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *
 	snprintf(cmd->name, sizeof cmd->name, "%s", holder);
 	for (unsigned i = 0; i < s->n_moves && cmd->n_moves < HV_MAX_PLAN; i++) {
 		const struct hv_move *mv = &s->moves[i];
-		struct hv_cmd_move *back;
+		struct hv_cmd_move *ret;
+
+		bool back = false;
 
 		if (strcmp(mv->holder, holder) != 0 || mv->status != HV_MOVE_DONE ||
 		    mv->m.action != HV_ACT_MIGRATE || strcmp(mv->m.source, holder) != 0)
 			continue;
-		back = &cmd->moves[cmd->n_moves++];
-		*back = mv->m;
-		snprintf(back->source, sizeof back->source, "%s", mv->m.target);
-		snprintf(back->target, sizeof back->target, "%s", holder);
+		/* Already home, or on its way: a return move done or pending. */
+		for (unsigned j = 0; j < s->n_moves; j++)
+			if (strcmp(s->moves[j].holder, holder) == 0 &&
+			    strcmp(s->moves[j].m.guest, mv->m.guest) == 0 &&
+			    strcmp(s->moves[j].m.target, holder) == 0 &&
+			    s->moves[j].status != HV_MOVE_FAILED)
+				back = true;
+		if (back)
+			continue;
+		ret = &cmd->moves[cmd->n_moves++];
+		*ret = mv->m;
+		snprintf(ret->source, sizeof ret->source, "%s", mv->m.target);
+		snprintf(ret->target, sizeof ret->target, "%s", holder);
 	}
 	return HV_OK;
 }
