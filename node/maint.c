@@ -62,6 +62,8 @@ struct hv_maint_job {
 
 	/* The worker's own state. */
 	uint64_t my_token;
+	char last_target[HV_NAME_MAX + 1]; /* of the last failed move */
+	char last_error[HV_ERROR_MAX + 1];
 	int result;
 	char message[1024];
 };
@@ -550,6 +552,8 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 	if (o.rc == HV_OK)
 		return HV_OK;
 	hv_warn("moving %s to %s failed: %s", mv.guest, mv.target, o.error);
+	snprintf(j->last_target, sizeof j->last_target, "%s", mv.target);
+	snprintf(j->last_error, sizeof j->last_error, "%s", o.error);
 	if (retry && mv.action == HV_ACT_MIGRATE && !j->exit_op) {
 		struct q_plan *q2 = calloc(1, sizeof *q2);
 		if (q2 == NULL)
@@ -569,8 +573,12 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 				free(q2);
 				if (rc == HV_OK)
 					return HV_OK;
-				return fail(j, j->result, "%s: guest %s could not be moved: to %s: %s; then %s",
-					    cfg->name, mv.guest, mv.target, o.error, j->message);
+				if (rc != HV_IO) /* fenced, paused or stopping */
+					return rc;
+				return fail(j, HV_IO,
+					    "%s: guest %s could not be moved: to %s: %s; retried on %s: %s; it keeps running on %s",
+					    cfg->name, mv.guest, mv.target, o.error, j->last_target,
+					    j->last_error, mv.source);
 			}
 		}
 		free(q2);

@@ -38,6 +38,10 @@ fi
 	echo "Bail out! no executable $LABT"
 	exit 99
 }
+# One lab at a time on a machine: lab tests run one after the other even
+# under make -j (bounded wait).
+exec 9>/tmp/hvpeer-lab-tests.lock
+flock -w 900 9 || { echo "Bail out! another lab test held the lab for 15 minutes"; exit 99; }
 if ip link show hvlab0 >/dev/null 2>&1; then
 	skip "a lab is already up (bridge hvlab0 exists): '$LABT down' removes it"
 fi

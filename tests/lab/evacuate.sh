@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Evacuation by live migration in the lab: real libvirtd + QEMU (TCG) hosts in
+# namespaces, each with its own hvpeerd.
+#   1. `maintenance enter h1` moves all of h1's guests to h2/h3 while they keep
+#      running (their heartbeat goes on, uptime not reset), within capacity;
+#      `report` shows each guest's measured downtime; `exit` brings them home.
+#   2. a guest with a passthrough device refuses maintenance, with the reason;
+#   3. not enough capacity: refused, naming the shortfall; nothing moved;
+#   4. the destination's QEMU killed mid-migration, twice: the guest keeps
+#      running on the source, the error is clear, the line stops (paused).
+# Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it cannot
+# run here (not root, lab packages missing, a lab already up).
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+LABT=${HVPEER_LAB_TOOL:-$TOP/lab/hvpeer-lab}
+export HVPEER_BUILDDIR=${HVPEER_BUILDDIR:-$TOP/build}
+
+[[ $(id -u) == 0 ]] || { echo "1..0 # SKIP not root"; exit 77; }
+for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 busybox-static; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		{ echo "1..0 # SKIP missing $p (scripts/setup.sh installs it)"; exit 77; }
+done
+# One lab at a time on a machine: lab tests run one after the other even
+# under make -j (bounded wait).
+exec 9>/tmp/hvpeer-lab-tests.lock
+flock -w 900 9 || { echo "Bail out! another lab test held the lab for 15 minutes"; exit 99; }
+ip link show hvlab0 >/dev/null 2>&1 && { echo "1..0 # SKIP a lab is already up"; exit 77; }
+
+N=0 PASS=0 FAIL=0
+ok() { N=$((N + 1)); PASS=$((PASS + 1)); echo "ok $N - $1"; }
+nok() { N=$((N + 1)); FAIL=$((FAIL + 1)); echo "not ok $N - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; }
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else nok "$d"; fi; }
+lab() { "$LABT" "$@"; }
+hv() { local h=$1; shift; "$LABT" hvpeer "$h" "$@"; }
+wait_for() { # wait_for SECONDS cmd...: poll every 0.2 s, bounded
+	local t=$1; shift
+	for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	return 1
+}
+finish() {
+	if [ "$FAIL" -gt 0 ]; then
+		for h in h1 h2 h3; do
+			echo "# --- $h hvpeerd.log (tail)"
+			lab exec "$h" true >/dev/null 2>&1 && tail -n 25 "$(lab_dir)/$h/hvpeerd.log" 2>/dev/null | sed 's/^/#   /'
+		done
+	fi
+	lab down >/dev/null 2>&1
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" = 0 ]
+}
+lab_dir() { if [ -n "${HVPEER_LAB_DIR:-}" ]; then echo "$HVPEER_LAB_DIR"; elif [ -w /run ]; then echo /run/hvpeer-lab; else echo /tmp/hvpeer-lab; fi; }
+trap 'finish; exit $?' EXIT
+trap 'exit 1' INT TERM
+
+# Host state from h2's view of the replicated state (JSON through python3).
+state() { # state PYTHON-EXPRESSION over d (the status JSON)
+	hv h2 --json status 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
+}
+guests_on() { state "' '.join(sorted(g['name'] for m in d['members'] if m['name']=='$1' for g in m['guests'] if g['running']))"; }
+phase_of() { state "[m['maintenance'] for m in d['members'] if m['name']=='$1'][0]"; }
+beat() { lab guest heartbeat "$1" | awk '{print $1}'; }
+where() { lab guest heartbeat "$1" | awk '{print $2}'; }
+uptime_of() { lab guest heartbeat "$1" | awk '{print $3}'; }
+
+echo "# lab up: 3 hosts, 640 MiB for guests each"
+if ! lab up 3 --guest-memory 640 >/tmp/hvpeer-evacuate-up.log 2>&1; then
+	nok "lab up" "$(tail -n 5 /tmp/hvpeer-evacuate-up.log)"
+	exit 1
+fi
+ok "lab up with 3 hosts"
+
+# ---- 1. evacuation and return ---------------------------------------------
+lab guest add h1 --name web1 --mem 128 >/dev/null && lab guest add h1 --name web2 --mem 128 >/dev/null &&
+	lab guest add h1 --name devbox --mem 96 --level dev >/dev/null &&
+	lab guest add h2 --name db1 --mem 256 >/dev/null
+check "four guests boot (three on h1, one on h2)" test "$(where web1)$(where web2)$(where devbox)$(where db1)" = "h1h1h1h2"
+wait_for 20 test "$(guests_on h1)" = "devbox web1 web2"
+check "inventories reach the replicated state" test "$(guests_on h1)" = "devbox web1 web2"
+
+b1=$(beat web1) u1=$(uptime_of web1)
+out=$(hv h1 maintenance enter 2>&1)
+rc=$?
+if [ $rc = 0 ]; then ok "maintenance enter h1 succeeds"; else nok "maintenance enter h1 succeeds (exit $rc)" "$out"; fi
+check "h1 is in maintenance" test "$(phase_of h1)" = in
+check "h1 runs no guest any more (libvirt)" test -z "$(lab exec h1 virsh -q list --name 2>/dev/null | tr -d '[:space:]')"
+for g in web1 web2 devbox; do
+	check "$g now runs on h2 or h3" test "$(where "$g")" = h2 -o "$(where "$g")" = h3
+done
+wait_for 10 test "$(beat web1)" -gt "$((b1 + 2))"
+b2=$(beat web1) u2=$(uptime_of web1)
+if [ "$b2" -gt "$b1" ] && awk "BEGIN{exit !($u2 > $u1)}"; then
+	ok "web1 kept running across the move (heartbeat $b1 -> $b2, uptime $u1 -> $u2 s)"
+else
+	nok "web1 kept running across the move" "heartbeat $b1 -> $b2, uptime $u1 -> $u2"
+fi
+cap_ok=$(state "all(m['mem_used_mib'] <= m['mem_cap_mib'] for m in d['members'] if m['mem_cap_mib'])")
+check "placement respects capacity (used <= capacity everywhere)" test "$cap_ok" = True
+rep=$(hv h3 report 2>&1)
+echo "$rep" | sed 's/^/#   /'
+n_done=$(state "sum(1 for m in d['moves'] if m['status']=='done' and m['holder']=='h1' and m['action']=='migrate')")
+check "report: three guests migrated with libvirt's figures" test "$n_done" = 3
+dt=$(state "[m['downtime_ms'] for m in d['moves'] if m['guest']=='web1' and m['status']=='done'][0]")
+el=$(state "[m['elapsed_ms'] for m in d['moves'] if m['guest']=='web1' and m['status']=='done'][0]")
+check "report: web1's downtime (${dt} ms) and migration time (${el} ms) were measured" test "$el" -gt 0
+check "the lease is held by h1 while it is in maintenance" test "$(state "[h['name'] for h in d['lease']['holders']]")" = "['h1']"
+
+out=$(hv h1 maintenance exit 2>&1)
+rc=$?
+if [ $rc = 0 ]; then ok "maintenance exit h1 succeeds"; else nok "maintenance exit h1 succeeds (exit $rc)" "$out"; fi
+for g in web1 web2 devbox; do
+	check "$g is back home on h1" test "$(where "$g")" = h1
+done
+check "h1 left maintenance" test "$(phase_of h1)" = none
+check "the lease is free again" test "$(state "len(d['lease']['holders'])")" = 0
+for g in web1 web2 devbox; do # spare the two cores for what follows
+	lab exec h1 virsh -q destroy "$g" >/dev/null 2>&1
+	lab exec h1 virsh -q undefine "$g" >/dev/null 2>&1
+done
+
+# ---- 2. a passthrough device refuses maintenance ------------------------------
+lab guest add h3 --name pci1 --mem 96 --usb-passthrough >/dev/null
+wait_for 20 test "$(state "[g.get('hostdev','') for m in d['members'] for g in m['guests'] if g['name']=='pci1'][0]")" != ""
+out=$(hv h3 maintenance enter 2>&1)
+rc=$?
+if [ $rc != 0 ] && echo "$out" | grep -q "pci1 holds hostdev" && echo "$out" | grep -q "Device or resource busy"; then
+	ok "a guest with a passthrough device refuses maintenance: $(echo "$out" | tail -n 1)"
+else
+	nok "a guest with a passthrough device refuses maintenance" "exit $rc: $out"
+fi
+check "after the refusal h3 is not in maintenance and the lease is free" \
+	test "$(phase_of h3)/$(state "len(d['lease']['holders'])")" = "none/0"
+check "pci1 still runs on h3" test "$(where pci1)" = h3
+lab exec h3 virsh -q destroy pci1 >/dev/null 2>&1
+lab exec h3 virsh -q undefine pci1 >/dev/null 2>&1
+
+# ---- 3. not enough capacity -------------------------------------------------
+lab guest add h2 --name big1 --mem 700 >/dev/null # more than any peer has
+wait_for 20 test "$(guests_on h2)" = "big1 db1"
+out=$(hv h2 maintenance enter 2>&1)
+rc=$?
+if [ $rc != 0 ] && echo "$out" | grep -q "cannot place guest" && echo "$out" | grep -q "MiB"; then
+	ok "not enough capacity: refused, naming the shortfall: $(echo "$out" | tail -n 1)"
+else
+	nok "not enough capacity: refused, naming the shortfall" "exit $rc: $out"
+fi
+check "nothing moved: big1 and db1 still run on h2" test "$(where big1)$(where db1)" = h2h2
+check "h2 is not in maintenance, the lease is free" test "$(phase_of h2)/$(state "len(d['lease']['holders'])")" = "none/0"
+lab exec h2 virsh -q destroy big1 >/dev/null 2>&1
+lab exec h2 virsh -q undefine big1 >/dev/null 2>&1
+
+# ---- 4. the destination's QEMU dies mid-migration ---------------------------------
+# Kill every incoming QEMU for db1 (the first attempt and the retry elsewhere).
+killer() { # poll every 10 ms; each incoming QEMU is killed at once, once
+	local end=$((SECONDS + 60)) killed=0 pid seen=" "
+	while [ $SECONDS -lt $end ] && [ $killed -lt 2 ]; do
+		for pid in $(pgrep -f 'guest=db1,.*-incoming'); do
+			case "$seen" in *" $pid "*) continue ;; esac
+			seen="$seen$pid "
+			kill -9 "$pid" 2>/dev/null && killed=$((killed + 1))
+		done
+		sleep 0.01
+	done
+	echo "$killed"
+}
+wait_for 20 test "$(guests_on h2)" = db1
+b1=$(beat db1)
+killer >/tmp/hvpeer-evacuate-killed &
+kpid=$!
+out=$(hv h2 maintenance enter 2>&1)
+rc=$?
+wait "$kpid"
+killed=$(cat /tmp/hvpeer-evacuate-killed)
+echo "# destination QEMU processes killed: $killed"
+echo "$out" | sed 's/^/#   /'
+if [ $rc != 0 ] && echo "$out" | grep -q "could not be moved"; then
+	ok "the failed migration is reported clearly"
+else
+	nok "the failed migration is reported clearly" "exit $rc: $out"
+fi
+check "db1 keeps running on the source h2" test "$(where db1)" = h2
+wait_for 10 test "$(beat db1)" -gt "$((b1 + 1))"
+check "db1's heartbeat goes on" test "$(beat db1)" -gt "$b1"
+check "the line stopped: the cluster is paused with the reason" \
+	test "$(state "d['pause']['paused'] and 'db1' in d['pause']['reason']")" = True
+check "h2 keeps the lease (never handed on after a failure)" test "$(state "[h['name'] for h in d['lease']['holders']]")" = "['h2']"
+check "the failures are in the report" test "$(state "sum(1 for m in d['moves'] if m['guest']=='db1' and m['status']=='failed')")" -ge 1
