@@ -590,7 +590,16 @@ static int cmd_report(int argc, char **argv)
 	return run(request("status"), print_report);
 }
 
-/* While a maintenance runs, a child process prints the host's new events. */
+static volatile sig_atomic_t progress_last_round;
+
+static void progress_term(int sig)
+{
+	(void)sig;
+	progress_last_round = 1;
+}
+
+/* While a maintenance runs, a child process prints the host's new events;
+ * on SIGTERM it prints what arrived since its last look, then exits. */
 static pid_t progress_start(const char *host)
 {
 	pid_t pid = fork();
@@ -599,7 +608,9 @@ static pid_t progress_start(const char *host)
 
 	if (pid != 0)
 		return pid;
+	signal(SIGTERM, progress_term);
 	for (int round = 0; round < 7200 && getppid() != 1; round++) {
+		bool final = progress_last_round != 0;
 		int code;
 		struct json_object *st = call(request("status"), &code);
 		struct json_object *ev = o_of(st, "events");
@@ -623,6 +634,8 @@ static pid_t progress_start(const char *host)
 		last = top;
 		first = false;
 		json_object_put(st);
+		if (final)
+			break;
 		usleep(500000);
 	}
 	_exit(0);
