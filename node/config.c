@@ -35,6 +35,7 @@ void hv_config_defaults(struct hv_config *c)
 	snprintf(c->migrate_uri, sizeof c->migrate_uri, "qemu+tcp://%%h/system");
 	c->migrate_downtime_ms = 300;
 	c->migrate_timeout_s = 600;
+	c->migrate_parallel = 1;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
@@ -197,6 +198,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 		return set_uint(&c->migrate_downtime_ms, v, 10, 60000, key, err, errlen);
 	if (!strcmp(key, "migrate-timeout"))
 		return set_uint(&c->migrate_timeout_s, v, 10, 86400, key, err, errlen);
+	if (!strcmp(key, "migrate-parallel"))
+		return set_uint(&c->migrate_parallel, v, 1, 16, key, err, errlen);
 	snprintf(err, (size_t)errlen, "unknown setting '%s'", key);
 	return -1;
 }
@@ -235,6 +238,7 @@ static const struct {
 	{"migrate", "guest-memory"},
 	{"migrate", "migrate-downtime"},
 	{"migrate", "migrate-timeout"},
+	{"migrate", "migrate-parallel"},
 };
 
 static int on_ini(void *user, const char *section, const char *key,

@@ -41,6 +41,7 @@ struct hv_config {
 	unsigned guest_memory_mib;      /* 0 = host memory less 1 GiB */
 	unsigned migrate_downtime_ms;
 	unsigned migrate_timeout_s;
+	unsigned migrate_parallel;
 };
 
 void hv_config_defaults(struct hv_config *c);

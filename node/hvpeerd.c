@@ -50,7 +50,8 @@ static void usage(FILE *f)
 		"      --guest-memory MIB      memory available for guests (default: host memory\n"
 		"                              less 1 GiB)\n"
 		"      --migrate-downtime MS   downtime limit of a live migration (default 300)\n"
-		"      --migrate-timeout S     give up a migration after S seconds (default 600)\n"
+		"      --migrate-timeout S     abort a migration after S seconds (default 600)\n"
+		"      --migrate-parallel N    migrations at once during an evacuation (default 1)\n"
 		"      --log-level LEVEL       error, warn, info (default) or debug\n"
 		"  -h, --help                  this help\n"
 		"  -V, --version               print the version\n");
@@ -80,6 +81,7 @@ static const struct option longopts[] = {
 	{"guest-memory", required_argument, NULL, 1},
 	{"migrate-downtime", required_argument, NULL, 1},
 	{"migrate-timeout", required_argument, NULL, 1},
+	{"migrate-parallel", required_argument, NULL, 1},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},

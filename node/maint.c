@@ -62,8 +62,8 @@ struct hv_maint_job {
 
 	/* The worker's own state. */
 	uint64_t my_token;
-	char last_target[HV_NAME_MAX + 1]; /* of the last failed move */
-	char last_error[HV_ERROR_MAX + 1];
+	uv_mutex_t ask_lock; /* one request at a time from parallel movers */
+	uv_mutex_t msg_lock; /* the first failure's message is kept */
 	int result;
 	char message[1024];
 };
@@ -73,6 +73,8 @@ static void job_unref(struct hv_maint_job *j)
 	if (--j->refs > 0)
 		return;
 	uv_mutex_destroy(&j->lock);
+	uv_mutex_destroy(&j->ask_lock);
+	uv_mutex_destroy(&j->msg_lock);
 	uv_cond_destroy(&j->cond);
 	free(j);
 }
@@ -177,7 +179,9 @@ static void on_async(uv_async_t *a)
 
 /* ---- the worker's side --------------------------------------------------- */
 
-static int ask(struct hv_maint_job *j, int kind)
+/* One request to the loop; the caller holds ask_lock (movers may run in
+ * parallel, the loop takes their requests one at a time). */
+static int ask_locked(struct hv_maint_job *j, int kind)
 {
 	int rc;
 
@@ -215,23 +219,29 @@ static int commit(struct hv_maint_job *j, const struct hv_cmd *cmd, uint64_t *to
 	int rc = HV_NOQUORUM;
 
 	for (int attempt = 0; attempt < 40 && !j->cancel; attempt++) {
+		uv_mutex_lock(&j->ask_lock); /* recursive use below: see ask_locked */
 		j->cmd = *cmd;
-		j->cmd.token = cmd->token;
-		rc = ask(j, REQ_COMMIT);
+		rc = ask_locked(j, REQ_COMMIT);
+		if (token != NULL)
+			*token = j->token;
+		uv_mutex_unlock(&j->ask_lock);
 		if (!transient(rc))
 			break;
 		nap_ms(250);
 	}
-	if (token != NULL)
-		*token = j->token;
 	return rc;
 }
 
 static int query(struct hv_maint_job *j, query_fn fn, void *arg)
 {
+	int rc;
+
+	uv_mutex_lock(&j->ask_lock);
 	j->query = fn;
 	j->arg = arg;
-	return ask(j, REQ_QUERY);
+	rc = ask_locked(j, REQ_QUERY);
+	uv_mutex_unlock(&j->ask_lock);
+	return rc;
 }
 
 static int fence(struct hv_maint_job *j)
@@ -239,7 +249,9 @@ static int fence(struct hv_maint_job *j)
 	int rc = HV_NOQUORUM;
 
 	for (int attempt = 0; attempt < 40 && !j->cancel; attempt++) {
-		rc = ask(j, REQ_FENCE);
+		uv_mutex_lock(&j->ask_lock);
+		rc = ask_locked(j, REQ_FENCE);
+		uv_mutex_unlock(&j->ask_lock);
 		if (!transient(rc))
 			break;
 		nap_ms(250);
@@ -250,12 +262,18 @@ static int fence(struct hv_maint_job *j)
 __attribute__((format(printf, 3, 4))) static int fail(struct hv_maint_job *j, int rc,
 						       const char *fmt, ...)
 {
+	char msg[sizeof j->message];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(j->message, sizeof j->message, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	j->result = rc;
+	uv_mutex_lock(&j->msg_lock);
+	if (j->result == HV_OK) { /* parallel movers: the first failure counts */
+		memcpy(j->message, msg, sizeof msg);
+		j->result = rc;
+	}
+	uv_mutex_unlock(&j->msg_lock);
 	return rc;
 }
 
@@ -366,6 +384,44 @@ static void virt_fail(struct outcome *o, const char *what)
 	snprintf(o->error, sizeof o->error, "%s: %s", what, hv_virt_error());
 }
 
+/* A watchdog for one migration: past the timeout it aborts the job (on its
+ * own connection), and libvirt leaves the guest running on the source. */
+struct watchdog {
+	uv_mutex_t lock;
+	uv_cond_t cond;
+	bool done, fired;
+	unsigned timeout_s;
+	const char *uri, *guest;
+};
+
+static void watchdog_run(void *arg)
+{
+	struct watchdog *w = arg;
+	uint64_t left = (uint64_t)w->timeout_s * 1000000000ull;
+
+	uv_mutex_lock(&w->lock);
+	while (!w->done) {
+		uint64_t t0 = uv_hrtime();
+		if (uv_cond_timedwait(&w->cond, &w->lock, left) == UV_ETIMEDOUT)
+			break;
+		left -= uv_hrtime() - t0 < left ? uv_hrtime() - t0 : left;
+	}
+	if (!w->done) {
+		virConnectPtr c = virConnectOpen(w->uri);
+		virDomainPtr dom = c != NULL ? virDomainLookupByName(c, w->guest) : NULL;
+		w->fired = true;
+		hv_warn("migration of %s still running after %u s: aborting it", w->guest,
+			w->timeout_s);
+		if (dom != NULL) {
+			virDomainAbortJob(dom);
+			virDomainFree(dom);
+		}
+		if (c != NULL)
+			virConnectClose(c);
+	}
+	uv_mutex_unlock(&w->lock);
+}
+
 /* Live-migrate guest from src_uri to dst_uri (peer to peer, persistent on
  * the destination, undefined on the source, auto-converge, a downtime
  * limit). On failure libvirt leaves the guest running on the source. */
@@ -392,9 +448,34 @@ static void migrate(const struct hv_config *cfg, const char *guest, const char *
 		goto out;
 	}
 	virDomainMigrateSetMaxDowntime(dom, cfg->migrate_downtime_ms, 0);
-	if (virDomainMigrateToURI3(dom, dst_uri, NULL, 0, flags) != 0) {
-		virt_fail(o, "live migration");
-		goto out;
+	{
+		struct watchdog w = {.timeout_s = cfg->migrate_timeout_s, .uri = src_uri,
+				     .guest = guest};
+		uv_thread_t t;
+		bool watching;
+		int rv;
+
+		uv_mutex_init(&w.lock);
+		uv_cond_init(&w.cond);
+		watching = uv_thread_create(&t, watchdog_run, &w) == 0;
+		rv = virDomainMigrateToURI3(dom, dst_uri, NULL, 0, flags);
+		if (rv != 0)
+			virt_fail(o, "live migration");
+		uv_mutex_lock(&w.lock);
+		w.done = true;
+		uv_cond_signal(&w.cond);
+		uv_mutex_unlock(&w.lock);
+		if (watching)
+			uv_thread_join(&t);
+		uv_mutex_destroy(&w.lock);
+		uv_cond_destroy(&w.cond);
+		if (rv != 0) {
+			if (w.fired)
+				snprintf(o->error, sizeof o->error,
+					 "live migration: aborted after %u s (migrate-timeout): %s",
+					 cfg->migrate_timeout_s, hv_virt_error());
+			goto out;
+		}
 	}
 	/* The completed job's figures are on the destination. */
 	dst = virConnectOpen(dst_uri);
@@ -520,7 +601,14 @@ static int stop_line(struct hv_maint_job *j)
 }
 
 /* One move, fenced; a failed migration is tried once more elsewhere. */
-static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move mv, bool retry)
+struct failure {
+	char target[HV_NAME_MAX + 1];
+	char error[HV_ERROR_MAX + 1];
+};
+
+/* nested: a retry; a failed migration is left to the caller to report. */
+static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move mv, bool retry,
+		    struct failure *last, bool nested)
 {
 	const struct hv_config *cfg = &j->n->cfg;
 	char src_uri[HV_PATH_MAX + HV_ADDR_MAX], dst_uri[HV_PATH_MAX + HV_ADDR_MAX];
@@ -552,8 +640,8 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 	if (o.rc == HV_OK)
 		return HV_OK;
 	hv_warn("moving %s to %s failed: %s", mv.guest, mv.target, o.error);
-	snprintf(j->last_target, sizeof j->last_target, "%s", mv.target);
-	snprintf(j->last_error, sizeof j->last_error, "%s", o.error);
+	snprintf(last->target, sizeof last->target, "%s", mv.target);
+	snprintf(last->error, sizeof last->error, "%s", o.error);
 	if (retry && mv.action == HV_ACT_MIGRATE && !j->exit_op) {
 		struct q_plan *q2 = calloc(1, sizeof *q2);
 		if (q2 == NULL)
@@ -569,7 +657,8 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 			if (rc == HV_OK) {
 				struct hv_cmd_move again = q2->cmd.moves[0];
 				hv_info("retrying %s on %s", mv.guest, again.target);
-				rc = run_move(j, q2, again, false);
+				struct failure second = {.target = ""};
+				rc = run_move(j, q2, again, false, &second, true);
 				free(q2);
 				if (rc == HV_OK)
 					return HV_OK;
@@ -577,14 +666,75 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 					return rc;
 				return fail(j, HV_IO,
 					    "%s: guest %s could not be moved: to %s: %s; retried on %s: %s; it keeps running on %s",
-					    cfg->name, mv.guest, mv.target, o.error, j->last_target,
-					    j->last_error, mv.source);
+					    cfg->name, mv.guest, mv.target, o.error, second.target,
+					    second.error, mv.source);
 			}
 		}
 		free(q2);
 	}
+	if (nested)
+		return HV_IO;
 	return fail(j, HV_IO, "%s: guest %s could not be moved to %s: %s (it keeps running on %s)",
 		    cfg->name, mv.guest, mv.target[0] ? mv.target : "-", o.error, mv.source);
+}
+
+/* Movers: up to migrate-parallel threads take the plan's moves in order;
+ * after the first failure no new move starts. */
+struct movers {
+	struct hv_maint_job *j;
+	struct q_plan *q;
+	bool retry;
+	uv_mutex_t lock;
+	unsigned next;
+	int rc;
+};
+
+static void mover(void *arg)
+{
+	struct movers *m = arg;
+
+	for (;;) {
+		struct failure last = {.target = ""};
+		unsigned i;
+		int rc;
+
+		uv_mutex_lock(&m->lock);
+		if (m->rc != HV_OK || m->next >= m->q->cmd.n_moves) {
+			uv_mutex_unlock(&m->lock);
+			return;
+		}
+		i = m->next++;
+		uv_mutex_unlock(&m->lock);
+		rc = run_move(m->j, m->q, m->q->cmd.moves[i], m->retry, &last, false);
+		if (rc != HV_OK) {
+			uv_mutex_lock(&m->lock);
+			if (m->rc == HV_OK)
+				m->rc = rc;
+			uv_mutex_unlock(&m->lock);
+		}
+	}
+}
+
+static int run_moves(struct hv_maint_job *j, struct q_plan *q, bool retry)
+{
+	struct movers m = {.j = j, .q = q, .retry = retry, .rc = HV_OK};
+	uv_thread_t t[16];
+	unsigned n = j->n->cfg.migrate_parallel, started = 0;
+
+	uv_mutex_init(&m.lock);
+	if (n > q->cmd.n_moves)
+		n = q->cmd.n_moves;
+	for (unsigned i = 1; i < n && i < 16; i++)
+		if (uv_thread_create(&t[started], mover, &m) == 0)
+			started++;
+	mover(&m); /* this thread is a mover too */
+	for (unsigned i = 0; i < started; i++)
+		uv_thread_join(&t[i]);
+	uv_mutex_destroy(&m.lock);
+	if (m.rc != HV_OK && m.rc != HV_PAUSED && m.rc != HV_BADTOKEN &&
+	    m.rc != HV_NOTHOLDER && m.rc != HV_SHUTDOWN)
+		stop_line(j);
+	return m.rc;
 }
 
 static void enter(struct hv_maint_job *j)
@@ -633,15 +783,8 @@ static void enter(struct hv_maint_job *j)
 		}
 	}
 	commit_maint(j, HV_MAINT_EVACUATING);
-	for (unsigned i = 0; i < q->cmd.n_moves; i++) {
-		rc = run_move(j, q, q->cmd.moves[i], true);
-		if (rc != HV_OK) {
-			if (rc != HV_PAUSED && rc != HV_BADTOKEN && rc != HV_NOTHOLDER &&
-			    rc != HV_SHUTDOWN)
-				stop_line(j);
-			goto out;
-		}
-	}
+	if (run_moves(j, q, true) != HV_OK)
+		goto out;
 	commit_maint(j, HV_MAINT_IN);
 	(void)max_down;
 	j->result = HV_OK;
@@ -654,25 +797,45 @@ out:
 
 /* ---- exit ------------------------------------------------------------------ */
 
+/* The guests this maintenance saved or shut down (and nothing else). */
+struct q_parked {
+	unsigned n;
+	char names[HV_MAX_GUESTS][HV_NAME_MAX + 1];
+};
+
+static void q_parked_fn(struct hv_node *n, void *arg)
+{
+	struct q_parked *q = arg;
+
+	q->n = 0;
+	for (unsigned i = 0; i < n->state.n_moves && q->n < HV_MAX_GUESTS; i++) {
+		const struct hv_move *mv = &n->state.moves[i];
+		if (strcmp(mv->holder, n->cfg.name) == 0 && mv->status == HV_MOVE_DONE &&
+		    mv->m.action != HV_ACT_MIGRATE)
+			snprintf(q->names[q->n++], sizeof q->names[0], "%s", mv->m.guest);
+	}
+}
+
+/* Saved guests restore (libvirt's managed save); shut-down ones boot. */
 static void start_parked(struct hv_maint_job *j)
 {
-	virConnectPtr c = virConnectOpen(j->n->cfg.libvirt_uri);
-	virDomainPtr *doms = NULL;
-	int n;
+	struct q_parked q;
+	virConnectPtr c;
 
-	if (c == NULL)
+	if (query(j, q_parked_fn, &q) != HV_OK || q.n == 0)
 		return;
-	n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_INACTIVE |
-						      VIR_CONNECT_LIST_DOMAINS_PERSISTENT);
-	for (int i = 0; i < n; i++) {
-		/* Saved guests restore; dev guests that were shut down boot. */
-		if (virDomainHasManagedSaveImage(doms[i], 0) == 1 || j->exit_op)
-			if (virDomainCreate(doms[i]) != 0)
-				hv_warn("starting %s again: %s", virDomainGetName(doms[i]),
-					hv_virt_error());
-		virDomainFree(doms[i]);
+	c = virConnectOpen(j->n->cfg.libvirt_uri);
+	if (c == NULL) {
+		hv_warn("starting parked guests: %s", hv_virt_error());
+		return;
 	}
-	free(doms);
+	for (unsigned i = 0; i < q.n; i++) {
+		virDomainPtr dom = virDomainLookupByName(c, q.names[i]);
+		if (dom == NULL || virDomainCreate(dom) != 0)
+			hv_warn("starting %s again: %s", q.names[i], hv_virt_error());
+		if (dom != NULL)
+			virDomainFree(dom);
+	}
 	virConnectClose(c);
 }
 
@@ -711,15 +874,8 @@ static void leave(struct hv_maint_job *j)
 			goto out;
 		}
 	}
-	for (unsigned i = 0; i < n_moves; i++) {
-		rc = run_move(j, q, q->cmd.moves[i], false);
-		if (rc != HV_OK) {
-			if (rc != HV_PAUSED && rc != HV_BADTOKEN && rc != HV_NOTHOLDER &&
-			    rc != HV_SHUTDOWN)
-				stop_line(j);
-			goto out;
-		}
-	}
+	if (n_moves > 0 && run_moves(j, q, false) != HV_OK)
+		goto out;
 	start_parked(j);
 	commit_maint(j, HV_MAINT_NONE);
 	rc = release_lease(j);
@@ -772,6 +928,8 @@ int hv_maint_start(struct hv_node *n, bool exit_op, struct hv_rpc_conn *conn,
 	j->conn = conn;
 	j->refs = 1;
 	uv_mutex_init(&j->lock);
+	uv_mutex_init(&j->ask_lock);
+	uv_mutex_init(&j->msg_lock);
 	uv_cond_init(&j->cond);
 	uv_async_init(n->loop, &j->async, on_async);
 	j->async.data = j;

@@ -63,6 +63,8 @@ where() { lab guest heartbeat "$1" | awk '{print $2}'; }
 uptime_of() { lab guest heartbeat "$1" | awk '{print $3}'; }
 
 echo "# lab up: 3 hosts, 640 MiB for guests each"
+# Two migrations at once exercise the parallel movers.
+export HVPEERD_FLAGS="--migrate-parallel 2"
 if ! lab up 3 --guest-memory 640 >/tmp/hvpeer-evacuate-up.log 2>&1; then
 	nok "lab up" "$(tail -n 5 /tmp/hvpeer-evacuate-up.log)"
 	exit 1
@@ -184,3 +186,10 @@ check "the line stopped: the cluster is paused with the reason" \
 	test "$(state "d['pause']['paused'] and 'db1' in d['pause']['reason']")" = True
 check "h2 keeps the lease (never handed on after a failure)" test "$(state "[h['name'] for h in d['lease']['holders']]")" = "['h2']"
 check "the failures are in the report" test "$(state "sum(1 for m in d['moves'] if m['guest']=='db1' and m['status']=='failed')")" -ge 1
+
+# ---- the daemons stayed clean (sanitizer builds report here) ---------------------
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$(lab_dir)"/h*/hvpeerd.log >/dev/null 2>&1; then
+	nok "no sanitizer report in any hvpeerd log" "$(grep -h -E 'Sanitizer|runtime error:' "$(lab_dir)"/h*/hvpeerd.log | head -n 5)"
+else
+	ok "no sanitizer report in any hvpeerd log"
+fi
