@@ -105,7 +105,7 @@ static void pack_u64(msgpack_packer *pk, const char *key, uint64_t val)
 
 void hv_cmd_pack_guest(msgpack_packer *pk, const struct hv_cmd_guest *g)
 {
-	msgpack_pack_array(pk, 6);
+	msgpack_pack_array(pk, 7);
 	hv_mp_pack_str(pk, g->name);
 	msgpack_pack_uint64(pk, g->mem_mib);
 	msgpack_pack_uint64(pk, g->vcpus);
@@ -115,6 +115,7 @@ void hv_cmd_pack_guest(msgpack_packer *pk, const struct hv_cmd_guest *g)
 	else
 		msgpack_pack_false(pk);
 	hv_mp_pack_str(pk, g->hostdev);
+	hv_mp_pack_str(pk, g->local_disk);
 }
 
 void hv_cmd_pack_move(msgpack_packer *pk, const struct hv_cmd_move *m)
@@ -171,7 +172,7 @@ int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g)
 	uint64_t u = 0;
 	int rv;
 
-	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 6)
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 7)
 		return HV_MALFORMED;
 	t = v->via.array.ptr;
 	if ((rv = hv_mp_str(&t[0], g->name, sizeof g->name)) != HV_OK)
@@ -189,7 +190,9 @@ int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g)
 	g->level = (int)u;
 	if ((rv = hv_mp_bool(&t[4], &g->running)) != HV_OK)
 		return rv;
-	return hv_mp_str(&t[5], g->hostdev, sizeof g->hostdev);
+	if ((rv = hv_mp_str(&t[5], g->hostdev, sizeof g->hostdev)) != HV_OK)
+		return rv;
+	return hv_mp_str(&t[6], g->local_disk, sizeof g->local_disk);
 }
 
 int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
@@ -228,7 +231,9 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	for (unsigned i = 0; (f & F_GUESTS) && i < cmd->n_guests; i++)
 		if (!hv_name_valid(cmd->guests[i].name) ||
 		    hv_mp_text_check(cmd->guests[i].hostdev, strlen(cmd->guests[i].hostdev),
-				     sizeof cmd->guests[i].hostdev))
+				     sizeof cmd->guests[i].hostdev) ||
+		    hv_mp_text_check(cmd->guests[i].local_disk, strlen(cmd->guests[i].local_disk),
+				     sizeof cmd->guests[i].local_disk))
 			return HV_INVAL;
 	if ((f & F_STATS) && hv_mp_text_check(cmd->error, strlen(cmd->error), sizeof cmd->error))
 		return HV_INVAL;

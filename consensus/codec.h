@@ -61,6 +61,7 @@ struct hv_cmd_guest {
 	int level;  /* enum hv_level (migrate/placement.h) */
 	bool running;
 	char hostdev[HV_DEV_MAX + 1]; /* "" or the first passthrough device */
+	char local_disk[HV_DEV_MAX + 1]; /* "" or the first disk not on shared storage */
 };
 
 /* One step of an evacuation plan. */

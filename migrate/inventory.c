@@ -30,7 +30,45 @@ static char *xpath_str(xmlXPathContextPtr ctx, const char *expr)
 	return s;
 }
 
-int hv_inventory_parse_xml(const char *xml, struct hv_cmd_guest *g)
+/* True when path lies under one of the comma-separated directories. */
+static bool under_shared(const char *path, const char *shared)
+{
+	const char *p = shared;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (n > 0 && p[n - 1] == '/')
+			n--;
+		if (n > 0 && strncmp(path, p, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+			return true;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static void find_local_disk(xmlXPathContextPtr ctx, const char *shared, struct hv_cmd_guest *g)
+{
+	xmlXPathObjectPtr o = xmlXPathEvalExpression(
+		(const xmlChar *)"/domain/devices/disk[@device='disk' or not(@device)][@type!='network']/source/@file|"
+				 "/domain/devices/disk[@device='disk' or not(@device)][@type!='network']/source/@dev",
+		ctx);
+
+	if (o != NULL && o->nodesetval != NULL)
+		for (int i = 0; i < o->nodesetval->nodeNr; i++) {
+			xmlChar *path = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+			if (path != NULL && path[0] != '\0' &&
+			    !under_shared((const char *)path, shared != NULL ? shared : "")) {
+				snprintf(g->local_disk, sizeof g->local_disk, "%s", (const char *)path);
+				xmlFree(path);
+				break;
+			}
+			xmlFree(path);
+		}
+	xmlXPathFreeObject(o);
+}
+
+int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_guest *g)
 {
 	xmlDocPtr doc;
 	xmlXPathContextPtr ctx;
@@ -39,6 +77,7 @@ int hv_inventory_parse_xml(const char *xml, struct hv_cmd_guest *g)
 
 	g->level = HV_LEVEL_PRODUCTION;
 	g->hostdev[0] = '\0';
+	g->local_disk[0] = '\0';
 	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (doc == NULL)
@@ -80,12 +119,13 @@ int hv_inventory_parse_xml(const char *xml, struct hv_cmd_guest *g)
 		snprintf(g->hostdev, sizeof g->hostdev, "%s device", v);
 		free(v);
 	}
+	find_local_disk(ctx, shared, g);
 	xmlXPathFreeContext(ctx);
 	xmlFreeDoc(doc);
 	return rv;
 }
 
-int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib,
+int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, const char *shared,
 		      struct hv_inventory *inv, char *err, size_t errlen)
 {
 	virNodeInfo node;
@@ -129,7 +169,7 @@ int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib,
 			     info.state == VIR_DOMAIN_BLOCKED;
 		xml = virDomainGetXMLDesc(doms[i], persistent == 1 ? VIR_DOMAIN_XML_INACTIVE : 0);
 		if (xml != NULL) {
-			hv_inventory_parse_xml(xml, g);
+			hv_inventory_parse_xml(xml, shared, g);
 			free(xml);
 		}
 	}

@@ -32,11 +32,16 @@ struct hv_inventory {
  * guests (the configured figure); otherwise the host's memory less 1 GiB.
  * Returns an HV_* code; on failure err says what libvirt said.
  */
-int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib,
+int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, const char *shared,
 		      struct hv_inventory *inv, char *err, size_t errlen);
 
-/* Fill g->level and g->hostdev from a domain XML (pure; for tests). */
-int hv_inventory_parse_xml(const char *xml, struct hv_cmd_guest *g);
+/*
+ * Fill g->level, g->hostdev and g->local_disk from a domain XML (pure; for
+ * tests). A disk is local unless it is a network disk or its file or device
+ * lies under one of the comma-separated directories in `shared` (the
+ * shared-storage setting); CD-ROMs and floppies do not count.
+ */
+int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_guest *g);
 
 /* libvirt's last error message, or "unknown libvirt error". */
 const char *hv_virt_error(void);

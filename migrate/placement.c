@@ -8,7 +8,9 @@
  *    placed, else shut down and start after.
  * A running production or legacy guest with a passthrough device (hostdev)
  * cannot move and refuses the plan (HV_INVAL); a dev guest with one is shut
- * down. Shut-off guests need no move.
+ * down. A guest with a disk that is not on shared storage cannot be
+ * live-migrated either: production refuses the plan, legacy is saved, dev is
+ * shut down. Shut-off guests need no move.
  *
  * Guests are placed in three passes, production, then legacy, then dev, so a
  * lower level never takes the room a higher one needs. Within a pass the
@@ -111,6 +113,9 @@ static int check_input(const struct hv_place_host *hosts, unsigned n_hosts,
 		if (!name_ok(g->name))
 			return refuse(why, whylen, HV_INVAL,
 			              "guest #%u has an empty or unterminated name", i);
+		if (memchr(g->local_disk, '\0', sizeof g->local_disk) == NULL)
+			return refuse(why, whylen, HV_INVAL,
+			              "guest %s has an unterminated local disk", g->name);
 		if (memchr(g->hostdev, '\0', sizeof g->hostdev) == NULL)
 			return refuse(why, whylen, HV_INVAL,
 			              "guest %s has an unterminated hostdev", g->name);
@@ -260,6 +265,12 @@ int hv_place(const struct hv_place_host *hosts, unsigned n_hosts,
 			              "guest %s holds hostdev %s (Device or resource "
 			              "busy); detach it or set its level to dev",
 			              g->name, g->hostdev);
+		if (g->local_disk[0] != '\0' && g->level == HV_LEVEL_PRODUCTION)
+			return refuse(why, whylen, HV_INVAL,
+			              "guest %s has a disk on local storage (%s) and cannot be "
+			              "live-migrated; move the disk to shared storage or set "
+			              "its level to legacy or dev",
+			              g->name, g->local_disk);
 		if (g->level == HV_LEVEL_PRODUCTION)
 			prod_mib = add_sat(prod_mib, g->mem_mib);
 		/* Insertion sort into run order; moves[] is the only buffer. */
@@ -289,7 +300,9 @@ int hv_place(const struct hv_place_host *hosts, unsigned n_hosts,
 
 			if (g->level != level)
 				continue;
-			h = g->hostdev[0] != '\0' ? -1 : pick(hosts, n_hosts, room, g);
+			h = g->hostdev[0] != '\0' || g->local_disk[0] != '\0'
+			        ? -1
+			        : pick(hosts, n_hosts, room, g);
 			if (h >= 0) {
 				room[h].mem -= g->mem_mib;
 				if (hosts[h].vcpus_cap != 0)

@@ -60,6 +60,7 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 		p->level = g->level;
 		p->running = true;
 		snprintf(p->hostdev, sizeof p->hostdev, "%s", g->hostdev);
+		snprintf(p->local_disk, sizeof p->local_disk, "%s", g->local_disk);
 	}
 	if (ng == 0)
 		return HV_OK;

@@ -198,6 +198,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 		return set_uint(&c->migrate_downtime_ms, v, 10, 60000, key, err, errlen);
 	if (!strcmp(key, "migrate-timeout"))
 		return set_uint(&c->migrate_timeout_s, v, 10, 86400, key, err, errlen);
+	if (!strcmp(key, "shared-storage"))
+		return set_str(c->shared_storage, sizeof c->shared_storage, v, key, err, errlen);
 	if (!strcmp(key, "migrate-parallel"))
 		return set_uint(&c->migrate_parallel, v, 1, 16, key, err, errlen);
 	snprintf(err, (size_t)errlen, "unknown setting '%s'", key);
@@ -239,6 +241,7 @@ static const struct {
 	{"migrate", "migrate-downtime"},
 	{"migrate", "migrate-timeout"},
 	{"migrate", "migrate-parallel"},
+	{"migrate", "shared-storage"},
 };
 
 static int on_ini(void *user, const char *section, const char *key,

@@ -52,6 +52,9 @@ static void usage(FILE *f)
 		"      --migrate-downtime MS   downtime limit of a live migration (default 300)\n"
 		"      --migrate-timeout S     abort a migration after S seconds (default 600)\n"
 		"      --migrate-parallel N    migrations at once during an evacuation (default 1)\n"
+		"      --shared-storage DIRS   comma-separated directories on storage every host\n"
+		"                              sees; a guest disk elsewhere is local and cannot be\n"
+		"                              live-migrated (default: none)\n"
 		"      --log-level LEVEL       error, warn, info (default) or debug\n"
 		"  -h, --help                  this help\n"
 		"  -V, --version               print the version\n");
@@ -82,6 +85,7 @@ static const struct option longopts[] = {
 	{"migrate-downtime", required_argument, NULL, 1},
 	{"migrate-timeout", required_argument, NULL, 1},
 	{"migrate-parallel", required_argument, NULL, 1},
+	{"shared-storage", required_argument, NULL, 1},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},

@@ -566,7 +566,8 @@ static int read_inventory(struct hv_maint_job *j)
 	if (c == NULL)
 		return fail(j, HV_IO, "%s: cannot reach the local hypervisor (%s): %s", n->cfg.name,
 			    n->cfg.libvirt_uri, hv_virt_error());
-	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, &inv, err, sizeof err);
+	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, n->cfg.shared_storage, &inv, err,
+			       sizeof err);
 	virConnectClose(c);
 	if (rc != HV_OK)
 		return fail(j, rc, "%s: %s", n->cfg.name, err);

@@ -393,8 +393,8 @@ static void inv_read(uv_work_t *req)
 		snprintf(w->err, sizeof w->err, "%s: %s", w->n->cfg.libvirt_uri, hv_virt_error());
 		return;
 	}
-	w->rc = hv_inventory_read(c, w->n->cfg.guest_memory_mib, &w->inv, w->err,
-				  sizeof w->err);
+	w->rc = hv_inventory_read(c, w->n->cfg.guest_memory_mib, w->n->cfg.shared_storage,
+				  &w->inv, w->err, sizeof w->err);
 	virConnectClose(c);
 }
 

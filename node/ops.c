@@ -169,6 +169,8 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 				json_object_object_add(jg, "running", json_object_new_boolean(m->guests[g].running));
 				if (m->guests[g].hostdev[0])
 					json_object_object_add(jg, "hostdev", json_object_new_string(m->guests[g].hostdev));
+				if (m->guests[g].local_disk[0])
+					json_object_object_add(jg, "local_disk", json_object_new_string(m->guests[g].local_disk));
 				json_object_array_add(gs, jg);
 			}
 			json_object_object_add(j, "guests", gs);

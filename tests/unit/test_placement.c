@@ -525,6 +525,32 @@ static void test_hostdev_refused(void **state)
 	expect_plan(hosts, 1, guests, N(guests), "old:shutdown web>h1");
 }
 
+static struct hv_place_guest with_local_disk(struct hv_place_guest g, const char *path)
+{
+	snprintf(g.local_disk, sizeof g.local_disk, "%s", path);
+	return g;
+}
+
+static void test_local_disk(void **state)
+{
+	struct hv_place_host hosts[] = {free_host("h1", 64 * GIB)};
+	struct hv_place_guest guests[] = {
+	    guest("web", 2 * GIB, 1, HV_LEVEL_PRODUCTION),
+	    with_local_disk(guest("old", 4 * GIB, 2, HV_LEVEL_LEGACY), "/var/lib/libvirt/images/old.qcow2"),
+	    with_local_disk(guest("scratch", 1 * GIB, 1, HV_LEVEL_DEV), "/dev/vg0/scratch"),
+	    with_local_disk(guest("db1", 4 * GIB, 2, HV_LEVEL_PRODUCTION), "/var/lib/libvirt/images/db1.qcow2"),
+	};
+
+	(void)state;
+	expect_refusal(hosts, 1, guests, N(guests), HV_INVAL,
+	               "guest db1 has a disk on local storage (/var/lib/libvirt/images/db1.qcow2) "
+	               "and cannot be live-migrated; move the disk to shared storage or set "
+	               "its level to legacy or dev");
+	/* Room enough, but a local disk cannot follow: saved, shut down. */
+	guests[3].running = false;
+	expect_plan(hosts, 1, guests, N(guests), "old:save web>h1 scratch:shutdown");
+}
+
 static void test_full_example(void **state)
 {
 	struct hv_place_host hosts[] = {
@@ -1375,6 +1401,7 @@ int main(void)
 	    cmocka_unit_test(test_full_no_eligible_host),
 	    cmocka_unit_test(test_greedy_is_not_optimal),
 	    cmocka_unit_test(test_invalid_arguments),
+	    cmocka_unit_test(test_local_disk),
 	    cmocka_unit_test(test_too_many),
 	    cmocka_unit_test(test_bad_names_and_levels),
 	    cmocka_unit_test(test_every_shape),
