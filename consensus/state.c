@@ -407,6 +407,19 @@ static struct hv_move *move_pending(struct hv_state *s, const char *holder,
 	return NULL;
 }
 
+/* True when holder's evacuation moved guest away (a done migration). */
+static bool evacuated(const struct hv_state *s, const char *holder, const char *guest)
+{
+	for (unsigned i = 0; i < s->n_moves; i++) {
+		const struct hv_move *mv = &s->moves[i];
+		if (mv->status == HV_MOVE_DONE && mv->m.action == 0 &&
+		    strcmp(mv->holder, holder) == 0 && strcmp(mv->m.source, holder) == 0 &&
+		    strcmp(mv->m.guest, guest) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_member *holder = hv_state_member(s, c->name);
@@ -435,8 +448,9 @@ static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		for (unsigned j = 0; j < i; j++)
 			if (strcmp(c->moves[j].guest, mv->guest) == 0)
 				return HV_INVAL; /* one move per guest */
-		/* Evacuation moves leave the holder; return moves come home. */
-		if (holder->maint == HV_MAINT_EXITING ? strcmp(mv->target, c->name) != 0
+		/* Evacuation moves leave the holder. When it exits, only guests
+		 * its evacuation moved away move: home, or elsewhere (rebalance). */
+		if (holder->maint == HV_MAINT_EXITING ? !evacuated(s, c->name, mv->guest)
 						       : src != holder)
 			return HV_INVAL;
 		if (mv->action != 0)

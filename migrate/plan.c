@@ -82,6 +82,71 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 	return HV_OK;
 }
 
+int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cmd *cmd,
+		      char *why, size_t whylen)
+{
+	struct hv_cmd away;
+	struct hv_place_host hosts[HV_MAX_MEMBERS];
+	struct hv_place_guest guests[HV_MAX_PLAN];
+	struct hv_place_move moves[HV_MAX_PLAN];
+	unsigned nh = 0, nm = 0;
+	int rv;
+
+	memset(cmd, 0, sizeof *cmd);
+	cmd->type = HV_CMD_PLAN;
+	snprintf(cmd->name, sizeof cmd->name, "%s", holder);
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	/* The guests to place: what a return would bring home. */
+	hv_plan_return(s, holder, &away);
+	if (away.n_moves == 0)
+		return HV_OK;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		struct hv_place_host *h = &hosts[nh++];
+		uint64_t mem;
+		unsigned cpu;
+
+		memset(h, 0, sizeof *h);
+		snprintf(h->name, sizeof h->name, "%s", m->name);
+		hv_state_load(s, m, &mem, &cpu);
+		/* The guests being placed free their room where they are. */
+		for (unsigned g = 0; g < away.n_moves; g++)
+			if (strcmp(away.moves[g].source, m->name) == 0) {
+				mem -= mem >= away.moves[g].mem_mib ? away.moves[g].mem_mib : mem;
+				cpu -= cpu >= away.moves[g].vcpus ? away.moves[g].vcpus : cpu;
+			}
+		h->mem_cap_mib = m->mem_cap_mib;
+		h->mem_used_mib = mem;
+		h->vcpus_cap = m->vcpus_cap;
+		h->vcpus_used = cpu;
+		h->eligible = !m->removed && m->mem_cap_mib > 0 &&
+			      (m->maint == HV_MAINT_NONE || strcmp(m->name, holder) == 0);
+	}
+	for (unsigned g = 0; g < away.n_moves; g++) {
+		memset(&guests[g], 0, sizeof guests[g]);
+		snprintf(guests[g].name, sizeof guests[g].name, "%s", away.moves[g].guest);
+		guests[g].mem_mib = away.moves[g].mem_mib;
+		guests[g].vcpus = away.moves[g].vcpus;
+		guests[g].level = HV_LEVEL_PRODUCTION; /* it moved before: it can move */
+		guests[g].running = true;
+	}
+	rv = hv_place(hosts, nh, guests, away.n_moves, moves, &nm, why, whylen);
+	if (rv != HV_OK)
+		return rv;
+	for (unsigned i = 0; i < nm; i++) {
+		const struct hv_cmd_move *from = &away.moves[moves[i].guest];
+		struct hv_cmd_move *mv;
+
+		if (moves[i].target < 0 || strcmp(hosts[moves[i].target].name, from->source) == 0)
+			continue; /* stays where it is */
+		mv = &cmd->moves[cmd->n_moves++];
+		*mv = *from;
+		snprintf(mv->target, sizeof mv->target, "%s", hosts[moves[i].target].name);
+	}
+	return HV_OK;
+}
+
 int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *cmd)
 {
 	memset(cmd, 0, sizeof *cmd);

@@ -29,4 +29,15 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
  */
 int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *cmd);
 
+/*
+ * Plan the rebalance that can end a maintenance instead of the return home:
+ * the guests holder's evacuation moved away (and that are not back yet) are
+ * placed again over every member not in maintenance plus holder itself, as
+ * if they were nowhere, so they land where there is the most room. Guests
+ * that would stay where they are get no move. Returns HV_OK or the
+ * placement's refusal with a reason in why.
+ */
+int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cmd *cmd,
+		      char *why, size_t whylen);
+
 #endif

@@ -51,8 +51,10 @@ static void usage(FILE *f)
 		"                                 take it from HOST (default: every holder)\n"
 		"  maintenance enter [HOST]       move HOST's guests away (live migration) and put\n"
 		"                                 it in maintenance; shows progress (default: this host)\n"
-		"  maintenance exit [HOST]        bring its guests back, leave maintenance, release\n"
-		"                                 the lease\n"
+		"  maintenance exit [HOST] [--rebalance]\n"
+		"                                 bring its guests back (or, with --rebalance, spread\n"
+		"                                 them where there is most room), leave maintenance,\n"
+		"                                 release the lease\n"
 		"  report                         per-guest downtime and elapsed time of the moves,\n"
 		"                                 per-host time in maintenance, totals\n"
 		"  help [COMMAND]                 this text\n"
@@ -400,6 +402,7 @@ struct subopts {
 	const char *reason;
 	const char *token;
 	bool force;
+	bool rebalance;
 };
 
 static int parse_sub(int argc, char **argv, struct subopts *o)
@@ -407,6 +410,7 @@ static int parse_sub(int argc, char **argv, struct subopts *o)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},   {"reason", required_argument, NULL, 'r'},
 		{"token", required_argument, NULL, 'T'}, {"force", no_argument, NULL, 'f'},
+		{"rebalance", no_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -425,6 +429,9 @@ static int parse_sub(int argc, char **argv, struct subopts *o)
 			break;
 		case 'f':
 			o->force = true;
+			break;
+		case 'B':
+			o->rebalance = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -664,6 +671,13 @@ static int cmd_maintenance(int argc, char **argv)
 	req = request(!strcmp(sub, "enter") ? "maint-enter" : "maint-exit");
 	if (host[0] != '\0')
 		json_object_object_add(req, "name", json_object_new_string(host));
+	if (o.rebalance) {
+		if (strcmp(sub, "exit") != 0) {
+			json_object_put(req);
+			return usage_error("--rebalance goes with maintenance exit");
+		}
+		json_object_object_add(req, "rebalance", json_object_new_boolean(1));
+	}
 	if (!timeout_set)
 		timeout_ms = 3600 * 1000;
 	fflush(stdout);

@@ -41,6 +41,7 @@ typedef void (*query_fn)(struct hv_node *n, void *arg);
 struct hv_maint_job {
 	struct hv_node *n;
 	bool exit_op;
+	bool rebalance; /* exit: spread the guests instead of bringing them home */
 	struct hv_rpc_conn *conn; /* answered when the job ends, or NULL */
 
 	uv_thread_t thread;
@@ -309,7 +310,7 @@ static void peer_uri(const struct hv_config *cfg, const char *address, char *out
 
 /* Queries: the worker's copies of what it needs from the state. */
 struct q_plan {
-	bool exit_op;
+	bool exit_op, rebalance;
 	const char *exclude, *only;
 	uint64_t stale_ms;
 	struct hv_cmd cmd;
@@ -333,7 +334,9 @@ static void q_plan_fn(struct hv_node *n, void *arg)
 	q->holder = h != NULL;
 	q->token = h != NULL ? h->token : 0;
 	q->maint = self != NULL ? self->maint : HV_MAINT_NONE;
-	if (q->exit_op)
+	if (q->exit_op && q->rebalance)
+		q->rc = hv_plan_rebalance(&n->state, n->cfg.name, &q->cmd, q->why, sizeof q->why);
+	else if (q->exit_op)
 		q->rc = hv_plan_return(&n->state, n->cfg.name, &q->cmd);
 	else
 		q->rc = hv_plan_evacuation(&n->state, n->cfg.name, hv_now_ms(), q->stale_ms,
@@ -864,7 +867,13 @@ static void leave(struct hv_maint_job *j)
 		     n->cfg.name);
 		goto out;
 	}
+	q->rebalance = j->rebalance;
 	query(j, q_plan_fn, q); /* the return plan, now that the host is EXITING */
+	if (q->rc != HV_OK) {
+		fail(j, q->rc, "%s: cannot plan the %s: %s", n->cfg.name,
+		     j->rebalance ? "rebalance" : "return", q->why);
+		goto out;
+	}
 	n_moves = q->cmd.n_moves;
 	if (n_moves > 0) {
 		q->cmd.token = j->my_token;
@@ -882,8 +891,9 @@ static void leave(struct hv_maint_job *j)
 	rc = release_lease(j);
 	j->result = HV_OK;
 	snprintf(j->message, sizeof j->message,
-		 "%s left maintenance: %u guest%s brought back%s", n->cfg.name, n_moves,
-		 n_moves == 1 ? "" : "s", rc == HV_OK ? ", lease released" : "");
+		 "%s left maintenance: %u guest%s %s%s", n->cfg.name, n_moves,
+		 n_moves == 1 ? "" : "s", j->rebalance ? "moved to rebalance" : "brought back",
+		 rc == HV_OK ? ", lease released" : "");
 out:
 	free(q);
 }
@@ -904,7 +914,7 @@ static void worker(void *arg)
 
 /* ---- interface ------------------------------------------------------------ */
 
-int hv_maint_start(struct hv_node *n, bool exit_op, struct hv_rpc_conn *conn,
+int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance, struct hv_rpc_conn *conn,
 		   char *err, size_t errlen)
 {
 	struct hv_maint_job *j;
@@ -926,6 +936,7 @@ int hv_maint_start(struct hv_node *n, bool exit_op, struct hv_rpc_conn *conn,
 	}
 	j->n = n;
 	j->exit_op = exit_op;
+	j->rebalance = rebalance;
 	j->conn = conn;
 	j->refs = 1;
 	uv_mutex_init(&j->lock);

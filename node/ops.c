@@ -641,7 +641,7 @@ static void op_maint(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 		}
 		return;
 	}
-	rc = hv_maint_start(n, exit_op, c, err, sizeof err);
+	rc = hv_maint_start(n, exit_op, jbool(req, "rebalance"), c, err, sizeof err);
 	if (rc != HV_OK)
 		hv_rpc_reply(c, hv_rpc_error(rc, "%s", err));
 }

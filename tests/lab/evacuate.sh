@@ -114,10 +114,23 @@ for g in web1 web2 devbox; do
 done
 check "h1 left maintenance" test "$(phase_of h1)" = none
 check "the lease is free again" test "$(state "len(d['lease']['holders'])")" = 0
+# ---- 1b. the same, leaving with --rebalance ----------------------------------
+out=$(hv h1 maintenance enter 2>&1) || nok "maintenance enter h1 (again)" "$out"
+out=$(hv h1 maintenance exit --rebalance 2>&1)
+rc=$?
+if [ $rc = 0 ] && echo "$out" | grep -q "moved to rebalance"; then ok "maintenance exit --rebalance h1 succeeds"; else nok "maintenance exit --rebalance h1 succeeds (exit $rc)" "$out"; fi
+all_run=1
+for g in web1 web2 devbox db1; do case "$(where "$g")" in h1 | h2 | h3) ;; *) all_run=0 ;; esac; done
+check "after the rebalance every guest runs somewhere" test $all_run = 1
+check "h1 got guests back from the rebalance" test -n "$(guests_on h1)"
+check "the rebalance respects capacity" test "$(state "all(m['mem_used_mib'] <= m['mem_cap_mib'] for m in d['members'] if m['mem_cap_mib'])")" = True
+check "h1 left maintenance and the lease is free" test "$(phase_of h1)/$(state "len(d['lease']['holders'])")" = "none/0"
 for g in web1 web2 devbox; do # spare the two cores for what follows
-	lab exec h1 virsh -q destroy "$g" >/dev/null 2>&1
-	lab exec h1 virsh -q undefine "$g" >/dev/null 2>&1
+	h=$(where "$g")
+	lab exec "$h" virsh -q destroy "$g" >/dev/null 2>&1
+	lab exec "$h" virsh -q undefine "$g" >/dev/null 2>&1
 done
+wait_for 20 test "$(guests_on h1)$(guests_on h3)" = ""
 
 # ---- 2. a passthrough device refuses maintenance ------------------------------
 lab guest add h3 --name pci1 --mem 96 --usb-passthrough >/dev/null

@@ -947,7 +947,10 @@ static void test_plan_phase(void **state)
 			move_add(&c, "vm", "hv2", "hv1", 100, 1, HV_ACT_MIGRATE);
 		else
 			move_add(&c, "vm", "hv1", "hv2", 100, 1, HV_ACT_MIGRATE);
-		if (phase == HV_MAINT_NONE || phase == HV_MAINT_IN) {
+		/* Exiting moves only guests the evacuation moved away, and vm
+		 * never was (test_plan_source_target has the accepted case). */
+		if (phase == HV_MAINT_NONE || phase == HV_MAINT_IN ||
+		    phase == HV_MAINT_EXITING) {
 			expect_refused(m, c, HV_INVAL);
 		} else {
 			run_ok(m, c);
@@ -1021,14 +1024,27 @@ static void test_plan_source_target(void **state)
 	assert_int_equal(m->s->n_moves, 3);
 	assert_int_equal(load_mem(m, "hv2"), 100);
 
-	/* Exiting: moves come home, from anywhere but home, into the holder
-	 * although it is in maintenance. */
+	/* Exiting: only guests the evacuation moved away move, home (into
+	 * the holder although it is in maintenance) or to another host that
+	 * is not in maintenance (rebalance). */
+	run_ok(m, c_moved("hv1", t1, "mig", "hv1", "hv2", HV_OK, NULL, 350));
+	{
+		struct hv_cmd e = c_inv("hv4", 100000, 64, 100);
+		guest_add(&e, "back2", 100, 1, HV_LEVEL_PRODUCTION, true, NULL);
+		run_ok(m, e);
+	}
 	run_ok(m, c_maint("hv1", t1, "exiting", 400));
 	c = c_plan("hv1", t1, 500);
-	move_add(&c, "back", "hv2", "hv3", 100, 1, HV_ACT_MIGRATE);
+	move_add(&c, "back", "hv2", "hv3", 100, 1, HV_ACT_MIGRATE); /* never evacuated */
 	expect_refused(m, c, HV_INVAL);
 	c = c_plan("hv1", t1, 500);
-	move_add(&c, "back", "hv1", "hv1", 100, 1, HV_ACT_MIGRATE);
+	move_add(&c, "back2", "hv4", "hv1", 100, 1, HV_ACT_MIGRATE); /* not hv1's */
+	expect_refused(m, c, HV_INVAL);
+	c = c_plan("hv1", t1, 500);
+	move_add(&c, "mig", "hv2", "hv4", 100, 1, HV_ACT_MIGRATE); /* hv4 in maintenance */
+	expect_refused(m, c, HV_INMAINT);
+	c = c_plan("hv1", t1, 500);
+	move_add(&c, "mig", "hv2", "hv2", 100, 1, HV_ACT_MIGRATE);
 	expect_refused(m, c, HV_INVAL);
 	c = c_plan("hv1", t1, 500);
 	move_add(&c, "back", "hv6", "hv1", 100, 1, HV_ACT_MIGRATE);
@@ -1040,10 +1056,14 @@ static void test_plan_source_target(void **state)
 	move_add(&c, "back", "hv2", "", 100, 1, HV_ACT_SAVE);
 	expect_refused(m, c, HV_INVAL);
 	c = c_plan("hv1", t1, 500);
-	move_add(&c, "back", "hv2", "hv1", 100, 1, HV_ACT_MIGRATE);
-	move_add(&c, "back2", "hv4", "hv1", 100, 1, HV_ACT_MIGRATE);
+	move_add(&c, "mig", "hv2", "hv3", 100, 1, HV_ACT_MIGRATE); /* rebalance */
 	run_ok(m, c);
-	assert_int_equal(load_mem(m, "hv1"), 200);
+	assert_int_equal(load_mem(m, "hv3"), 100);
+	run_ok(m, c_moved("hv1", t1, "mig", "hv2", "hv3", HV_OK, NULL, 550));
+	c = c_plan("hv1", t1, 600);
+	move_add(&c, "mig", "hv3", "hv1", 100, 1, HV_ACT_MIGRATE); /* then home */
+	run_ok(m, c);
+	assert_int_equal(load_mem(m, "hv1"), 100);
 	/* ...while another host in maintenance is still no target. */
 	c = c_plan("hv4", t4, 600);
 	move_add(&c, "x", "hv4", "hv1", 100, 1, HV_ACT_MIGRATE);
@@ -2543,6 +2563,48 @@ static void test_evac_refusals(void **state)
 	assert_non_null(strstr(why, "db"));
 }
 
+static void test_plan_rebalance(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c, plan;
+	char why[256];
+	uint64_t t;
+
+	cluster(m, 3, 1000);
+	c = c_inv("hv1", 1000, 64, 100);
+	guest_add(&c, "a", 400, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	guest_add(&c, "b", 300, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_plan("hv1", t, 200);
+	move_add(&c, "a", "hv1", "hv2", 400, 1, HV_ACT_MIGRATE);
+	move_add(&c, "b", "hv1", "hv2", 300, 1, HV_ACT_MIGRATE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "a", "hv1", "hv2", HV_OK, NULL, 300));
+	run_ok(m, c_moved("hv1", t, "b", "hv1", "hv2", HV_OK, NULL, 300));
+	run_ok(m, c_maint("hv1", t, "in", 400));
+	run_ok(m, c_maint("hv1", t, "exiting", 500));
+	/* As if a and b were nowhere, every host has 1000 free: a (largest)
+	 * goes to hv1 (ties: name order), then b to hv2, where it already is. */
+	assert_int_equal(hv_plan_rebalance(m->s, "hv1", &plan, why, sizeof why), HV_OK);
+	assert_string_equal(why, "");
+	assert_int_equal(plan.n_moves, 1);
+	assert_string_equal(plan.moves[0].guest, "a");
+	assert_string_equal(plan.moves[0].source, "hv2");
+	assert_string_equal(plan.moves[0].target, "hv1");
+	plan.token = t;
+	plan.time_ms = 600;
+	run_ok(m, plan);
+	/* Nothing moved away: nothing to rebalance. */
+	reset(m);
+	cluster(m, 2, 1000);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EXITING, 100);
+	assert_int_equal(hv_plan_rebalance(m->s, "hv1", &plan, why, sizeof why), HV_OK);
+	assert_int_equal(plan.n_moves, 0);
+}
+
 static void test_plan_return(void **state)
 {
 	struct sm *m = *state;
@@ -2713,6 +2775,7 @@ int main(void)
 	    T(test_plan_duplicate),
 	    T(test_plan_duplicate_in_one_plan),
 	    T(test_plan_max_moves),
+	    T(test_plan_rebalance),
 	    T(test_plan_records),
 	    T(test_moved_fencing),
 	    T(test_moved_not_pending),
