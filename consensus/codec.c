@@ -105,7 +105,7 @@ static void pack_u64(msgpack_packer *pk, const char *key, uint64_t val)
 
 void hv_cmd_pack_guest(msgpack_packer *pk, const struct hv_cmd_guest *g)
 {
-	msgpack_pack_array(pk, 7);
+	msgpack_pack_array(pk, 8);
 	hv_mp_pack_str(pk, g->name);
 	msgpack_pack_uint64(pk, g->mem_mib);
 	msgpack_pack_uint64(pk, g->vcpus);
@@ -116,6 +116,10 @@ void hv_cmd_pack_guest(msgpack_packer *pk, const struct hv_cmd_guest *g)
 		msgpack_pack_false(pk);
 	hv_mp_pack_str(pk, g->hostdev);
 	hv_mp_pack_str(pk, g->local_disk);
+	if (g->persistent)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
 }
 
 void hv_cmd_pack_move(msgpack_packer *pk, const struct hv_cmd_move *m)
@@ -172,7 +176,7 @@ int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g)
 	uint64_t u = 0;
 	int rv;
 
-	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 7)
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 8)
 		return HV_MALFORMED;
 	t = v->via.array.ptr;
 	if ((rv = hv_mp_str(&t[0], g->name, sizeof g->name)) != HV_OK)
@@ -192,7 +196,9 @@ int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g)
 		return rv;
 	if ((rv = hv_mp_str(&t[5], g->hostdev, sizeof g->hostdev)) != HV_OK)
 		return rv;
-	return hv_mp_str(&t[6], g->local_disk, sizeof g->local_disk);
+	if ((rv = hv_mp_str(&t[6], g->local_disk, sizeof g->local_disk)) != HV_OK)
+		return rv;
+	return hv_mp_bool(&t[7], &g->persistent);
 }
 
 int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,

@@ -60,6 +60,7 @@ struct hv_cmd_guest {
 	uint32_t vcpus;
 	int level;  /* enum hv_level (migrate/placement.h) */
 	bool running;
+	bool persistent; /* defined in libvirt, not only running */
 	char hostdev[HV_DEV_MAX + 1]; /* "" or the first passthrough device */
 	char local_disk[HV_DEV_MAX + 1]; /* "" or the first disk not on shared storage */
 };

@@ -167,6 +167,7 @@ int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, const char *sh
 		g->vcpus = info.nrVirtCpu;
 		g->running = info.state == VIR_DOMAIN_RUNNING || info.state == VIR_DOMAIN_PAUSED ||
 			     info.state == VIR_DOMAIN_BLOCKED;
+		g->persistent = persistent == 1;
 		xml = virDomainGetXMLDesc(doms[i], persistent == 1 ? VIR_DOMAIN_XML_INACTIVE : 0);
 		if (xml != NULL) {
 			hv_inventory_parse_xml(xml, shared, g);

@@ -167,6 +167,7 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 				json_object_object_add(jg, "vcpus", json_object_new_uint64(m->guests[g].vcpus));
 				json_object_object_add(jg, "level", json_object_new_string(hv_level_name(m->guests[g].level)));
 				json_object_object_add(jg, "running", json_object_new_boolean(m->guests[g].running));
+				json_object_object_add(jg, "persistent", json_object_new_boolean(m->guests[g].persistent));
 				if (m->guests[g].hostdev[0])
 					json_object_object_add(jg, "hostdev", json_object_new_string(m->guests[g].hostdev));
 				if (m->guests[g].local_disk[0])

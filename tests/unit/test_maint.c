@@ -2096,7 +2096,7 @@ static void mp_kv_s(struct mp *p, const char *k, const char *v)
 
 static void mp_guest(struct mp *p, const char *name, uint64_t level)
 {
-	msgpack_pack_array(&p->pk, 7);
+	msgpack_pack_array(&p->pk, 8);
 	mp_str(p, name);
 	msgpack_pack_uint64(&p->pk, 1024);
 	msgpack_pack_uint64(&p->pk, 2);
@@ -2104,6 +2104,7 @@ static void mp_guest(struct mp *p, const char *name, uint64_t level)
 	msgpack_pack_true(&p->pk);
 	mp_str(p, ""); /* hostdev */
 	mp_str(p, ""); /* local disk */
+	msgpack_pack_true(&p->pk); /* persistent */
 }
 
 static void mp_move(struct mp *p, const char *guest, uint64_t action)
