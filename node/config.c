@@ -36,6 +36,7 @@ void hv_config_defaults(struct hv_config *c)
 	c->migrate_downtime_ms = 300;
 	c->migrate_timeout_s = 600;
 	c->migrate_parallel = 1;
+	c->shutdown_timeout_s = 30;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
@@ -200,6 +201,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 		return set_uint(&c->migrate_timeout_s, v, 10, 86400, key, err, errlen);
 	if (!strcmp(key, "shared-storage"))
 		return set_str(c->shared_storage, sizeof c->shared_storage, v, key, err, errlen);
+	if (!strcmp(key, "shutdown-timeout"))
+		return set_uint(&c->shutdown_timeout_s, v, 1, 3600, key, err, errlen);
 	if (!strcmp(key, "migrate-parallel"))
 		return set_uint(&c->migrate_parallel, v, 1, 16, key, err, errlen);
 	snprintf(err, (size_t)errlen, "unknown setting '%s'", key);
@@ -242,6 +245,7 @@ static const struct {
 	{"migrate", "migrate-timeout"},
 	{"migrate", "migrate-parallel"},
 	{"migrate", "shared-storage"},
+	{"migrate", "shutdown-timeout"},
 };
 
 static int on_ini(void *user, const char *section, const char *key,

@@ -42,6 +42,7 @@ struct hv_config {
 	unsigned migrate_downtime_ms;
 	unsigned migrate_timeout_s;
 	unsigned migrate_parallel;
+	unsigned shutdown_timeout_s;
 	char shared_storage[HV_PATH_MAX * 2]; /* comma-separated directories */
 };
 

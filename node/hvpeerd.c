@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"      --shared-storage DIRS   comma-separated directories on storage every host\n"
 		"                              sees; a guest disk elsewhere is local and cannot be\n"
 		"                              live-migrated (default: none)\n"
+		"      --shutdown-timeout S    a dev guest that does not shut down within S seconds\n"
+		"                              is stopped hard (default 30)\n"
 		"      --log-level LEVEL       error, warn, info (default) or debug\n"
 		"  -h, --help                  this help\n"
 		"  -V, --version               print the version\n");
@@ -86,6 +88,7 @@ static const struct option longopts[] = {
 	{"migrate-timeout", required_argument, NULL, 1},
 	{"migrate-parallel", required_argument, NULL, 1},
 	{"shared-storage", required_argument, NULL, 1},
+	{"shutdown-timeout", required_argument, NULL, 1},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},

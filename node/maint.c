@@ -505,8 +505,9 @@ out:
 		virConnectClose(src);
 }
 
-/* Shut a dev guest down (30 s grace, then destroy) or save a legacy one. */
-static void park(const char *uri, const char *guest, int action, struct outcome *o)
+/* Shut a dev guest down (shutdown-timeout, then destroy) or save a legacy one. */
+static void park(const char *uri, const char *guest, int action, unsigned grace_s,
+		 struct outcome *o)
 {
 	virConnectPtr c = virConnectOpen(uri);
 	virDomainPtr dom = c != NULL ? virDomainLookupByName(c, guest) : NULL;
@@ -520,7 +521,7 @@ static void park(const char *uri, const char *guest, int action, struct outcome 
 	} else {
 		int state = 0, reason;
 		virDomainShutdown(dom);
-		for (int i = 0; i < 300; i++) {
+		for (unsigned i = 0; i < grace_s * 10; i++) {
 			if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
 			    state == VIR_DOMAIN_SHUTOFF)
 				break;
@@ -626,7 +627,7 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 				    ? "this host no longer holds the maintenance lease (fenced)"
 				    : hv_strerror(rc));
 	if (mv.action != HV_ACT_MIGRATE) {
-		park(cfg->libvirt_uri, mv.guest, mv.action, &o);
+		park(cfg->libvirt_uri, mv.guest, mv.action, cfg->shutdown_timeout_s, &o);
 	} else {
 		const char *sa = addr_of(q, mv.source), *da = addr_of(q, mv.target);
 		if (strcmp(mv.source, cfg->name) == 0)

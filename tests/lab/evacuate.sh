@@ -64,7 +64,7 @@ uptime_of() { lab guest heartbeat "$1" | awk '{print $3}'; }
 
 echo "# lab up: 3 hosts, 640 MiB for guests each"
 # Two migrations at once exercise the parallel movers.
-export HVPEERD_FLAGS="--migrate-parallel 2"
+export HVPEERD_FLAGS="--migrate-parallel 2 --shutdown-timeout 3"
 if ! lab up 3 --guest-memory 640 >/tmp/hvpeer-evacuate-up.log 2>&1; then
 	nok "lab up" "$(tail -n 5 /tmp/hvpeer-evacuate-up.log)"
 	exit 1
@@ -162,6 +162,28 @@ check "nothing moved: big1 and db1 still run on h2" test "$(where big1)$(where d
 check "h2 is not in maintenance, the lease is free" test "$(phase_of h2)/$(state "len(d['lease']['holders'])")" = "none/0"
 lab exec h2 virsh -q destroy big1 >/dev/null 2>&1
 lab exec h2 virsh -q undefine big1 >/dev/null 2>&1
+
+# ---- 3b. levels: legacy saved, dev shut down when no peer has room --------------
+lab guest add h3 --name leg --mem 700 --level legacy >/dev/null
+lab guest add h3 --name dv --mem 700 --level dev >/dev/null
+wait_for 20 test "$(guests_on h3)" = "dv leg"
+out=$(hv h3 maintenance enter 2>&1)
+rc=$?
+if [ $rc = 0 ]; then ok "maintenance enter h3 with a legacy and a dev guest that fit nowhere"; else nok "maintenance enter h3 with a legacy and a dev guest that fit nowhere (exit $rc)" "$out"; fi
+check "the legacy guest was saved (libvirt managed save)" \
+	sh -c "'$LABT' exec h3 virsh -q dominfo leg | grep -q 'Managed save: *yes'"
+check "the dev guest was shut down" sh -c "'$LABT' exec h3 virsh -q domstate dv | grep -q 'shut off'"
+check "report: leg saved, dv shut down" test "$(state "sorted(m['guest']+':'+m['action'] for m in d['moves'] if m['holder']=='h3' and m['status']=='done')")" = "['dv:shutdown', 'leg:save']"
+out=$(hv h3 maintenance exit 2>&1)
+rc=$?
+if [ $rc = 0 ]; then ok "maintenance exit h3"; else nok "maintenance exit h3 (exit $rc)" "$out"; fi
+check "leg was restored and runs on h3 again" sh -c "'$LABT' exec h3 virsh -q domstate leg | grep -q running"
+check "dv was started again on h3" sh -c "'$LABT' exec h3 virsh -q domstate dv | grep -q running"
+for g in leg dv; do
+	lab exec h3 virsh -q destroy "$g" >/dev/null 2>&1
+	lab exec h3 virsh -q managedsave-remove "$g" >/dev/null 2>&1
+	lab exec h3 virsh -q undefine "$g" >/dev/null 2>&1
+done
 
 # ---- 4. the destination's QEMU dies mid-migration ---------------------------------
 # Kill every incoming QEMU for db1 (the first attempt and the retry elsewhere).
