@@ -228,7 +228,7 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	for (unsigned b = f; b != 0; b &= b - 1)
 		n++;
 	if (f & F_CAP)
-		n += 1; /* mem_cap and vcpus_cap */
+		n += 2; /* mem_cap, vcpus_cap and seen */
 	if (f & F_STATS)
 		n += 4; /* result, downtime_ms, elapsed_ms, bytes, error */
 	if (((f & F_GUESTS) && cmd->n_guests > HV_MAX_GUESTS) ||
@@ -273,6 +273,7 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	if (f & F_CAP) {
 		pack_u64(&pk, "mem_cap", cmd->mem_cap_mib);
 		pack_u64(&pk, "vcpus_cap", cmd->vcpus_cap);
+		pack_u64(&pk, "seen", cmd->seen_index);
 	}
 	if (f & F_GUESTS) {
 		hv_mp_pack_str(&pk, "guests");
@@ -372,6 +373,8 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 			rv = get_small(v, UINT32_MAX, &u);
 			cmd->mem_cap_mib = (uint32_t)u;
 			seen |= F_CAP;
+		} else if (hv_mp_key_is(k, "seen")) {
+			rv = hv_mp_u64(v, &cmd->seen_index);
 		} else if (hv_mp_key_is(k, "vcpus_cap")) {
 			rv = get_small(v, UINT32_MAX, &u);
 			cmd->vcpus_cap = (uint32_t)u;

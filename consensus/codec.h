@@ -92,8 +92,10 @@ struct hv_cmd {
 	char version[HV_VERSION_MAX + 1];
 	char reason[HV_REASON_MAX + 1];
 
-	/* INVENTORY */
+	/* INVENTORY; seen_index: the reporter's last applied log index when it
+	 * started reading libvirt (a read older than a move is stale) */
 	uint32_t mem_cap_mib, vcpus_cap;
+	uint64_t seen_index;
 	unsigned n_guests;
 	struct hv_cmd_guest guests[HV_MAX_GUESTS];
 	/* PLAN */

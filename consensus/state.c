@@ -363,6 +363,9 @@ static int inventory(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return HV_NOMEMBER;
 	if (m->removed)
 		return HV_REMOVED;
+	/* Read before a guest moved in or out: it would undo the move. */
+	if (c->seen_index < m->moved_index)
+		return HV_TIMEOUT;
 	m->mem_cap_mib = c->mem_cap_mib;
 	m->vcpus_cap = c->vcpus_cap;
 	m->n_guests = c->n_guests;
@@ -539,8 +542,15 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	mv->elapsed_ms = c->elapsed_ms;
 	mv->bytes = c->bytes;
 	snprintf(mv->error, sizeof mv->error, "%s", c->error);
-	if (mv->status == HV_MOVE_DONE && mv->m.action == 0)
+	if (mv->status == HV_MOVE_DONE && mv->m.action == 0) {
+		struct hv_member *src = hv_state_member(s, mv->m.source);
+		struct hv_member *dst = hv_state_member(s, mv->m.target);
 		guest_relocate(s, &mv->m);
+		if (src != NULL)
+			src->moved_index = index;
+		if (dst != NULL)
+			dst->moved_index = index;
+	}
 	s->history[s->hist_next] = *mv;
 	s->hist_next = (s->hist_next + 1) % HV_HISTORY;
 	if (s->hist_count < HV_HISTORY)
@@ -681,7 +691,7 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 	msgpack_pack_array(&pk, s->n_members);
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
-		msgpack_pack_array(&pk, 16);
+		msgpack_pack_array(&pk, 17);
 		msgpack_pack_uint64(&pk, m->id);
 		hv_mp_pack_str(&pk, m->name);
 		hv_mp_pack_str(&pk, m->address);
@@ -703,6 +713,7 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
 		msgpack_pack_uint64(&pk, m->maint_since_ms);
 		msgpack_pack_uint64(&pk, m->maint_total_ms);
 		msgpack_pack_uint64(&pk, m->maint_count);
+		msgpack_pack_uint64(&pk, m->moved_index);
 	}
 
 	hv_mp_pack_str(&pk, "moves");
@@ -784,7 +795,7 @@ static int decode_members(struct hv_state *s, const msgpack_object *v)
 	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_MEMBERS)
 		return HV_MALFORMED;
 	for (uint32_t i = 0; i < v->via.array.size; i++) {
-		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 16);
+		const msgpack_object *t = d_tuple(&v->via.array.ptr[i], 17);
 		struct hv_member *m = &s->members[i];
 		if (t == NULL)
 			return HV_MALFORMED;
@@ -817,6 +828,7 @@ static int decode_members(struct hv_state *s, const msgpack_object *v)
 		TRY(hv_mp_u64(&t[14], &m->maint_total_ms));
 		TRY(hv_mp_u64(&t[15], &u));
 		m->maint_count = (unsigned)u;
+		TRY(hv_mp_u64(&t[16], &m->moved_index));
 	}
 	s->n_members = v->via.array.size;
 	return HV_OK;

@@ -70,6 +70,7 @@ struct hv_member {
 	/* Inventory, as the host last reported it. */
 	uint32_t mem_cap_mib, vcpus_cap;
 	uint64_t inventory_ms;
+	uint64_t moved_index; /* last move in or out: older inventories are stale */
 	unsigned n_guests;
 	struct hv_cmd_guest guests[HV_MAX_GUESTS];
 

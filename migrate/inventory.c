@@ -125,8 +125,8 @@ int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_gu
 	return rv;
 }
 
-int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, const char *shared,
-		      struct hv_inventory *inv, char *err, size_t errlen)
+int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, unsigned vcpu_ratio,
+		      const char *shared, struct hv_inventory *inv, char *err, size_t errlen)
 {
 	virNodeInfo node;
 	virDomainPtr *doms = NULL;
@@ -137,7 +137,7 @@ int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, const char *sh
 		snprintf(err, errlen, "libvirt: node info: %s", hv_virt_error());
 		return HV_IO;
 	}
-	inv->vcpus_cap = node.cpus;
+	inv->vcpus_cap = node.cpus * (vcpu_ratio > 0 ? vcpu_ratio : 1);
 	if (guest_mem_mib != 0)
 		inv->mem_cap_mib = guest_mem_mib;
 	else

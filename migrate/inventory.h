@@ -30,10 +30,11 @@ struct hv_inventory {
 /*
  * Read conn's guests. guest_mem_mib, when not 0, is the memory available for
  * guests (the configured figure); otherwise the host's memory less 1 GiB.
+ * The vCPUs available are the host's CPUs times vcpu_ratio (overcommit).
  * Returns an HV_* code; on failure err says what libvirt said.
  */
-int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, const char *shared,
-		      struct hv_inventory *inv, char *err, size_t errlen);
+int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, unsigned vcpu_ratio,
+		      const char *shared, struct hv_inventory *inv, char *err, size_t errlen);
 
 /*
  * Fill g->level, g->hostdev and g->local_disk from a domain XML (pure; for

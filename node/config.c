@@ -37,6 +37,7 @@ void hv_config_defaults(struct hv_config *c)
 	c->migrate_timeout_s = 600;
 	c->migrate_parallel = 1;
 	c->shutdown_timeout_s = 30;
+	c->vcpu_ratio = 4;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
@@ -201,6 +202,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 		return set_uint(&c->migrate_timeout_s, v, 10, 86400, key, err, errlen);
 	if (!strcmp(key, "shared-storage"))
 		return set_str(c->shared_storage, sizeof c->shared_storage, v, key, err, errlen);
+	if (!strcmp(key, "vcpu-ratio"))
+		return set_uint(&c->vcpu_ratio, v, 1, 64, key, err, errlen);
 	if (!strcmp(key, "shutdown-timeout"))
 		return set_uint(&c->shutdown_timeout_s, v, 1, 3600, key, err, errlen);
 	if (!strcmp(key, "migrate-parallel"))
@@ -246,6 +249,7 @@ static const struct {
 	{"migrate", "migrate-parallel"},
 	{"migrate", "shared-storage"},
 	{"migrate", "shutdown-timeout"},
+	{"migrate", "vcpu-ratio"},
 };
 
 static int on_ini(void *user, const char *section, const char *key,

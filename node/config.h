@@ -43,6 +43,7 @@ struct hv_config {
 	unsigned migrate_timeout_s;
 	unsigned migrate_parallel;
 	unsigned shutdown_timeout_s;
+	unsigned vcpu_ratio;
 	char shared_storage[HV_PATH_MAX * 2]; /* comma-separated directories */
 };
 

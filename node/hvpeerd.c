@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"                              (default qemu+tcp://%%h/system)\n"
 		"      --guest-memory MIB      memory available for guests (default: host memory\n"
 		"                              less 1 GiB)\n"
+		"      --vcpu-ratio N          vCPUs available for guests per host CPU (default 4)\n"
 		"      --migrate-downtime MS   downtime limit of a live migration (default 300)\n"
 		"      --migrate-timeout S     abort a migration after S seconds (default 600)\n"
 		"      --migrate-parallel N    migrations at once during an evacuation (default 1)\n"
@@ -89,6 +90,7 @@ static const struct option longopts[] = {
 	{"migrate-parallel", required_argument, NULL, 1},
 	{"shared-storage", required_argument, NULL, 1},
 	{"shutdown-timeout", required_argument, NULL, 1},
+	{"vcpu-ratio", required_argument, NULL, 1},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},

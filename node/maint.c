@@ -558,20 +558,27 @@ static int record(struct hv_maint_job *j, const struct hv_cmd_move *mv, const st
 	return rc;
 }
 
+static void q_seen_fn(struct hv_node *n, void *arg)
+{
+	*(uint64_t *)arg = raft_last_applied(&n->raft);
+}
+
 static int read_inventory(struct hv_maint_job *j)
 {
 	struct hv_node *n = j->n;
 	struct hv_inventory inv;
 	struct hv_cmd cmd = {.type = HV_CMD_INVENTORY};
-	virConnectPtr c = virConnectOpen(n->cfg.libvirt_uri);
+	virConnectPtr c;
 	char err[256];
 	int rc;
 
+	query(j, q_seen_fn, &cmd.seen_index);
+	c = virConnectOpen(n->cfg.libvirt_uri);
 	if (c == NULL)
 		return fail(j, HV_IO, "%s: cannot reach the local hypervisor (%s): %s", n->cfg.name,
 			    n->cfg.libvirt_uri, hv_virt_error());
-	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, n->cfg.shared_storage, &inv, err,
-			       sizeof err);
+	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, n->cfg.vcpu_ratio,
+			       n->cfg.shared_storage, &inv, err, sizeof err);
 	virConnectClose(c);
 	if (rc != HV_OK)
 		return fail(j, rc, "%s: %s", n->cfg.name, err);

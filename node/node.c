@@ -378,6 +378,7 @@ static bool report(struct hv_node *n)
 struct inv_work {
 	uv_work_t req;
 	struct hv_node *n;
+	uint64_t seen_index;
 	struct hv_inventory inv;
 	int rc;
 	char err[1024];
@@ -393,8 +394,8 @@ static void inv_read(uv_work_t *req)
 		snprintf(w->err, sizeof w->err, "%s: %s", w->n->cfg.libvirt_uri, hv_virt_error());
 		return;
 	}
-	w->rc = hv_inventory_read(c, w->n->cfg.guest_memory_mib, w->n->cfg.shared_storage,
-				  &w->inv, w->err, sizeof w->err);
+	w->rc = hv_inventory_read(c, w->n->cfg.guest_memory_mib, w->n->cfg.vcpu_ratio,
+				  w->n->cfg.shared_storage, &w->inv, w->err, sizeof w->err);
 	virConnectClose(c);
 }
 
@@ -406,7 +407,8 @@ static void inv_committed(struct hv_node *n, void *data, int rc, uint64_t index,
 	(void)token;
 	n->inventory_busy = false;
 	if (rc != HV_OK && rc != HV_SHUTDOWN)
-		hv_debug("inventory not committed: %s", hv_strerror(rc));
+		hv_debug("inventory not committed: %s", rc == HV_TIMEOUT ? "stale (a guest moved meanwhile)"
+									  : hv_strerror(rc));
 }
 
 static void inv_done(uv_work_t *req, int status)
@@ -428,6 +430,7 @@ static void inv_done(uv_work_t *req, int status)
 		snprintf(cmd->name, sizeof cmd->name, "%s", n->cfg.name);
 		cmd->mem_cap_mib = w->inv.mem_cap_mib;
 		cmd->vcpus_cap = w->inv.vcpus_cap;
+		cmd->seen_index = w->seen_index;
 		cmd->n_guests = w->inv.n_guests;
 		memcpy(cmd->guests, w->inv.guests, w->inv.n_guests * sizeof w->inv.guests[0]);
 		if (hv_node_commit(n, cmd, inv_committed, NULL) != HV_OK)
@@ -451,6 +454,7 @@ static void inventory_refresh(struct hv_node *n)
 		return;
 	w->n = n;
 	w->req.data = w;
+	w->seen_index = raft_last_applied(&n->raft);
 	n->inventory_busy = true;
 	if (uv_queue_work(n->loop, &w->req, inv_read, inv_done) != 0) {
 		n->inventory_busy = false;

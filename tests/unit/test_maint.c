@@ -2564,6 +2564,42 @@ static void test_evac_refusals(void **state)
 	assert_non_null(strstr(why, "db"));
 }
 
+/* An inventory read before a guest moved in or out would undo the move. */
+static void test_inventory_stale(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c;
+	uint64_t t, moved_at;
+
+	cluster(m, 2, 1000);
+	c = c_inv("hv1", 1000, 64, 100);
+	guest_add(&c, "a", 400, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_plan("hv1", t, 200);
+	move_add(&c, "a", "hv1", "hv2", 400, 1, HV_ACT_MIGRATE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "a", "hv1", "hv2", HV_OK, NULL, 300));
+	moved_at = m->index;
+	assert_int_equal(member(m, "hv1")->moved_index, moved_at);
+	assert_int_equal(member(m, "hv2")->moved_index, moved_at);
+	/* hv1 read libvirt before the move was applied: still lists a. */
+	c = c_inv("hv1", 1000, 64, 400);
+	guest_add(&c, "a", 400, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	c.seen_index = moved_at - 1;
+	expect_refused(m, c, HV_TIMEOUT);
+	assert_int_equal(load_mem(m, "hv1"), 0);
+	/* A read that started after the move counts. */
+	c = c_inv("hv1", 1000, 64, 500);
+	c.seen_index = moved_at;
+	run_ok(m, c);
+	c = c_inv("hv2", 1000, 64, 500);
+	c.seen_index = moved_at - 1;
+	expect_refused(m, c, HV_TIMEOUT);
+	assert_int_equal(load_mem(m, "hv2"), 400);
+}
+
 static void test_plan_rebalance(void **state)
 {
 	struct sm *m = *state;
@@ -2777,6 +2813,7 @@ int main(void)
 	    T(test_plan_duplicate_in_one_plan),
 	    T(test_plan_max_moves),
 	    T(test_plan_rebalance),
+	    T(test_inventory_stale),
 	    T(test_plan_records),
 	    T(test_moved_fencing),
 	    T(test_moved_not_pending),

@@ -1152,7 +1152,7 @@ static void craft(const struct hv_state *s, const struct snap_opts *o,
 			msgpack_pack_array(&pk, s->n_members);
 			for (unsigned i = 0; i < s->n_members; i++) {
 				const struct hv_member *mb = &s->members[i];
-				msgpack_pack_array(&pk, 16);
+				msgpack_pack_array(&pk, 17);
 				msgpack_pack_uint64(&pk, mb->id);
 				pk_s(&pk, i == 0 && o->member_name != NULL
 				              ? o->member_name
@@ -1173,6 +1173,7 @@ static void craft(const struct hv_state *s, const struct snap_opts *o,
 				msgpack_pack_uint64(&pk, mb->maint_since_ms);
 				msgpack_pack_uint64(&pk, mb->maint_total_ms);
 				msgpack_pack_uint64(&pk, mb->maint_count);
+				msgpack_pack_uint64(&pk, mb->moved_index);
 			}
 		} else if (strcmp(key, "max_concurrent") == 0) {
 			msgpack_pack_int64(&pk, o->max_concurrent);
