@@ -29,20 +29,20 @@ static const struct {
 	const char *name;
 	unsigned fields;
 } types[] = {
-	[HV_CMD_MEMBER_ADD] = {"member-add", F_NAME | F_ID | F_ADDRESS | F_ROLE},
-	[HV_CMD_MEMBER_ROLE] = {"member-role", F_ID | F_ROLE},
-	[HV_CMD_MEMBER_REMOVE] = {"member-remove", F_ID},
-	[HV_CMD_REPORT] = {"report", F_NAME | F_PHASE | F_VERSION},
-	[HV_CMD_LEASE_ACQUIRE] = {"lease-acquire", F_NAME},
-	[HV_CMD_LEASE_RELEASE] = {"lease-release", F_NAME | F_TOKEN},
-	[HV_CMD_LEASE_BREAK] = {"lease-break", F_NAME | F_BY | F_REASON},
-	[HV_CMD_PAUSE] = {"pause", F_BY | F_REASON},
-	[HV_CMD_RESUME] = {"resume", F_BY},
-	[HV_CMD_SETTINGS] = {"settings", F_MAXC},
-	[HV_CMD_INVENTORY] = {"inventory", F_NAME | F_CAP | F_GUESTS},
-	[HV_CMD_MAINT] = {"maint", F_NAME | F_TOKEN | F_PHASE},
-	[HV_CMD_PLAN] = {"plan", F_NAME | F_TOKEN | F_MOVES},
-	[HV_CMD_MOVED] = {"moved", F_NAME | F_TOKEN | F_MOVE | F_STATS},
+    [HV_CMD_MEMBER_ADD] = {"member-add", F_NAME | F_ID | F_ADDRESS | F_ROLE},
+    [HV_CMD_MEMBER_ROLE] = {"member-role", F_ID | F_ROLE},
+    [HV_CMD_MEMBER_REMOVE] = {"member-remove", F_ID},
+    [HV_CMD_REPORT] = {"report", F_NAME | F_PHASE | F_VERSION},
+    [HV_CMD_LEASE_ACQUIRE] = {"lease-acquire", F_NAME},
+    [HV_CMD_LEASE_RELEASE] = {"lease-release", F_NAME | F_TOKEN},
+    [HV_CMD_LEASE_BREAK] = {"lease-break", F_NAME | F_BY | F_REASON},
+    [HV_CMD_PAUSE] = {"pause", F_BY | F_REASON},
+    [HV_CMD_RESUME] = {"resume", F_BY},
+    [HV_CMD_SETTINGS] = {"settings", F_MAXC},
+    [HV_CMD_INVENTORY] = {"inventory", F_NAME | F_CAP | F_GUESTS},
+    [HV_CMD_MAINT] = {"maint", F_NAME | F_TOKEN | F_PHASE},
+    [HV_CMD_PLAN] = {"plan", F_NAME | F_TOKEN | F_MOVES},
+    [HV_CMD_MOVED] = {"moved", F_NAME | F_TOKEN | F_MOVE | F_STATS},
 };
 
 const char *hv_cmd_name(int type)
@@ -202,7 +202,7 @@ int hv_cmd_unpack_guest(const msgpack_object *v, struct hv_cmd_guest *g)
 }
 
 int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
-		  size_t *len)
+                  size_t *len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -236,12 +236,15 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		return HV_TOOBIG;
 	for (unsigned i = 0; (f & F_GUESTS) && i < cmd->n_guests; i++)
 		if (!hv_name_valid(cmd->guests[i].name) ||
-		    hv_mp_text_check(cmd->guests[i].hostdev, strlen(cmd->guests[i].hostdev),
-				     sizeof cmd->guests[i].hostdev) ||
-		    hv_mp_text_check(cmd->guests[i].local_disk, strlen(cmd->guests[i].local_disk),
-				     sizeof cmd->guests[i].local_disk))
+		    hv_mp_text_check(cmd->guests[i].hostdev,
+		                     strlen(cmd->guests[i].hostdev),
+		                     sizeof cmd->guests[i].hostdev) ||
+		    hv_mp_text_check(cmd->guests[i].local_disk,
+		                     strlen(cmd->guests[i].local_disk),
+		                     sizeof cmd->guests[i].local_disk))
 			return HV_INVAL;
-	if ((f & F_STATS) && hv_mp_text_check(cmd->error, strlen(cmd->error), sizeof cmd->error))
+	if ((f & F_STATS) &&
+	    hv_mp_text_check(cmd->error, strlen(cmd->error), sizeof cmd->error))
 		return HV_INVAL;
 
 	msgpack_sbuffer_init(&sb);
@@ -379,22 +382,26 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 			rv = get_small(v, UINT32_MAX, &u);
 			cmd->vcpus_cap = (uint32_t)u;
 		} else if (hv_mp_key_is(k, "guests")) {
-			if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_GUESTS) {
+			if (v->type != MSGPACK_OBJECT_ARRAY ||
+			    v->via.array.size > HV_MAX_GUESTS) {
 				rv = HV_MALFORMED;
 				continue;
 			}
 			cmd->n_guests = v->via.array.size;
 			for (uint32_t j = 0; j < v->via.array.size && rv == HV_OK; j++)
-				rv = hv_cmd_unpack_guest(&v->via.array.ptr[j], &cmd->guests[j]);
+				rv = hv_cmd_unpack_guest(&v->via.array.ptr[j],
+				                         &cmd->guests[j]);
 			seen |= F_GUESTS;
 		} else if (hv_mp_key_is(k, "moves")) {
-			if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > HV_MAX_PLAN) {
+			if (v->type != MSGPACK_OBJECT_ARRAY ||
+			    v->via.array.size > HV_MAX_PLAN) {
 				rv = HV_MALFORMED;
 				continue;
 			}
 			cmd->n_moves = v->via.array.size;
 			for (uint32_t j = 0; j < v->via.array.size && rv == HV_OK; j++)
-				rv = hv_cmd_unpack_move(&v->via.array.ptr[j], &cmd->moves[j]);
+				rv = hv_cmd_unpack_move(&v->via.array.ptr[j],
+				                        &cmd->moves[j]);
 			seen |= F_MOVES;
 		} else if (hv_mp_key_is(k, "move")) {
 			rv = hv_cmd_unpack_move(v, &cmd->move);
@@ -472,24 +479,50 @@ size_t hv_msgpack_check(const void *buf, size_t len)
 			static const struct {
 				unsigned char lo, hi, lenbytes, fixed;
 			} forms[] = {
-				{0xc4, 0xc4, 1, 0}, {0xc5, 0xc5, 2, 0}, {0xc6, 0xc6, 4, 0},
-				{0xc7, 0xc7, 1, 1}, {0xc8, 0xc8, 2, 1}, {0xc9, 0xc9, 4, 1},
-				{0xd9, 0xd9, 1, 0}, {0xda, 0xda, 2, 0}, {0xdb, 0xdb, 4, 0},
+			    {0xc4, 0xc4, 1, 0}, {0xc5, 0xc5, 2, 0}, {0xc6, 0xc6, 4, 0},
+			    {0xc7, 0xc7, 1, 1}, {0xc8, 0xc8, 2, 1}, {0xc9, 0xc9, 4, 1},
+			    {0xd9, 0xd9, 1, 0}, {0xda, 0xda, 2, 0}, {0xdb, 0xdb, 4, 0},
 			};
 			size_t i;
 
 			switch (b) {
-			case 0xca: case 0xce: case 0xd2: skip = 5; break;
-			case 0xcb: case 0xcf: case 0xd3: skip = 9; break;
-			case 0xcc: case 0xd0: skip = 2; break;
-			case 0xcd: case 0xd1: skip = 3; break;
-			case 0xd4: skip = 3; break;
-			case 0xd5: skip = 4; break;
-			case 0xd6: skip = 6; break;
-			case 0xd7: skip = 10; break;
-			case 0xd8: skip = 18; break;
-			case 0xdc: case 0xde:
-			case 0xdd: case 0xdf:
+			case 0xca:
+			case 0xce:
+			case 0xd2:
+				skip = 5;
+				break;
+			case 0xcb:
+			case 0xcf:
+			case 0xd3:
+				skip = 9;
+				break;
+			case 0xcc:
+			case 0xd0:
+				skip = 2;
+				break;
+			case 0xcd:
+			case 0xd1:
+				skip = 3;
+				break;
+			case 0xd4:
+				skip = 3;
+				break;
+			case 0xd5:
+				skip = 4;
+				break;
+			case 0xd6:
+				skip = 6;
+				break;
+			case 0xd7:
+				skip = 10;
+				break;
+			case 0xd8:
+				skip = 18;
+				break;
+			case 0xdc:
+			case 0xde:
+			case 0xdd:
+			case 0xdf:
 				hdr = (b == 0xdc || b == 0xde) ? 2 : 4;
 				if (len - off < 1 + hdr)
 					return 0;
@@ -546,8 +579,7 @@ int hv_cmd_decode(const void *buf, size_t len, struct hv_cmd *cmd)
 	msgpack_unpacked_init(&up);
 	switch (msgpack_unpack_next(&up, buf, len, &off)) {
 	case MSGPACK_UNPACK_SUCCESS:
-		rv = padding_ok(buf, off, len) ? decode_map(&up.data, cmd)
-					       : HV_MALFORMED;
+		rv = padding_ok(buf, off, len) ? decode_map(&up.data, cmd) : HV_MALFORMED;
 		break;
 	case MSGPACK_UNPACK_NOMEM_ERROR:
 		rv = HV_NOMEM;

@@ -58,10 +58,10 @@ struct hv_cmd_guest {
 	char name[HV_NAME_MAX + 1];
 	uint32_t mem_mib;
 	uint32_t vcpus;
-	int level;  /* enum hv_level (migrate/placement.h) */
+	int level; /* enum hv_level (migrate/placement.h) */
 	bool running;
-	bool persistent; /* defined in libvirt, not only running */
-	char hostdev[HV_DEV_MAX + 1]; /* "" or the first passthrough device */
+	bool persistent;                 /* defined in libvirt, not only running */
+	char hostdev[HV_DEV_MAX + 1];    /* "" or the first passthrough device */
 	char local_disk[HV_DEV_MAX + 1]; /* "" or the first disk not on shared storage */
 };
 
@@ -124,7 +124,7 @@ int hv_text_copy(char *dst, size_t n, const char *src);
  * *len its size. Returns an HV_* code.
  */
 int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
-		  size_t *len);
+                  size_t *len);
 
 /*
  * Check that buf starts with one well-formed msgpack object whose containers

@@ -3,8 +3,7 @@
 #include "../lib/err.h"
 #include "fsm.h"
 
-static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
-		     void **result)
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
 	struct hv_fsm *f = fsm->data;
 	uint64_t index = raft_last_applied(f->raft) + 1;
@@ -28,7 +27,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 }
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-			unsigned *n_bufs)
+                        unsigned *n_bufs)
 {
 	struct hv_fsm *f = fsm->data;
 	void *base;

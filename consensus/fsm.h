@@ -24,7 +24,7 @@ struct hv_fsm;
 
 /* Called after every applied command, on every replica (for watchers). */
 typedef void (*hv_fsm_applied_cb)(struct hv_fsm *f, uint64_t index,
-				  const struct hv_cmd *cmd, int rc);
+                                  const struct hv_cmd *cmd, int rc);
 
 struct hv_fsm {
 	struct raft_fsm fsm;

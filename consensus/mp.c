@@ -61,7 +61,7 @@ void hv_mp_pack_str(msgpack_packer *pk, const char *s)
 }
 
 int hv_mp_finish(const msgpack_sbuffer *sb, void *(*alloc)(size_t), size_t align,
-		 void **buf, size_t *len)
+                 void **buf, size_t *len)
 {
 	size_t padded = (sb->size + align - 1) / align * align;
 

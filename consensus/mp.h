@@ -24,6 +24,6 @@ void hv_mp_pack_str(msgpack_packer *pk, const char *s);
 /* Copy the packed bytes into a buffer from alloc (malloc when NULL), padded
  * with zero bytes to a multiple of `align` (1 for none). */
 int hv_mp_finish(const msgpack_sbuffer *sb, void *(*alloc)(size_t), size_t align,
-		 void **buf, size_t *len);
+                 void **buf, size_t *len);
 
 #endif

@@ -30,8 +30,7 @@ struct hv_member *hv_state_member_by_id(struct hv_state *s, uint64_t id)
 	return NULL;
 }
 
-const struct hv_holder *hv_state_holder(const struct hv_state *s,
-					const char *name)
+const struct hv_holder *hv_state_holder(const struct hv_state *s, const char *name)
 {
 	for (unsigned i = 0; i < s->n_holders; i++)
 		if (strcmp(s->holders[i].name, name) == 0)
@@ -65,7 +64,7 @@ event(struct hv_state *s, uint64_t index, uint64_t time_ms, const char *fmt, ...
 static void holder_remove(struct hv_state *s, unsigned i)
 {
 	memmove(&s->holders[i], &s->holders[i + 1],
-		(s->n_holders - i - 1) * sizeof s->holders[0]);
+	        (s->n_holders - i - 1) * sizeof s->holders[0]);
 	s->n_holders--;
 }
 
@@ -88,16 +87,15 @@ static int member_add(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 			if (i == s->n_members)
 				return HV_FULL;
 			memmove(&s->members[i], &s->members[i + 1],
-				(s->n_members - i - 1) * sizeof s->members[0]);
+			        (s->n_members - i - 1) * sizeof s->members[0]);
 			s->n_members--;
 		}
 		m = &s->members[s->n_members++];
 		memset(m, 0, sizeof *m);
 		snprintf(m->name, sizeof m->name, "%s", c->name);
 		snprintf(m->phase, sizeof m->phase, "idle");
-		event(s, index, c->time_ms, "member %s joined (id %llu, %s, %s)",
-		      c->name, (unsigned long long)c->id, c->address,
-		      hv_role_name(c->role));
+		event(s, index, c->time_ms, "member %s joined (id %llu, %s, %s)", c->name,
+		      (unsigned long long)c->id, c->address, hv_role_name(c->role));
 	} else if (m->id != c->id) {
 		event(s, index, c->time_ms,
 		      "member %s rejoined under new id %llu (was %llu)", c->name,
@@ -123,8 +121,7 @@ static int member_role(struct hv_state *s, uint64_t index, const struct hv_cmd *
 	return HV_OK;
 }
 
-static int member_remove(struct hv_state *s, uint64_t index,
-			 const struct hv_cmd *c)
+static int member_remove(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_member *m = hv_state_member_by_id(s, c->id);
 
@@ -145,19 +142,19 @@ static int report(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (m->removed)
 		return HV_REMOVED;
 	if (strcmp(m->phase, c->phase) != 0)
-		event(s, index, c->time_ms, "%s: phase %s -> %s", m->name,
-		      m->phase, c->phase);
+		event(s, index, c->time_ms, "%s: phase %s -> %s", m->name, m->phase,
+		      c->phase);
 	if (strcmp(m->version, c->version) != 0 && m->version[0] != '\0')
-		event(s, index, c->time_ms, "%s: version %s -> %s", m->name,
-		      m->version, c->version);
+		event(s, index, c->time_ms, "%s: version %s -> %s", m->name, m->version,
+		      c->version);
 	snprintf(m->phase, sizeof m->phase, "%s", c->phase);
 	snprintf(m->version, sizeof m->version, "%s", c->version);
 	m->report_ms = c->time_ms;
 	return HV_OK;
 }
 
-static int lease_acquire(struct hv_state *s, uint64_t index,
-			 const struct hv_cmd *c, uint64_t *token)
+static int lease_acquire(struct hv_state *s, uint64_t index, const struct hv_cmd *c,
+                         uint64_t *token)
 {
 	struct hv_member *m = hv_state_member(s, c->name);
 	const struct hv_holder *held = hv_state_holder(s, c->name);
@@ -189,8 +186,7 @@ static int lease_acquire(struct hv_state *s, uint64_t index,
 	return HV_OK;
 }
 
-static int lease_release(struct hv_state *s, uint64_t index,
-			 const struct hv_cmd *c)
+static int lease_release(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	for (unsigned i = 0; i < s->n_holders; i++) {
 		if (strcmp(s->holders[i].name, c->name) != 0)
@@ -203,8 +199,8 @@ static int lease_release(struct hv_state *s, uint64_t index,
 				return HV_INMAINT; /* exit maintenance first */
 		}
 		holder_remove(s, i);
-		event(s, index, c->time_ms, "lease released by %s (token %llu)",
-		      c->name, (unsigned long long)c->token);
+		event(s, index, c->time_ms, "lease released by %s (token %llu)", c->name,
+		      (unsigned long long)c->token);
 		return HV_OK;
 	}
 	return HV_NOTHOLDER;
@@ -213,7 +209,7 @@ static int lease_release(struct hv_state *s, uint64_t index,
 const char *hv_maint_name(int maint)
 {
 	static const char *const names[] = {"none", "entering", "evacuating", "in",
-					    "exiting"};
+	                                    "exiting"};
 
 	return maint >= 0 && maint < HV__MAINT_N ? names[maint] : "unknown";
 }
@@ -228,11 +224,11 @@ static int maint_parse(const char *s)
 
 /* Allowed maintenance transitions (a phase may also be re-committed). */
 static const bool maint_next[HV__MAINT_N][HV__MAINT_N] = {
-	[HV_MAINT_NONE] = {[HV_MAINT_ENTERING] = true},
-	[HV_MAINT_ENTERING] = {[HV_MAINT_EVACUATING] = true, [HV_MAINT_NONE] = true},
-	[HV_MAINT_EVACUATING] = {[HV_MAINT_IN] = true, [HV_MAINT_EXITING] = true},
-	[HV_MAINT_IN] = {[HV_MAINT_EXITING] = true},
-	[HV_MAINT_EXITING] = {[HV_MAINT_NONE] = true},
+    [HV_MAINT_NONE] = {[HV_MAINT_ENTERING] = true},
+    [HV_MAINT_ENTERING] = {[HV_MAINT_EVACUATING] = true, [HV_MAINT_NONE] = true},
+    [HV_MAINT_EVACUATING] = {[HV_MAINT_IN] = true, [HV_MAINT_EXITING] = true},
+    [HV_MAINT_IN] = {[HV_MAINT_EXITING] = true},
+    [HV_MAINT_EXITING] = {[HV_MAINT_NONE] = true},
 };
 
 /* Drop a holder's moves (finished ones are in the history already). */
@@ -266,9 +262,8 @@ static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *
 		if (c->name[0] != '\0' && strcmp(h->name, c->name) != 0)
 			continue;
 		struct hv_member *m = hv_state_member(s, h->name);
-		event(s, index, c->time_ms,
-		      "lease of %s (token %llu) broken by %s: %s", h->name,
-		      (unsigned long long)h->token, c->by, c->reason);
+		event(s, index, c->time_ms, "lease of %s (token %llu) broken by %s: %s",
+		      h->name, (unsigned long long)h->token, c->by, c->reason);
 		/* The operator's way out: the host leaves maintenance in the
 		 * state, and what its plan reserved is released. */
 		if (m != NULL && m->maint != HV_MAINT_NONE)
@@ -315,8 +310,8 @@ static int settings(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (c->max_concurrent < s->n_holders)
 		return HV_LEASEFULL; /* would leave more holders than allowed */
 	if (s->max_concurrent != c->max_concurrent)
-		event(s, index, c->time_ms, "max_concurrent %u -> %u",
-		      s->max_concurrent, c->max_concurrent);
+		event(s, index, c->time_ms, "max_concurrent %u -> %u", s->max_concurrent,
+		      c->max_concurrent);
 	s->max_concurrent = c->max_concurrent;
 	return HV_OK;
 }
@@ -331,8 +326,8 @@ static int fenced(const struct hv_state *s, const char *name, uint64_t token)
 	return h->token == token ? HV_OK : HV_BADTOKEN;
 }
 
-void hv_state_load(const struct hv_state *s, const struct hv_member *m,
-		   uint64_t *mem_mib, unsigned *vcpus)
+void hv_state_load(const struct hv_state *s, const struct hv_member *m, uint64_t *mem_mib,
+                   unsigned *vcpus)
 {
 	uint64_t mem = 0;
 	unsigned cpu = 0;
@@ -400,7 +395,7 @@ static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 }
 
 static struct hv_move *move_pending(struct hv_state *s, const char *holder,
-				    const char *guest)
+                                    const char *guest)
 {
 	for (unsigned i = 0; i < s->n_moves; i++)
 		if (s->moves[i].status == HV_MOVE_PENDING &&
@@ -416,8 +411,8 @@ static bool evacuated(const struct hv_state *s, const char *holder, const char *
 	for (unsigned i = 0; i < s->n_moves; i++) {
 		const struct hv_move *mv = &s->moves[i];
 		if (mv->status == HV_MOVE_DONE && mv->m.action == 0 &&
-		    strcmp(mv->holder, holder) == 0 && strcmp(mv->m.source, holder) == 0 &&
-		    strcmp(mv->m.guest, guest) == 0)
+		    strcmp(mv->holder, holder) == 0 &&
+		    strcmp(mv->m.source, holder) == 0 && strcmp(mv->m.guest, guest) == 0)
 			return true;
 	}
 	return false;
@@ -454,7 +449,7 @@ static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		/* Evacuation moves leave the holder. When it exits, only guests
 		 * its evacuation moved away move: home, or elsewhere (rebalance). */
 		if (holder->maint == HV_MAINT_EXITING ? !evacuated(s, c->name, mv->guest)
-						       : src != holder)
+		                                      : src != holder)
 			return HV_INVAL;
 		if (mv->action != 0)
 			continue; /* save or shutdown: no target */
@@ -468,7 +463,8 @@ static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 			/* The target's guest list must have room too. */
 			unsigned incoming = 1;
 			for (unsigned j = 0; j < s->n_moves; j++)
-				if (s->moves[j].status == HV_MOVE_PENDING && s->moves[j].m.action == 0 &&
+				if (s->moves[j].status == HV_MOVE_PENDING &&
+				    s->moves[j].m.action == 0 &&
 				    strcmp(s->moves[j].m.target, mv->target) == 0)
 					incoming++;
 			for (unsigned j = 0; j < i; j++)
@@ -510,7 +506,7 @@ static void guest_relocate(struct hv_state *s, const struct hv_cmd_move *mv)
 			if (strcmp(src->guests[i].name, mv->guest) == 0) {
 				g = src->guests[i];
 				memmove(&src->guests[i], &src->guests[i + 1],
-					(src->n_guests - i - 1) * sizeof g);
+				        (src->n_guests - i - 1) * sizeof g);
 				src->n_guests--;
 				found = true;
 				break;
@@ -557,8 +553,9 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		s->hist_count++;
 	if (mv->status == HV_MOVE_DONE)
 		if (mv->m.action == 0)
-			event(s, index, c->time_ms, "%s: %s moved %s -> %s (downtime %llu ms)",
-			      c->name, c->move.guest, mv->m.source, mv->m.target,
+			event(s, index, c->time_ms,
+			      "%s: %s moved %s -> %s (downtime %llu ms)", c->name,
+			      c->move.guest, mv->m.source, mv->m.target,
 			      (unsigned long long)c->downtime_ms);
 		else
 			event(s, index, c->time_ms, "%s: %s %s", c->name, c->move.guest,
@@ -576,8 +573,8 @@ const struct hv_move *hv_state_history(const struct hv_state *s, unsigned i)
 	return &s->history[(s->hist_next + HV_HISTORY - 1 - i) % HV_HISTORY];
 }
 
-int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
-		       const struct hv_cmd *c, uint64_t *token)
+int hv_state_apply_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c,
+                       uint64_t *token)
 {
 	uint64_t tok = 0;
 	int rv;
@@ -638,8 +635,8 @@ int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
 	return rv;
 }
 
-int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf,
-		   size_t len, uint64_t *token)
+int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf, size_t len,
+                   uint64_t *token)
 {
 	struct hv_cmd cmd;
 	int rv = hv_cmd_decode(buf, len, &cmd);
@@ -673,8 +670,8 @@ static void pack_move(msgpack_packer *pk, const struct hv_move *mv)
 	hv_mp_pack_str(pk, mv->error);
 }
 
-int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
-		    void **buf, size_t *len)
+int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
+                    size_t *len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -781,10 +778,10 @@ static const msgpack_object *d_tuple(const msgpack_object *o, uint32_t n)
 	return o->via.array.ptr;
 }
 
-#define TRY(x)                                                               \
-	do {                                                                   \
-		if ((rv = (x)) != HV_OK)                                       \
-			return rv;                                             \
+#define TRY(x)                           \
+	do {                             \
+		if ((rv = (x)) != HV_OK) \
+			return rv;       \
 	} while (0)
 
 static int decode_members(struct hv_state *s, const msgpack_object *v)
@@ -815,7 +812,8 @@ static int decode_members(struct hv_state *s, const msgpack_object *v)
 		TRY(hv_mp_u64(&t[9], &u));
 		m->vcpus_cap = (uint32_t)u;
 		TRY(hv_mp_u64(&t[10], &m->inventory_ms));
-		if (t[11].type != MSGPACK_OBJECT_ARRAY || t[11].via.array.size > HV_MAX_GUESTS)
+		if (t[11].type != MSGPACK_OBJECT_ARRAY ||
+		    t[11].via.array.size > HV_MAX_GUESTS)
 			return HV_MALFORMED;
 		m->n_guests = t[11].via.array.size;
 		for (unsigned g = 0; g < m->n_guests; g++)
@@ -862,7 +860,7 @@ static int decode_move(const msgpack_object *o, struct hv_move *mv)
 }
 
 static int decode_moves(struct hv_move *arr, unsigned cap, unsigned *n,
-			const msgpack_object *v)
+                        const msgpack_object *v)
 {
 	int rv;
 

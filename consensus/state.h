@@ -126,26 +126,25 @@ void hv_state_init(struct hv_state *s);
  * leaves the state unchanged but for the `rejected` counter and last_index.
  * For a lease acquire, *token (when not NULL) receives the holder's token.
  */
-int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf,
-		   size_t len, uint64_t *token);
+int hv_state_apply(struct hv_state *s, uint64_t index, const void *buf, size_t len,
+                   uint64_t *token);
 
 /* Same as hv_state_apply for a command already decoded. */
-int hv_state_apply_cmd(struct hv_state *s, uint64_t index,
-		       const struct hv_cmd *cmd, uint64_t *token);
+int hv_state_apply_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *cmd,
+                       uint64_t *token);
 
 /* Lookups; NULL when absent. */
 struct hv_member *hv_state_member(struct hv_state *s, const char *name);
 struct hv_member *hv_state_member_by_id(struct hv_state *s, uint64_t id);
-const struct hv_holder *hv_state_holder(const struct hv_state *s,
-					const char *name);
+const struct hv_holder *hv_state_holder(const struct hv_state *s, const char *name);
 
 /* The i-th most recent finished move (0 = newest), or NULL. */
 const struct hv_move *hv_state_history(const struct hv_state *s, unsigned i);
 
 /* Memory and vCPUs a member's guests use plus what pending moves reserve on
  * it (moves leaving it are still counted until they are done). */
-void hv_state_load(const struct hv_state *s, const struct hv_member *m,
-		   uint64_t *mem_mib, unsigned *vcpus);
+void hv_state_load(const struct hv_state *s, const struct hv_member *m, uint64_t *mem_mib,
+                   unsigned *vcpus);
 
 const char *hv_maint_name(int maint);
 
@@ -156,8 +155,8 @@ const struct hv_event *hv_state_event(const struct hv_state *s, unsigned i);
  * Snapshot: encode the whole state (msgpack, format HV_SNAPSHOT_FORMAT) into
  * a buffer from `alloc` (malloc when NULL) owned by the caller.
  */
-int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t),
-		    void **buf, size_t *len);
+int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
+                    size_t *len);
 
 /* Restore: decode into s. On failure s is left untouched. */
 int hv_state_decode(struct hv_state *s, const void *buf, size_t len);

@@ -4,13 +4,13 @@
 
 static const char *const texts[] = {
 #define HV__ERR_TEXT(name, text) text,
-	HV_ERRORS(HV__ERR_TEXT)
+    HV_ERRORS(HV__ERR_TEXT)
 #undef HV__ERR_TEXT
 };
 
 static const char *const names[] = {
 #define HV__ERR_NAME(name, text) #name,
-	HV_ERRORS(HV__ERR_NAME)
+    HV_ERRORS(HV__ERR_NAME)
 #undef HV__ERR_NAME
 };
 

@@ -2,38 +2,38 @@
 #ifndef HV_ERR_H
 #define HV_ERR_H
 
-#define HV_ERRORS(X)                                                         \
-	X(OK, "success")                                                       \
-	X(NOMEM, "out of memory")                                              \
-	X(INVAL, "invalid argument")                                           \
-	X(MALFORMED, "malformed command")                                      \
-	X(TOOBIG, "command too large")                                         \
-	X(VERSION, "unsupported command format version")                       \
-	X(UNKNOWNCMD, "unknown command type")                                  \
-	X(PAUSED, "cluster is paused")                                         \
-	X(LEASEFULL, "maintenance lease is held")                              \
-	X(NOMEMBER, "unknown member")                                          \
-	X(REMOVED, "member was removed")                                       \
-	X(NOTHOLDER, "not a lease holder")                                     \
-	X(BADTOKEN, "stale or wrong fencing token")                            \
-	X(EXISTS, "already exists")                                            \
-	X(NOTPAUSED, "cluster is not paused")                                  \
-	X(NOQUORUM, "no quorum")                                               \
-	X(NOTLEADER, "not the leader")                                         \
-	X(TIMEOUT, "timed out")                                                \
-	X(UNREACHABLE, "peer unreachable")                                     \
-	X(IO, "I/O error")                                                     \
-	X(PROTO, "protocol error")                                             \
-	X(SHUTDOWN, "shutting down")                                           \
-	X(FULL, "limit reached")                                               \
-	X(INMAINT, "host is in maintenance")                                   \
+#define HV_ERRORS(X)                                     \
+	X(OK, "success")                                 \
+	X(NOMEM, "out of memory")                        \
+	X(INVAL, "invalid argument")                     \
+	X(MALFORMED, "malformed command")                \
+	X(TOOBIG, "command too large")                   \
+	X(VERSION, "unsupported command format version") \
+	X(UNKNOWNCMD, "unknown command type")            \
+	X(PAUSED, "cluster is paused")                   \
+	X(LEASEFULL, "maintenance lease is held")        \
+	X(NOMEMBER, "unknown member")                    \
+	X(REMOVED, "member was removed")                 \
+	X(NOTHOLDER, "not a lease holder")               \
+	X(BADTOKEN, "stale or wrong fencing token")      \
+	X(EXISTS, "already exists")                      \
+	X(NOTPAUSED, "cluster is not paused")            \
+	X(NOQUORUM, "no quorum")                         \
+	X(NOTLEADER, "not the leader")                   \
+	X(TIMEOUT, "timed out")                          \
+	X(UNREACHABLE, "peer unreachable")               \
+	X(IO, "I/O error")                               \
+	X(PROTO, "protocol error")                       \
+	X(SHUTDOWN, "shutting down")                     \
+	X(FULL, "limit reached")                         \
+	X(INMAINT, "host is in maintenance")             \
 	X(RAFT, "raft error")
 
 enum {
 #define HV__ERR_ENUM(name, text) HV_##name,
 	HV_ERRORS(HV__ERR_ENUM)
 #undef HV__ERR_ENUM
-	HV__NERR
+	    HV__NERR
 };
 
 /* Static text for an error code; never NULL. */

@@ -47,14 +47,15 @@ void hv__log(int level, const char *file, int line, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	if (repeats > 0)
-		fprintf(stderr, "%s: (last message repeated %u times)\n", prefix, repeats);
+		fprintf(stderr, "%s: (last message repeated %u times)\n", prefix,
+		        repeats);
 	repeats = 0;
 	snprintf(last, sizeof last, "%s", msg);
 	if (hv_log_level >= HV_LOG_DEBUG)
 		fprintf(stderr, "%02d:%02d:%02d.%03ld %s %s: %s (%s:%d)\n", tm.tm_hour,
-			tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, prefix,
-			level_names[level], msg, file, line);
+		        tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, prefix,
+		        level_names[level], msg, file, line);
 	else
 		fprintf(stderr, "%02d:%02d:%02d.%03ld %s %s: %s\n", tm.tm_hour, tm.tm_min,
-			tm.tm_sec, ts.tv_nsec / 1000000, prefix, level_names[level], msg);
+		        tm.tm_sec, ts.tv_nsec / 1000000, prefix, level_names[level], msg);
 }

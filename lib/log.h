@@ -11,12 +11,12 @@ void hv_log_set_prefix(const char *prefix);
 int hv_log_parse_level(const char *s); /* -1 when unknown */
 
 void hv__log(int level, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
-#define HV__LOG(lvl, ...)                                                   \
-	do {                                                                   \
-		if ((lvl) <= hv_log_level)                                     \
-			hv__log((lvl), __FILE__, __LINE__, __VA_ARGS__);       \
+#define HV__LOG(lvl, ...)                                                \
+	do {                                                             \
+		if ((lvl) <= hv_log_level)                               \
+			hv__log((lvl), __FILE__, __LINE__, __VA_ARGS__); \
 	} while (0)
 
 #define hv_error(...) HV__LOG(HV_LOG_ERROR, __VA_ARGS__)

@@ -34,7 +34,8 @@ struct hv_inventory {
  * Returns an HV_* code; on failure err says what libvirt said.
  */
 int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, unsigned vcpu_ratio,
-		      const char *shared, struct hv_inventory *inv, char *err, size_t errlen);
+                      const char *shared, struct hv_inventory *inv, char *err,
+                      size_t errlen);
 
 /*
  * Fill g->level, g->hostdev and g->local_disk from a domain XML (pure; for

@@ -266,11 +266,12 @@ int hv_place(const struct hv_place_host *hosts, unsigned n_hosts,
 			              "busy); detach it or set its level to dev",
 			              g->name, g->hostdev);
 		if (g->local_disk[0] != '\0' && g->level == HV_LEVEL_PRODUCTION)
-			return refuse(why, whylen, HV_INVAL,
-			              "guest %s has a disk on local storage (%s) and cannot be "
-			              "live-migrated; move the disk to shared storage or set "
-			              "its level to legacy or dev",
-			              g->name, g->local_disk);
+			return refuse(
+			    why, whylen, HV_INVAL,
+			    "guest %s has a disk on local storage (%s) and cannot be "
+			    "live-migrated; move the disk to shared storage or set "
+			    "its level to legacy or dev",
+			    g->name, g->local_disk);
 		if (g->level == HV_LEVEL_PRODUCTION)
 			prod_mib = add_sat(prod_mib, g->mem_mib);
 		/* Insertion sort into run order; moves[] is the only buffer. */

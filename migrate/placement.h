@@ -39,12 +39,12 @@ struct hv_place_guest {
 	char name[HV_PLACE_NAME];
 	uint64_t mem_mib;
 	unsigned vcpus;
-	int level;                      /* enum hv_level */
-	char hostdev[HV_PLACE_HOSTDEV]; /* "" or a passthrough device,
-	                                 * "0000:3b:00.0", "usb 1d6b:0002" */
-	bool running;                   /* shut-off guests need no move */
+	int level;                         /* enum hv_level */
+	char hostdev[HV_PLACE_HOSTDEV];    /* "" or a passthrough device,
+	                                    * "0000:3b:00.0", "usb 1d6b:0002" */
+	bool running;                      /* shut-off guests need no move */
 	char local_disk[HV_PLACE_HOSTDEV]; /* "" or a disk not on shared
-					    * storage: it cannot live-migrate */
+	                                    * storage: it cannot live-migrate */
 };
 
 struct hv_place_move {

@@ -7,8 +7,8 @@
 #include "plan.h"
 
 int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t now_ms,
-		       uint64_t stale_ms, const char *exclude, const char *only_guest,
-		       struct hv_cmd *cmd, char *why, size_t whylen)
+                       uint64_t stale_ms, const char *exclude, const char *only_guest,
+                       struct hv_cmd *cmd, char *why, size_t whylen)
 {
 	struct hv_place_host hosts[HV_MAX_MEMBERS];
 	struct hv_place_guest guests[HV_MAX_GUESTS];
@@ -43,14 +43,16 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 		h->vcpus_cap = m->vcpus_cap;
 		h->vcpus_used = cpu;
 		h->eligible = m != src && !m->removed && m->maint == HV_MAINT_NONE &&
-			      m->mem_cap_mib > 0 && m->inventory_ms + stale_ms >= now_ms &&
-			      (exclude == NULL || strcmp(m->name, exclude) != 0);
+		              m->mem_cap_mib > 0 &&
+		              m->inventory_ms + stale_ms >= now_ms &&
+		              (exclude == NULL || strcmp(m->name, exclude) != 0);
 	}
 	for (unsigned i = 0; i < src->n_guests; i++) {
 		const struct hv_cmd_guest *g = &src->guests[i];
 		struct hv_place_guest *p;
 
-		if (!g->running || (only_guest != NULL && strcmp(g->name, only_guest) != 0))
+		if (!g->running ||
+		    (only_guest != NULL && strcmp(g->name, only_guest) != 0))
 			continue;
 		p = &guests[ng++];
 		memset(p, 0, sizeof *p);
@@ -74,7 +76,8 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 		snprintf(mv->guest, sizeof mv->guest, "%s", g->name);
 		snprintf(mv->source, sizeof mv->source, "%s", holder);
 		if (moves[i].target >= 0)
-			snprintf(mv->target, sizeof mv->target, "%s", hosts[moves[i].target].name);
+			snprintf(mv->target, sizeof mv->target, "%s",
+			         hosts[moves[i].target].name);
 		mv->mem_mib = (uint32_t)g->mem_mib;
 		mv->vcpus = g->vcpus;
 		mv->action = moves[i].action;
@@ -83,7 +86,7 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 }
 
 int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cmd *cmd,
-		      char *why, size_t whylen)
+                      char *why, size_t whylen)
 {
 	struct hv_cmd away;
 	struct hv_place_host hosts[HV_MAX_MEMBERS];
@@ -113,19 +116,23 @@ int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cm
 		/* The guests being placed free their room where they are. */
 		for (unsigned g = 0; g < away.n_moves; g++)
 			if (strcmp(away.moves[g].source, m->name) == 0) {
-				mem -= mem >= away.moves[g].mem_mib ? away.moves[g].mem_mib : mem;
-				cpu -= cpu >= away.moves[g].vcpus ? away.moves[g].vcpus : cpu;
+				mem -= mem >= away.moves[g].mem_mib
+				           ? away.moves[g].mem_mib
+				           : mem;
+				cpu -= cpu >= away.moves[g].vcpus ? away.moves[g].vcpus
+				                                  : cpu;
 			}
 		h->mem_cap_mib = m->mem_cap_mib;
 		h->mem_used_mib = mem;
 		h->vcpus_cap = m->vcpus_cap;
 		h->vcpus_used = cpu;
 		h->eligible = !m->removed && m->mem_cap_mib > 0 &&
-			      (m->maint == HV_MAINT_NONE || strcmp(m->name, holder) == 0);
+		              (m->maint == HV_MAINT_NONE || strcmp(m->name, holder) == 0);
 	}
 	for (unsigned g = 0; g < away.n_moves; g++) {
 		memset(&guests[g], 0, sizeof guests[g]);
-		snprintf(guests[g].name, sizeof guests[g].name, "%s", away.moves[g].guest);
+		snprintf(guests[g].name, sizeof guests[g].name, "%s",
+		         away.moves[g].guest);
 		guests[g].mem_mib = away.moves[g].mem_mib;
 		guests[g].vcpus = away.moves[g].vcpus;
 		guests[g].level = HV_LEVEL_PRODUCTION; /* it moved before: it can move */
@@ -138,11 +145,13 @@ int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cm
 		const struct hv_cmd_move *from = &away.moves[moves[i].guest];
 		struct hv_cmd_move *mv;
 
-		if (moves[i].target < 0 || strcmp(hosts[moves[i].target].name, from->source) == 0)
+		if (moves[i].target < 0 ||
+		    strcmp(hosts[moves[i].target].name, from->source) == 0)
 			continue; /* stays where it is */
 		mv = &cmd->moves[cmd->n_moves++];
 		*mv = *from;
-		snprintf(mv->target, sizeof mv->target, "%s", hosts[moves[i].target].name);
+		snprintf(mv->target, sizeof mv->target, "%s",
+		         hosts[moves[i].target].name);
 	}
 	return HV_OK;
 }

@@ -19,8 +19,8 @@
  * with no running guest gets HV_OK and no moves.
  */
 int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t now_ms,
-		       uint64_t stale_ms, const char *exclude, const char *only_guest,
-		       struct hv_cmd *cmd, char *why, size_t whylen);
+                       uint64_t stale_ms, const char *exclude, const char *only_guest,
+                       struct hv_cmd *cmd, char *why, size_t whylen);
 
 /*
  * Plan the return home of what holder's evacuation moved away: one MIGRATE
@@ -38,6 +38,6 @@ int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *
  * placement's refusal with a reason in why.
  */
 int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cmd *cmd,
-		      char *why, size_t whylen);
+                      char *why, size_t whylen);
 
 #endif

@@ -112,11 +112,11 @@ struct pending {
 };
 
 static void committed(struct hv_node *n, void *data, int rc, uint64_t index,
-		      uint64_t token)
+                      uint64_t token)
 {
 	struct pending *p = data;
-	struct json_object *o = rc == HV_OK ? hv_rpc_ok()
-					    : hv_rpc_error(rc, "%s", hv_strerror(rc));
+	struct json_object *o =
+	    rc == HV_OK ? hv_rpc_ok() : hv_rpc_error(rc, "%s", hv_strerror(rc));
 
 	(void)n;
 	json_object_object_add(o, "index", json_object_new_uint64(index));
@@ -156,8 +156,9 @@ void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64)
 		len--;
 	rv = dl < 0 ? HV_MALFORMED : hv_cmd_decode(buf, len, cmd);
 	free(buf);
-	if (rv == HV_OK && (cmd->type == HV_CMD_MEMBER_ADD || cmd->type == HV_CMD_MEMBER_ROLE ||
-			    cmd->type == HV_CMD_MEMBER_REMOVE || cmd->type == HV_CMD_SETTINGS))
+	if (rv == HV_OK &&
+	    (cmd->type == HV_CMD_MEMBER_ADD || cmd->type == HV_CMD_MEMBER_ROLE ||
+	     cmd->type == HV_CMD_MEMBER_REMOVE || cmd->type == HV_CMD_SETTINGS))
 		rv = HV_INVAL; /* membership goes through join and the leader */
 	if (rv != HV_OK) {
 		hv_rpc_reply(c, hv_rpc_error(rv, "commit: %s", hv_strerror(rv)));
@@ -213,7 +214,7 @@ static void fence_answered(void *data, int status, struct json_object *resp)
 }
 
 int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrier_cb cb,
-		  void *data)
+                  void *data)
 {
 	struct fence *f = calloc(1, sizeof *f);
 	const char *leader;
@@ -236,7 +237,8 @@ int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrie
 		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
 		json_object_object_add(req, "name", json_object_new_string(name));
 		json_object_object_add(req, "token", json_object_new_uint64(token));
-		rv = hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms, fence_answered, f);
+		rv = hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms,
+		                 fence_answered, f);
 		json_object_put(req);
 	}
 	if (rv != HV_OK)
@@ -249,16 +251,18 @@ static void fence_reply(struct hv_node *n, void *data, int rc)
 	struct hv_rpc_conn *c = data;
 
 	(void)n;
-	hv_rpc_reply(c, rc == HV_OK ? hv_rpc_ok() : hv_rpc_error(rc, "fence: %s", hv_strerror(rc)));
+	hv_rpc_reply(c, rc == HV_OK ? hv_rpc_ok()
+	                            : hv_rpc_error(rc, "fence: %s", hv_strerror(rc)));
 }
 
 void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
-		  uint64_t token)
+                  uint64_t token)
 {
 	int rv;
 
 	if (!hv_node_is_leader(n)) {
-		hv_rpc_reply(c, hv_rpc_error(HV_NOTLEADER, "fence: not the leader any more"));
+		hv_rpc_reply(
+		    c, hv_rpc_error(HV_NOTLEADER, "fence: not the leader any more"));
 		return;
 	}
 	rv = hv_node_fence(n, name, token, fence_reply, c);

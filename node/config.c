@@ -41,53 +41,51 @@ void hv_config_defaults(struct hv_config *c)
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
-		    const char *key, char *err, int errlen)
+                    const char *key, char *err, int errlen)
 {
 	char *end;
 	unsigned long n;
 
 	errno = 0;
 	n = strtoul(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < lo ||
-	    n > hi) {
-		snprintf(err, (size_t)errlen, "%s: '%s' is not a number in %u..%u",
-			 key, v, lo, hi);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < lo || n > hi) {
+		snprintf(err, (size_t)errlen, "%s: '%s' is not a number in %u..%u", key,
+		         v, lo, hi);
 		return -1;
 	}
 	*dst = (unsigned)n;
 	return 0;
 }
 
-static int set_bool(bool *dst, const char *v, const char *key, char *err,
-		    int errlen)
+static int set_bool(bool *dst, const char *v, const char *key, char *err, int errlen)
 {
 	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") ||
 	    !strcmp(v, "on"))
 		*dst = true;
 	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") ||
-		 !strcmp(v, "off"))
+	         !strcmp(v, "off"))
 		*dst = false;
 	else {
 		snprintf(err, (size_t)errlen, "%s: '%s' is not a boolean (true/false)",
-			 key, v);
+		         key, v);
 		return -1;
 	}
 	return 0;
 }
 
-static int set_str(char *dst, size_t n, const char *v, const char *key,
-		   char *err, int errlen)
+static int set_str(char *dst, size_t n, const char *v, const char *key, char *err,
+                   int errlen)
 {
 	if (hv_text_copy(dst, n, v) != 0) {
-		snprintf(err, (size_t)errlen, "%s: value too long (max %zu) or has control characters",
-			 key, n - 1);
+		snprintf(err, (size_t)errlen,
+		         "%s: value too long (max %zu) or has control characters", key,
+		         n - 1);
 		return -1;
 	}
 	return 0;
 }
 
-static int set_addr(char *dst, const char *v, const char *key, char *err,
-		    int errlen)
+static int set_addr(char *dst, const char *v, const char *key, char *err, int errlen)
 {
 	char host[HV_ADDR_MAX + 1];
 	int port;
@@ -97,8 +95,9 @@ static int set_addr(char *dst, const char *v, const char *key, char *err,
 	if (hv_addr_split(v, host, sizeof host, &port) != 0 ||
 	    (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)) {
 		snprintf(err, (size_t)errlen,
-			 "%s: '%s' is not a numeric ADDRESS:PORT (e.g. 10.0.0.1:7440 or [fd00::1]:7440)",
-			 key, v);
+		         "%s: '%s' is not a numeric ADDRESS:PORT (e.g. 10.0.0.1:7440 or "
+		         "[fd00::1]:7440)",
+		         key, v);
 		return -1;
 	}
 	return set_str(dst, HV_ADDR_MAX + 1, v, key, err, errlen);
@@ -117,7 +116,7 @@ static int set_join(struct hv_config *c, const char *v, char *err, int errlen)
 	     tok = strtok_r(NULL, ", ", &save)) {
 		if (c->n_join == HV_MAX_JOIN) {
 			snprintf(err, (size_t)errlen, "join: at most %d addresses",
-				 HV_MAX_JOIN);
+			         HV_MAX_JOIN);
 			return -1;
 		}
 		if (set_addr(c->join[c->n_join], tok, "join", err, errlen) != 0)
@@ -127,14 +126,15 @@ static int set_join(struct hv_config *c, const char *v, char *err, int errlen)
 	return 0;
 }
 
-int hv_config_set(struct hv_config *c, const char *key, const char *v,
-		  char *err, int errlen)
+int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err,
+                  int errlen)
 {
 	if (!strcmp(key, "name")) {
 		if (!hv_name_valid(v)) {
-			snprintf(err, (size_t)errlen,
-				 "name: '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -",
-				 v, HV_NAME_MAX);
+			snprintf(
+			    err, (size_t)errlen,
+			    "name: '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -", v,
+			    HV_NAME_MAX);
 			return -1;
 		}
 		snprintf(c->name, sizeof c->name, "%s", v);
@@ -148,19 +148,19 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 		return set_str(c->socket, sizeof c->socket, v, key, err, errlen);
 	if (!strcmp(key, "socket-group"))
 		return set_str(c->socket_group, sizeof c->socket_group, v, key, err,
-			       errlen);
+		               errlen);
 	if (!strcmp(key, "bootstrap"))
 		return set_bool(&c->bootstrap, v, key, err, errlen);
 	if (!strcmp(key, "join"))
 		return set_join(c, v, err, errlen);
 	if (!strcmp(key, "host-version"))
 		return set_str(c->host_version, sizeof c->host_version, v, key, err,
-			       errlen);
+		               errlen);
 	if (!strcmp(key, "log-level")) {
 		int l = hv_log_parse_level(v);
 		if (l < 0) {
 			snprintf(err, (size_t)errlen,
-				 "log-level: '%s' is not error, warn, info or debug", v);
+			         "log-level: '%s' is not error, warn, info or debug", v);
 			return -1;
 		}
 		c->log_level = l;
@@ -174,25 +174,28 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 		return set_uint(&c->max_voters, v, 1, 15, key, err, errlen);
 	if (!strcmp(key, "snapshot-threshold"))
 		return set_uint(&c->snapshot_threshold, v, 16, 1u << 20, key, err,
-				errlen);
+		                errlen);
 	if (!strcmp(key, "snapshot-trailing"))
 		return set_uint(&c->snapshot_trailing, v, 8, 1u << 20, key, err, errlen);
 	if (!strcmp(key, "max-concurrent"))
 		return set_uint(&c->max_concurrent, v, 1, 16, key, err, errlen);
 	if (!strcmp(key, "report-interval"))
 		return set_uint(&c->report_interval_ms, v, 100, 3600000, key, err,
-				errlen);
+		                errlen);
 	if (!strcmp(key, "rpc-timeout"))
 		return set_uint(&c->rpc_timeout_ms, v, 100, 60000, key, err, errlen);
 	if (!strcmp(key, "libvirt-uri"))
-		return set_str(c->libvirt_uri, sizeof c->libvirt_uri, v, key, err, errlen);
+		return set_str(c->libvirt_uri, sizeof c->libvirt_uri, v, key, err,
+		               errlen);
 	if (!strcmp(key, "migrate-uri")) {
 		if (strstr(v, "%h") == NULL) {
-			snprintf(err, (size_t)errlen,
-				 "migrate-uri: '%s' must contain %%h (the peer's address)", v);
+			snprintf(
+			    err, (size_t)errlen,
+			    "migrate-uri: '%s' must contain %%h (the peer's address)", v);
 			return -1;
 		}
-		return set_str(c->migrate_uri, sizeof c->migrate_uri, v, key, err, errlen);
+		return set_str(c->migrate_uri, sizeof c->migrate_uri, v, key, err,
+		               errlen);
 	}
 	if (!strcmp(key, "guest-memory"))
 		return set_uint(&c->guest_memory_mib, v, 0, 1u << 30, key, err, errlen);
@@ -201,7 +204,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v,
 	if (!strcmp(key, "migrate-timeout"))
 		return set_uint(&c->migrate_timeout_s, v, 10, 86400, key, err, errlen);
 	if (!strcmp(key, "shared-storage"))
-		return set_str(c->shared_storage, sizeof c->shared_storage, v, key, err, errlen);
+		return set_str(c->shared_storage, sizeof c->shared_storage, v, key, err,
+		               errlen);
 	if (!strcmp(key, "vcpu-ratio"))
 		return set_uint(&c->vcpu_ratio, v, 1, 64, key, err, errlen);
 	if (!strcmp(key, "shutdown-timeout"))
@@ -224,36 +228,35 @@ static const struct {
 	const char *section;
 	const char *key;
 } known[] = {
-	{"node", "name"},
-	{"node", "data-dir"},
-	{"node", "listen"},
-	{"node", "socket"},
-	{"node", "socket-group"},
-	{"node", "bootstrap"},
-	{"node", "join"},
-	{"node", "host-version"},
-	{"node", "log-level"},
-	{"raft", "election-timeout"},
-	{"raft", "heartbeat-timeout"},
-	{"raft", "max-voters"},
-	{"raft", "snapshot-threshold"},
-	{"raft", "snapshot-trailing"},
-	{"cluster", "max-concurrent"},
-	{"cluster", "report-interval"},
-	{"cluster", "rpc-timeout"},
-	{"migrate", "libvirt-uri"},
-	{"migrate", "migrate-uri"},
-	{"migrate", "guest-memory"},
-	{"migrate", "migrate-downtime"},
-	{"migrate", "migrate-timeout"},
-	{"migrate", "migrate-parallel"},
-	{"migrate", "shared-storage"},
-	{"migrate", "shutdown-timeout"},
-	{"migrate", "vcpu-ratio"},
+    {"node", "name"},
+    {"node", "data-dir"},
+    {"node", "listen"},
+    {"node", "socket"},
+    {"node", "socket-group"},
+    {"node", "bootstrap"},
+    {"node", "join"},
+    {"node", "host-version"},
+    {"node", "log-level"},
+    {"raft", "election-timeout"},
+    {"raft", "heartbeat-timeout"},
+    {"raft", "max-voters"},
+    {"raft", "snapshot-threshold"},
+    {"raft", "snapshot-trailing"},
+    {"cluster", "max-concurrent"},
+    {"cluster", "report-interval"},
+    {"cluster", "rpc-timeout"},
+    {"migrate", "libvirt-uri"},
+    {"migrate", "migrate-uri"},
+    {"migrate", "guest-memory"},
+    {"migrate", "migrate-downtime"},
+    {"migrate", "migrate-timeout"},
+    {"migrate", "migrate-parallel"},
+    {"migrate", "shared-storage"},
+    {"migrate", "shutdown-timeout"},
+    {"migrate", "vcpu-ratio"},
 };
 
-static int on_ini(void *user, const char *section, const char *key,
-		  const char *value)
+static int on_ini(void *user, const char *section, const char *key, const char *value)
 {
 	struct load_ctx *l = user;
 	char msg[256];
@@ -266,13 +269,13 @@ static int on_ini(void *user, const char *section, const char *key,
 			break;
 	if (i == sizeof known / sizeof known[0]) {
 		snprintf(l->err, (size_t)l->errlen, "unknown key '%s' in [%s]", key,
-			 section);
+		         section);
 		l->failed = 1;
 		return 0;
 	}
 	if (strcmp(known[i].section, section) != 0) {
 		snprintf(l->err, (size_t)l->errlen, "key '%s' belongs in [%s], not [%s]",
-			 key, known[i].section, section);
+		         key, known[i].section, section);
 		l->failed = 1;
 		return 0;
 	}
@@ -295,7 +298,7 @@ int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen)
 	rv = ini_parse(path, on_ini, &l);
 	if (rv == -1) {
 		snprintf(err, (size_t)errlen, "%s: cannot open: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 	if (rv == -2) {
@@ -304,7 +307,7 @@ int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen)
 	}
 	if (rv > 0) {
 		snprintf(err, (size_t)errlen, "%s:%d: %s", path, rv,
-			 msg[0] ? msg : "syntax error");
+		         msg[0] ? msg : "syntax error");
 		return -1;
 	}
 	return 0;
@@ -313,18 +316,21 @@ int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen)
 int hv_config_check(const struct hv_config *c, char *err, int errlen)
 {
 	if (c->name[0] == '\0') {
-		snprintf(err, (size_t)errlen, "no node name: set --name or name= in [node]");
+		snprintf(err, (size_t)errlen,
+		         "no node name: set --name or name= in [node]");
 		return -1;
 	}
 	if (c->bootstrap && c->n_join > 0) {
 		snprintf(err, (size_t)errlen,
-			 "--bootstrap and --join exclude each other: bootstrap the first node only, join the others");
+		         "--bootstrap and --join exclude each other: bootstrap the first "
+		         "node only, join the others");
 		return -1;
 	}
 	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {
 		snprintf(err, (size_t)errlen,
-			 "heartbeat-timeout (%u ms) must be at most half of election-timeout (%u ms)",
-			 c->heartbeat_timeout_ms, c->election_timeout_ms);
+		         "heartbeat-timeout (%u ms) must be at most half of "
+		         "election-timeout (%u ms)",
+		         c->heartbeat_timeout_ms, c->election_timeout_ms);
 		return -1;
 	}
 	return 0;

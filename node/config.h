@@ -36,9 +36,9 @@ struct hv_config {
 	unsigned rpc_timeout_ms;
 
 	/* [migrate] */
-	char libvirt_uri[HV_PATH_MAX];  /* "" = no hypervisor here */
-	char migrate_uri[HV_PATH_MAX];  /* template, %h = a peer's address */
-	unsigned guest_memory_mib;      /* 0 = host memory less 1 GiB */
+	char libvirt_uri[HV_PATH_MAX]; /* "" = no hypervisor here */
+	char migrate_uri[HV_PATH_MAX]; /* template, %h = a peer's address */
+	unsigned guest_memory_mib;     /* 0 = host memory less 1 GiB */
 	unsigned migrate_downtime_ms;
 	unsigned migrate_timeout_s;
 	unsigned migrate_parallel;
@@ -51,13 +51,12 @@ void hv_config_defaults(struct hv_config *c);
 
 /* Set one setting by its key ("election-timeout"); the same keys serve the
  * INI file and the long flags. Returns 0, or -1 with a message in err. */
-int hv_config_set(struct hv_config *c, const char *key, const char *value,
-		  char *err, int errlen);
+int hv_config_set(struct hv_config *c, const char *key, const char *value, char *err,
+                  int errlen);
 
 /* Load an INI file; unknown keys and bad values are errors naming the
  * file and line. Returns 0, or -1 with a message in err. */
-int hv_config_load(struct hv_config *c, const char *path, char *err,
-		   int errlen);
+int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen);
 
 /* Check the settings as a whole (required values, ranges). */
 int hv_config_check(const struct hv_config *c, char *err, int errlen);

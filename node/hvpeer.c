@@ -35,42 +35,53 @@ static bool want_json;
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: hvpeer [--socket PATH] [--timeout MS] [--json] COMMAND [ARGS]\n"
-		"\n"
-		"Commands:\n"
-		"  status                         members, leader, term, lease, pause state\n"
-		"  pause --reason TEXT            stop the line: no host may enter maintenance\n"
-		"  resume                         lift the pause\n"
-		"  lease show                     who holds the maintenance lease\n"
-		"  lease acquire [HOST]           take the lease for HOST (default: this host)\n"
-		"  lease release [HOST] [--token N]\n"
-		"                                 give it back; without --token only this host's\n"
-		"                                 own lease, with the token its replica knows\n"
-		"  lease break --force --reason TEXT [HOST]\n"
-		"                                 take it from HOST (default: every holder)\n"
-		"  maintenance enter [HOST]       move HOST's guests away (live migration) and put\n"
-		"                                 it in maintenance; shows progress (default: this host)\n"
-		"  maintenance exit [HOST] [--rebalance]\n"
-		"                                 bring its guests back (or, with --rebalance, spread\n"
-		"                                 them where there is most room), leave maintenance,\n"
-		"                                 release the lease\n"
-		"  report                         per-guest downtime and elapsed time of the moves,\n"
-		"                                 per-host time in maintenance, totals\n"
-		"  help [COMMAND]                 this text\n"
-		"\n"
-		"Options:\n"
-		"  -s, --socket PATH   hvpeerd control socket (default /run/hvpeer/hvpeer.sock,\n"
-		"                      or $HVPEER_SOCKET)\n"
-		"  -t, --timeout MS    give up after MS milliseconds (default 5000)\n"
-		"  -j, --json          print the daemon's answer as JSON\n"
-		"  -h, --help          this help\n"
-		"  -V, --version       print the version\n"
-		"\n"
-		"Exit status: 0 done; 1 refused by the cluster's rules; 2 usage error;\n"
-		"3 no quorum (no leader: nothing changed; after a timeout: check status;\n"
-		"  for status: the answer is from one node's replica);\n"
-		"4 hvpeerd not reachable; 5 internal or protocol error.\n");
+	fprintf(
+	    f,
+	    "usage: hvpeer [--socket PATH] [--timeout MS] [--json] COMMAND [ARGS]\n"
+	    "\n"
+	    "Commands:\n"
+	    "  status                         members, leader, term, lease, pause state\n"
+	    "  pause --reason TEXT            stop the line: no host may enter "
+	    "maintenance\n"
+	    "  resume                         lift the pause\n"
+	    "  lease show                     who holds the maintenance lease\n"
+	    "  lease acquire [HOST]           take the lease for HOST (default: this "
+	    "host)\n"
+	    "  lease release [HOST] [--token N]\n"
+	    "                                 give it back; without --token only this "
+	    "host's\n"
+	    "                                 own lease, with the token its replica "
+	    "knows\n"
+	    "  lease break --force --reason TEXT [HOST]\n"
+	    "                                 take it from HOST (default: every holder)\n"
+	    "  maintenance enter [HOST]       move HOST's guests away (live migration) "
+	    "and put\n"
+	    "                                 it in maintenance; shows progress "
+	    "(default: this host)\n"
+	    "  maintenance exit [HOST] [--rebalance]\n"
+	    "                                 bring its guests back (or, with "
+	    "--rebalance, spread\n"
+	    "                                 them where there is most room), leave "
+	    "maintenance,\n"
+	    "                                 release the lease\n"
+	    "  report                         per-guest downtime and elapsed time of the "
+	    "moves,\n"
+	    "                                 per-host time in maintenance, totals\n"
+	    "  help [COMMAND]                 this text\n"
+	    "\n"
+	    "Options:\n"
+	    "  -s, --socket PATH   hvpeerd control socket (default "
+	    "/run/hvpeer/hvpeer.sock,\n"
+	    "                      or $HVPEER_SOCKET)\n"
+	    "  -t, --timeout MS    give up after MS milliseconds (default 5000)\n"
+	    "  -j, --json          print the daemon's answer as JSON\n"
+	    "  -h, --help          this help\n"
+	    "  -V, --version       print the version\n"
+	    "\n"
+	    "Exit status: 0 done; 1 refused by the cluster's rules; 2 usage error;\n"
+	    "3 no quorum (no leader: nothing changed; after a timeout: check status;\n"
+	    "  for status: the answer is from one node's replica);\n"
+	    "4 hvpeerd not reachable; 5 internal or protocol error.\n");
 }
 
 /* ---- transport --------------------------------------------------------- */
@@ -136,9 +147,10 @@ static struct json_object *call(struct json_object *req, int *code)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 		fprintf(stderr,
-			"hvpeer: cannot reach hvpeerd at %s: %s\n"
-			"  is hvpeerd running on this host? (--socket PATH or HVPEER_SOCKET pick another socket)\n",
-			socket_path, strerror(errno));
+		        "hvpeer: cannot reach hvpeerd at %s: %s\n"
+		        "  is hvpeerd running on this host? (--socket PATH or "
+		        "HVPEER_SOCKET pick another socket)\n",
+		        socket_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		*code = EXIT_UNREACHABLE;
@@ -179,9 +191,12 @@ static struct json_object *call(struct json_object *req, int *code)
 	close(fd);
 	if (rv != 0) {
 		if (rv == -2)
-			fprintf(stderr, "hvpeer: no answer from hvpeerd within %d ms\n", timeout_ms);
+			fprintf(stderr, "hvpeer: no answer from hvpeerd within %d ms\n",
+			        timeout_ms);
 		else
-			fprintf(stderr, "hvpeer: hvpeerd closed the connection without an answer\n");
+			fprintf(
+			    stderr,
+			    "hvpeer: hvpeerd closed the connection without an answer\n");
 		*code = rv == -2 ? EXIT_NOQUORUM : EXIT_UNREACHABLE;
 		if (rv != -2)
 			free(body);
@@ -269,14 +284,16 @@ static void print_lease(struct json_object *st)
 	size_t n = holders != NULL ? json_object_array_length(holders) : 0;
 	char b[40];
 
-	printf("lease:   %zu of %llu held", n, (unsigned long long)u_of(lease, "max_concurrent"));
+	printf("lease:   %zu of %llu held", n,
+	       (unsigned long long)u_of(lease, "max_concurrent"));
 	if (n == 0)
 		printf(" (free)");
 	printf("\n");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *h = json_object_array_get_idx(holders, i);
-		printf("         %s holds it, token %llu, since %s\n", s_of(h, "name", "?"),
-		       (unsigned long long)u_of(h, "token"), when(u_of(h, "granted_ms"), b, sizeof b));
+		printf("         %s holds it, token %llu, since %s\n",
+		       s_of(h, "name", "?"), (unsigned long long)u_of(h, "token"),
+		       when(u_of(h, "granted_ms"), b, sizeof b));
 	}
 }
 
@@ -291,24 +308,28 @@ static void print_status(struct json_object *st)
 
 	if (!b_of(st, "quorum"))
 		printf("WARNING: %s\n\n", s_of(st, "message", "no quorum"));
-	printf("cluster: %zu member%s; leader %s; term %llu; commit index %llu; answered by %s%s%s\n",
+	printf("cluster: %zu member%s; leader %s; term %llu; commit index %llu; answered "
+	       "by %s%s%s\n",
 	       n, n == 1 ? "" : "s", leader != NULL ? s_of(leader, "name", "?") : "none",
-	       (unsigned long long)u_of(st, "term"), (unsigned long long)u_of(st, "commit_index"),
-	       s_of(st, "node", "?"), o_of(st, "via") != NULL ? " via " : "",
+	       (unsigned long long)u_of(st, "term"),
+	       (unsigned long long)u_of(st, "commit_index"), s_of(st, "node", "?"),
+	       o_of(st, "via") != NULL ? " via " : "",
 	       o_of(st, "via") != NULL ? s_of(st, "via", "") : "");
 	if (b_of(pause, "paused"))
 		printf("paused:  YES, by %s since %s: %s\n", s_of(pause, "by", "?"),
-		       when(u_of(pause, "since_ms"), b, sizeof b), s_of(pause, "reason", ""));
+		       when(u_of(pause, "since_ms"), b, sizeof b),
+		       s_of(pause, "reason", ""));
 	else
 		printf("paused:  no\n");
 	print_lease(st);
-	printf("\n%-16s %-8s %-3s %-10s %-24s %-22s %s\n", "MEMBER", "ROLE", "LDR", "PHASE",
-	       "ADDRESS", "VERSION", "LAST REPORT");
+	printf("\n%-16s %-8s %-3s %-10s %-24s %-22s %s\n", "MEMBER", "ROLE", "LDR",
+	       "PHASE", "ADDRESS", "VERSION", "LAST REPORT");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(members, i);
 		printf("%-16s %-8s %-3s %-10s %-24s %-22.22s %s\n", s_of(m, "name", "?"),
-		       s_of(m, "role", "?"), b_of(m, "leader") ? "*" : "", s_of(m, "phase", "?"),
-		       s_of(m, "address", "?"), s_of(m, "version", ""),
+		       s_of(m, "role", "?"), b_of(m, "leader") ? "*" : "",
+		       s_of(m, "phase", "?"), s_of(m, "address", "?"),
+		       s_of(m, "version", ""),
 		       ago(u_of(m, "last_report_ms"), b2, sizeof b2));
 	}
 	n = events != NULL ? json_object_array_length(events) : 0;
@@ -334,7 +355,8 @@ static int outcome(struct json_object *resp)
 	}
 	code = hv_errcode(err != NULL ? err : "");
 	if (!want_json)
-		fprintf(stderr, "hvpeer: %s\n", s_of(resp, "message", err != NULL ? err : "failed"));
+		fprintf(stderr, "hvpeer: %s\n",
+		        s_of(resp, "message", err != NULL ? err : "failed"));
 	switch (code) {
 	case HV_NOQUORUM:
 	case HV_NOTLEADER:
@@ -361,8 +383,9 @@ static int run(struct json_object *req, void (*print)(struct json_object *))
 	if (resp == NULL)
 		return code;
 	if (want_json)
-		printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY |
-									    JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(
+		                   resp, JSON_C_TO_STRING_PRETTY |
+		                             JSON_C_TO_STRING_NOSLASHESCAPE));
 	if (print != NULL && b_of(resp, "ok")) {
 		if (!want_json)
 			print(resp);
@@ -408,10 +431,13 @@ struct subopts {
 static int parse_sub(int argc, char **argv, struct subopts *o)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},   {"reason", required_argument, NULL, 'r'},
-		{"token", required_argument, NULL, 'T'}, {"force", no_argument, NULL, 'f'},
-		{"rebalance", no_argument, NULL, 'B'},
-		{"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {"token", required_argument, NULL, 'T'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"rebalance", no_argument, NULL, 'B'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -517,21 +543,26 @@ static int cmd_lease(int argc, char **argv)
 			t = strtoull(o.token, &end, 10);
 			if (errno != 0 || *end != '\0' || t == 0) {
 				json_object_put(req);
-				return usage_error("--token: '%s' is not a token number", o.token);
+				return usage_error("--token: '%s' is not a token number",
+				                   o.token);
 			}
 			json_object_object_add(req, "token", json_object_new_uint64(t));
 		}
 	} else if (!strcmp(sub, "break")) {
 		if (!o.force)
-			return usage_error("lease break needs --force: it takes the lease from a host that may still be in maintenance");
+			return usage_error(
+			    "lease break needs --force: it takes the lease from a host "
+			    "that may still be in maintenance");
 		if (o.reason == NULL || o.reason[0] == '\0')
 			return usage_error("lease break needs --reason TEXT");
 		req = request("lease-break");
 		json_object_object_add(req, "force", json_object_new_boolean(1));
 		json_object_object_add(req, "reason", json_object_new_string(o.reason));
-		json_object_object_add(req, "name", json_object_new_string(argc - i == 1 ? argv[i] : ""));
+		json_object_object_add(
+		    req, "name", json_object_new_string(argc - i == 1 ? argv[i] : ""));
 	} else {
-		return usage_error("unknown lease command '%s' (show, acquire, release, break)", sub);
+		return usage_error(
+		    "unknown lease command '%s' (show, acquire, release, break)", sub);
 	}
 	if (argc - i == 1 && strcmp(sub, "break") != 0)
 		json_object_object_add(req, "name", json_object_new_string(argv[i]));
@@ -555,11 +586,12 @@ static void print_report(struct json_object *st)
 		const char *status = s_of(m, "status", "?");
 		uint64_t dt = u_of(m, "downtime_ms"), el = u_of(m, "elapsed_ms");
 		printf("%-16s %-10s %-10s %-9s %-8s %12llu %12llu %10llu  %s%s%s\n",
-		       s_of(m, "guest", "?"), s_of(m, "source", "?"), s_of(m, "target", "-"),
-		       s_of(m, "action", "?"), status, (unsigned long long)dt,
-		       (unsigned long long)el, (unsigned long long)(u_of(m, "bytes") >> 20),
-		       when(u_of(m, "done_ms"), b, sizeof b), o_of(m, "error") ? "  error: " : "",
-		       s_of(m, "error", ""));
+		       s_of(m, "guest", "?"), s_of(m, "source", "?"),
+		       s_of(m, "target", "-"), s_of(m, "action", "?"), status,
+		       (unsigned long long)dt, (unsigned long long)el,
+		       (unsigned long long)(u_of(m, "bytes") >> 20),
+		       when(u_of(m, "done_ms"), b, sizeof b),
+		       o_of(m, "error") ? "  error: " : "", s_of(m, "error", ""));
 		if (!strcmp(status, "done")) {
 			done++;
 			down_total += dt;
@@ -577,11 +609,13 @@ static void print_report(struct json_object *st)
 		struct json_object *m = json_object_array_get_idx(members, i);
 		uint64_t since = u_of(m, "maintenance_since_ms");
 		printf("%-16s %-12s %-22s %6llu %14.1f\n", s_of(m, "name", "?"),
-		       s_of(m, "maintenance", "?"), since ? when(since, b, sizeof b) : "-",
+		       s_of(m, "maintenance", "?"),
+		       since ? when(since, b, sizeof b) : "-",
 		       (unsigned long long)u_of(m, "maintenance_count"),
 		       (double)u_of(m, "maintenance_total_ms") / 1000.0);
 	}
-	printf("\ntotals: %u move%s done, %u failed; guest downtime %llu ms in all, %llu ms at most, %.1f ms on average; migration time %llu ms in all\n",
+	printf("\ntotals: %u move%s done, %u failed; guest downtime %llu ms in all, %llu "
+	       "ms at most, %.1f ms on average; migration time %llu ms in all\n",
 	       done, done == 1 ? "" : "s", failed, (unsigned long long)down_total,
 	       (unsigned long long)down_max, done ? (double)down_total / done : 0.0,
 	       (unsigned long long)el_total);
@@ -632,9 +666,11 @@ static pid_t progress_start(const char *host)
 			if (first || idx <= last)
 				continue;
 			if (host[0] == '\0' || strncmp(text, host, strlen(host)) == 0 ||
-			    strstr(text, "lease") != NULL || strstr(text, "paused") != NULL) {
+			    strstr(text, "lease") != NULL ||
+			    strstr(text, "paused") != NULL) {
 				char b[40];
-				printf("  %s  %s\n", when(u_of(e, "time_ms"), b, sizeof b), text);
+				printf("  %s  %s\n",
+				       when(u_of(e, "time_ms"), b, sizeof b), text);
 				fflush(stdout);
 			}
 		}
@@ -693,9 +729,12 @@ static int cmd_maintenance(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *env = getenv("HVPEER_SOCKET");
 	const char *cmd;
@@ -712,7 +751,9 @@ int main(int argc, char **argv)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 			if (*end != '\0' || v < 100 || v > 86400000)
-				return usage_error("--timeout: '%s' is not a number of ms in 100..86400000", optarg);
+				return usage_error("--timeout: '%s' is not a number of "
+				                   "ms in 100..86400000",
+				                   optarg);
 			timeout_ms = (int)v;
 			timeout_set = true;
 			break;

@@ -12,88 +12,113 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: hvpeerd [--config FILE] [--name NAME] [--data-dir DIR] [--listen ADDR:PORT]\n"
-		"               [--socket PATH] [--bootstrap | --join ADDR:PORT[,ADDR:PORT...]] [options]\n"
-		"\n"
-		"The first start of a node needs --bootstrap (the first node of a new cluster)\n"
-		"or --join (every other node); later starts resume from the data dir.\n"
-		"\n"
-		"Run one hvpeer peer: a member of the Raft group that agrees on which host\n"
-		"holds the maintenance lease.\n"
-		"\n"
-		"  -c, --config FILE           read settings from an INI file (hvpeerd.conf(5));\n"
-		"                              flags given on the command line override it\n"
-		"  -n, --name NAME             this host's member name (default: short hostname)\n"
-		"  -d, --data-dir DIR          Raft log and identity (default /var/lib/hvpeer)\n"
-		"  -l, --listen ADDR:PORT      Raft and peer RPC address, numeric (default 127.0.0.1:7440)\n"
-		"  -s, --socket PATH           control socket for hvpeer (default /run/hvpeer/hvpeer.sock)\n"
-		"      --socket-group GROUP    group owning the control socket (mode 0660)\n"
-		"  -b, --bootstrap             start a new cluster (first node, empty data dir only)\n"
-		"  -j, --join ADDR:PORT,...    join an existing cluster through any of these peers\n"
-		"                              (repeatable; replaces the config file's list)\n"
-		"      --election-timeout MS   Raft election timeout (default 300)\n"
-		"      --heartbeat-timeout MS  Raft heartbeat interval (default 50)\n"
-		"      --max-voters N          voters kept in the Raft group; later peers are\n"
-		"                              standbys (default 5)\n"
-		"      --snapshot-threshold N  entries between snapshots (default 1024)\n"
-		"      --snapshot-trailing N   entries kept after a snapshot (default 128)\n"
-		"      --max-concurrent N      hosts in maintenance at once, set when a cluster is\n"
-		"                              bootstrapped (default 1)\n"
-		"      --report-interval MS    how often this node reports into the state (default 5000)\n"
-		"      --rpc-timeout MS        peer RPC timeout (default 2000)\n"
-		"      --host-version TEXT     the host software version this node reports\n"
-		"      --libvirt-uri URI       the local hypervisor (e.g. qemu:///system); without it\n"
-		"                              this node has no guests and cannot enter maintenance\n"
-		"      --migrate-uri TEMPLATE  libvirt URI of a peer, %%h = its address\n"
-		"                              (default qemu+tcp://%%h/system)\n"
-		"      --guest-memory MIB      memory available for guests (default: host memory\n"
-		"                              less 1 GiB)\n"
-		"      --vcpu-ratio N          vCPUs available for guests per host CPU (default 4)\n"
-		"      --migrate-downtime MS   downtime limit of a live migration (default 300)\n"
-		"      --migrate-timeout S     abort a migration after S seconds (default 600)\n"
-		"      --migrate-parallel N    migrations at once during an evacuation (default 1)\n"
-		"      --shared-storage DIRS   comma-separated directories on storage every host\n"
-		"                              sees; a guest disk elsewhere is local and cannot be\n"
-		"                              live-migrated (default: none)\n"
-		"      --shutdown-timeout S    a dev guest that does not shut down within S seconds\n"
-		"                              is stopped hard (default 30)\n"
-		"      --log-level LEVEL       error, warn, info (default) or debug\n"
-		"  -h, --help                  this help\n"
-		"  -V, --version               print the version\n");
+	fprintf(
+	    f,
+	    "usage: hvpeerd [--config FILE] [--name NAME] [--data-dir DIR] [--listen "
+	    "ADDR:PORT]\n"
+	    "               [--socket PATH] [--bootstrap | --join "
+	    "ADDR:PORT[,ADDR:PORT...]] [options]\n"
+	    "\n"
+	    "The first start of a node needs --bootstrap (the first node of a new "
+	    "cluster)\n"
+	    "or --join (every other node); later starts resume from the data dir.\n"
+	    "\n"
+	    "Run one hvpeer peer: a member of the Raft group that agrees on which host\n"
+	    "holds the maintenance lease.\n"
+	    "\n"
+	    "  -c, --config FILE           read settings from an INI file "
+	    "(hvpeerd.conf(5));\n"
+	    "                              flags given on the command line override it\n"
+	    "  -n, --name NAME             this host's member name (default: short "
+	    "hostname)\n"
+	    "  -d, --data-dir DIR          Raft log and identity (default "
+	    "/var/lib/hvpeer)\n"
+	    "  -l, --listen ADDR:PORT      Raft and peer RPC address, numeric (default "
+	    "127.0.0.1:7440)\n"
+	    "  -s, --socket PATH           control socket for hvpeer (default "
+	    "/run/hvpeer/hvpeer.sock)\n"
+	    "      --socket-group GROUP    group owning the control socket (mode 0660)\n"
+	    "  -b, --bootstrap             start a new cluster (first node, empty data "
+	    "dir only)\n"
+	    "  -j, --join ADDR:PORT,...    join an existing cluster through any of these "
+	    "peers\n"
+	    "                              (repeatable; replaces the config file's "
+	    "list)\n"
+	    "      --election-timeout MS   Raft election timeout (default 300)\n"
+	    "      --heartbeat-timeout MS  Raft heartbeat interval (default 50)\n"
+	    "      --max-voters N          voters kept in the Raft group; later peers "
+	    "are\n"
+	    "                              standbys (default 5)\n"
+	    "      --snapshot-threshold N  entries between snapshots (default 1024)\n"
+	    "      --snapshot-trailing N   entries kept after a snapshot (default 128)\n"
+	    "      --max-concurrent N      hosts in maintenance at once, set when a "
+	    "cluster is\n"
+	    "                              bootstrapped (default 1)\n"
+	    "      --report-interval MS    how often this node reports into the state "
+	    "(default 5000)\n"
+	    "      --rpc-timeout MS        peer RPC timeout (default 2000)\n"
+	    "      --host-version TEXT     the host software version this node reports\n"
+	    "      --libvirt-uri URI       the local hypervisor (e.g. qemu:///system); "
+	    "without it\n"
+	    "                              this node has no guests and cannot enter "
+	    "maintenance\n"
+	    "      --migrate-uri TEMPLATE  libvirt URI of a peer, %%h = its address\n"
+	    "                              (default qemu+tcp://%%h/system)\n"
+	    "      --guest-memory MIB      memory available for guests (default: host "
+	    "memory\n"
+	    "                              less 1 GiB)\n"
+	    "      --vcpu-ratio N          vCPUs available for guests per host CPU "
+	    "(default 4)\n"
+	    "      --migrate-downtime MS   downtime limit of a live migration (default "
+	    "300)\n"
+	    "      --migrate-timeout S     abort a migration after S seconds (default "
+	    "600)\n"
+	    "      --migrate-parallel N    migrations at once during an evacuation "
+	    "(default 1)\n"
+	    "      --shared-storage DIRS   comma-separated directories on storage every "
+	    "host\n"
+	    "                              sees; a guest disk elsewhere is local and "
+	    "cannot be\n"
+	    "                              live-migrated (default: none)\n"
+	    "      --shutdown-timeout S    a dev guest that does not shut down within S "
+	    "seconds\n"
+	    "                              is stopped hard (default 30)\n"
+	    "      --log-level LEVEL       error, warn, info (default) or debug\n"
+	    "  -h, --help                  this help\n"
+	    "  -V, --version               print the version\n");
 }
 
 static const struct option longopts[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"name", required_argument, NULL, 'n'},
-	{"data-dir", required_argument, NULL, 'd'},
-	{"listen", required_argument, NULL, 'l'},
-	{"socket", required_argument, NULL, 's'},
-	{"socket-group", required_argument, NULL, 1},
-	{"bootstrap", no_argument, NULL, 'b'},
-	{"join", required_argument, NULL, 'j'},
-	{"election-timeout", required_argument, NULL, 1},
-	{"heartbeat-timeout", required_argument, NULL, 1},
-	{"max-voters", required_argument, NULL, 1},
-	{"snapshot-threshold", required_argument, NULL, 1},
-	{"snapshot-trailing", required_argument, NULL, 1},
-	{"max-concurrent", required_argument, NULL, 1},
-	{"report-interval", required_argument, NULL, 1},
-	{"rpc-timeout", required_argument, NULL, 1},
-	{"host-version", required_argument, NULL, 1},
-	{"log-level", required_argument, NULL, 1},
-	{"libvirt-uri", required_argument, NULL, 1},
-	{"migrate-uri", required_argument, NULL, 1},
-	{"guest-memory", required_argument, NULL, 1},
-	{"migrate-downtime", required_argument, NULL, 1},
-	{"migrate-timeout", required_argument, NULL, 1},
-	{"migrate-parallel", required_argument, NULL, 1},
-	{"shared-storage", required_argument, NULL, 1},
-	{"shutdown-timeout", required_argument, NULL, 1},
-	{"vcpu-ratio", required_argument, NULL, 1},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"name", required_argument, NULL, 'n'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"listen", required_argument, NULL, 'l'},
+    {"socket", required_argument, NULL, 's'},
+    {"socket-group", required_argument, NULL, 1},
+    {"bootstrap", no_argument, NULL, 'b'},
+    {"join", required_argument, NULL, 'j'},
+    {"election-timeout", required_argument, NULL, 1},
+    {"heartbeat-timeout", required_argument, NULL, 1},
+    {"max-voters", required_argument, NULL, 1},
+    {"snapshot-threshold", required_argument, NULL, 1},
+    {"snapshot-trailing", required_argument, NULL, 1},
+    {"max-concurrent", required_argument, NULL, 1},
+    {"report-interval", required_argument, NULL, 1},
+    {"rpc-timeout", required_argument, NULL, 1},
+    {"host-version", required_argument, NULL, 1},
+    {"log-level", required_argument, NULL, 1},
+    {"libvirt-uri", required_argument, NULL, 1},
+    {"migrate-uri", required_argument, NULL, 1},
+    {"guest-memory", required_argument, NULL, 1},
+    {"migrate-downtime", required_argument, NULL, 1},
+    {"migrate-timeout", required_argument, NULL, 1},
+    {"migrate-parallel", required_argument, NULL, 1},
+    {"shared-storage", required_argument, NULL, 1},
+    {"shutdown-timeout", required_argument, NULL, 1},
+    {"vcpu-ratio", required_argument, NULL, 1},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 static const char *shortkey(int c)
@@ -180,7 +205,8 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	if (config_path != NULL && hv_config_load(&cfg, config_path, err, sizeof err) != 0) {
+	if (config_path != NULL &&
+	    hv_config_load(&cfg, config_path, err, sizeof err) != 0) {
 		fprintf(stderr, "hvpeerd: %s\n", err);
 		return 2;
 	}
@@ -217,8 +243,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "hvpeerd: unexpected argument '%s'\nTry 'hvpeerd --help'.\n",
-			argv[optind]);
+		fprintf(stderr,
+		        "hvpeerd: unexpected argument '%s'\nTry 'hvpeerd --help'.\n",
+		        argv[optind]);
 		return 2;
 	}
 	if (hv_config_check(&cfg, err, sizeof err) != 0) {

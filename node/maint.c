@@ -48,9 +48,9 @@ struct hv_maint_job {
 	uv_async_t async;
 	uv_mutex_t lock;
 	uv_cond_t cond;
-	int refs;       /* async handle + requests in flight */
-	bool cancel;    /* the node is stopping */
-	bool finished;  /* the worker returned */
+	int refs;      /* async handle + requests in flight */
+	bool cancel;   /* the node is stopping */
+	bool finished; /* the worker returned */
 
 	/* The worker's current request. */
 	int kind;
@@ -92,7 +92,8 @@ static void request_done(struct hv_maint_job *j, int rc, uint64_t token)
 	uv_mutex_unlock(&j->lock);
 }
 
-static void commit_cb(struct hv_node *n, void *data, int rc, uint64_t index, uint64_t token)
+static void commit_cb(struct hv_node *n, void *data, int rc, uint64_t index,
+                      uint64_t token)
 {
 	struct hv_maint_job *j = data;
 
@@ -125,10 +126,11 @@ static void job_end(struct hv_maint_job *j)
 		n->maint = NULL;
 	if (j->conn != NULL) {
 		struct json_object *o = j->result == HV_OK
-						? hv_rpc_ok()
-						: hv_rpc_error(j->result, "%s", j->message);
+		                            ? hv_rpc_ok()
+		                            : hv_rpc_error(j->result, "%s", j->message);
 		if (j->result == HV_OK)
-			json_object_object_add(o, "message", json_object_new_string(j->message));
+			json_object_object_add(o, "message",
+			                       json_object_new_string(j->message));
 		hv_rpc_reply(j->conn, o);
 		j->conn = NULL;
 	}
@@ -162,8 +164,9 @@ static void on_async(uv_async_t *a)
 		break;
 	case REQ_FENCE:
 		j->refs++;
-		rv = n->stopping ? HV_SHUTDOWN
-				 : hv_node_fence(n, n->cfg.name, j->my_token, fence_cb, j);
+		rv = n->stopping
+		         ? HV_SHUTDOWN
+		         : hv_node_fence(n, n->cfg.name, j->my_token, fence_cb, j);
 		if (rv != HV_OK) {
 			j->refs--;
 			request_done(j, rv, 0);
@@ -261,7 +264,7 @@ static int fence(struct hv_maint_job *j)
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(struct hv_maint_job *j, int rc,
-						       const char *fmt, ...)
+                                                      const char *fmt, ...)
 {
 	char msg[sizeof j->message];
 	va_list ap;
@@ -296,7 +299,8 @@ static int release_lease(struct hv_maint_job *j)
 }
 
 /* The libvirt URI of a member, from the template and its address. */
-static void peer_uri(const struct hv_config *cfg, const char *address, char *out, size_t len)
+static void peer_uri(const struct hv_config *cfg, const char *address, char *out,
+                     size_t len)
 {
 	char host[HV_ADDR_MAX + 1];
 	int port;
@@ -304,8 +308,8 @@ static void peer_uri(const struct hv_config *cfg, const char *address, char *out
 
 	if (hv_addr_split(address, host, sizeof host, &port) != 0)
 		snprintf(host, sizeof host, "%s", address);
-	snprintf(out, len, "%.*s%s%s", (int)(p - cfg->migrate_uri), cfg->migrate_uri, host,
-		 p + 2);
+	snprintf(out, len, "%.*s%s%s", (int)(p - cfg->migrate_uri), cfg->migrate_uri,
+	         host, p + 2);
 }
 
 /* Queries: the worker's copies of what it needs from the state. */
@@ -335,16 +339,19 @@ static void q_plan_fn(struct hv_node *n, void *arg)
 	q->token = h != NULL ? h->token : 0;
 	q->maint = self != NULL ? self->maint : HV_MAINT_NONE;
 	if (q->exit_op && q->rebalance)
-		q->rc = hv_plan_rebalance(&n->state, n->cfg.name, &q->cmd, q->why, sizeof q->why);
+		q->rc = hv_plan_rebalance(&n->state, n->cfg.name, &q->cmd, q->why,
+		                          sizeof q->why);
 	else if (q->exit_op)
 		q->rc = hv_plan_return(&n->state, n->cfg.name, &q->cmd);
 	else
-		q->rc = hv_plan_evacuation(&n->state, n->cfg.name, hv_now_ms(), q->stale_ms,
-					   q->exclude, q->only, &q->cmd, q->why, sizeof q->why);
+		q->rc = hv_plan_evacuation(&n->state, n->cfg.name, hv_now_ms(),
+		                           q->stale_ms, q->exclude, q->only, &q->cmd,
+		                           q->why, sizeof q->why);
 	q->n = n->state.n_members;
 	for (unsigned i = 0; i < n->state.n_members; i++) {
 		snprintf(q->names[i], sizeof q->names[i], "%s", n->state.members[i].name);
-		snprintf(q->addrs[i], sizeof q->addrs[i], "%s", n->state.members[i].address);
+		snprintf(q->addrs[i], sizeof q->addrs[i], "%s",
+		         n->state.members[i].address);
 	}
 }
 
@@ -414,7 +421,7 @@ static void watchdog_run(void *arg)
 		virDomainPtr dom = c != NULL ? virDomainLookupByName(c, w->guest) : NULL;
 		w->fired = true;
 		hv_warn("migration of %s still running after %u s: aborting it", w->guest,
-			w->timeout_s);
+		        w->timeout_s);
 		if (dom != NULL) {
 			virDomainAbortJob(dom);
 			virDomainFree(dom);
@@ -429,10 +436,11 @@ static void watchdog_run(void *arg)
  * the destination, undefined on the source, auto-converge, a downtime
  * limit). On failure libvirt leaves the guest running on the source. */
 static void migrate(const struct hv_config *cfg, const char *guest, const char *src_uri,
-		    const char *dst_uri, struct outcome *o)
+                    const char *dst_uri, struct outcome *o)
 {
-	unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
-			 VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE;
+	unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER |
+	                 VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+	                 VIR_MIGRATE_AUTO_CONVERGE;
 	virConnectPtr src = NULL, dst = NULL;
 	virDomainPtr dom = NULL, ddom = NULL;
 	virTypedParameterPtr params = NULL;
@@ -452,8 +460,8 @@ static void migrate(const struct hv_config *cfg, const char *guest, const char *
 	}
 	virDomainMigrateSetMaxDowntime(dom, cfg->migrate_downtime_ms, 0);
 	{
-		struct watchdog w = {.timeout_s = cfg->migrate_timeout_s, .uri = src_uri,
-				     .guest = guest};
+		struct watchdog w = {
+		    .timeout_s = cfg->migrate_timeout_s, .uri = src_uri, .guest = guest};
 		uv_thread_t t;
 		bool watching;
 		int rv;
@@ -475,8 +483,9 @@ static void migrate(const struct hv_config *cfg, const char *guest, const char *
 		if (rv != 0) {
 			if (w.fired)
 				snprintf(o->error, sizeof o->error,
-					 "live migration: aborted after %u s (migrate-timeout): %s",
-					 cfg->migrate_timeout_s, hv_virt_error());
+				         "live migration: aborted after %u s "
+				         "(migrate-timeout): %s",
+				         cfg->migrate_timeout_s, hv_virt_error());
 			goto out;
 		}
 	}
@@ -484,12 +493,15 @@ static void migrate(const struct hv_config *cfg, const char *guest, const char *
 	dst = virConnectOpen(dst_uri);
 	ddom = dst != NULL ? virDomainLookupByName(dst, guest) : NULL;
 	if (ddom != NULL && virDomainGetJobStats(ddom, &type, &params, &nparams,
-						 VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
-		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1)
+	                                         VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
+		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME,
+		                            &v) == 1)
 			o->downtime_ms = v;
-		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_TIME_ELAPSED, &v) == 1)
+		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_TIME_ELAPSED,
+		                            &v) == 1)
 			o->elapsed_ms = v;
-		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DATA_PROCESSED, &v) == 1)
+		if (virTypedParamsGetULLong(params, nparams,
+		                            VIR_DOMAIN_JOB_DATA_PROCESSED, &v) == 1)
 			o->bytes = v;
 		virTypedParamsFree(params, nparams);
 	}
@@ -507,7 +519,7 @@ out:
 
 /* Shut a dev guest down (shutdown-timeout, then destroy) or save a legacy one. */
 static void park(const char *uri, const char *guest, int action, unsigned grace_s,
-		 struct outcome *o)
+                 struct outcome *o)
 {
 	virConnectPtr c = virConnectOpen(uri);
 	virDomainPtr dom = c != NULL ? virDomainLookupByName(c, guest) : NULL;
@@ -538,7 +550,8 @@ static void park(const char *uri, const char *guest, int action, unsigned grace_
 
 /* ---- enter ----------------------------------------------------------------- */
 
-static int record(struct hv_maint_job *j, const struct hv_cmd_move *mv, const struct outcome *o)
+static int record(struct hv_maint_job *j, const struct hv_cmd_move *mv,
+                  const struct outcome *o)
 {
 	struct hv_cmd cmd = {.type = HV_CMD_MOVED, .token = j->my_token};
 	struct q_pending qp = {.guest = mv->guest};
@@ -575,10 +588,10 @@ static int read_inventory(struct hv_maint_job *j)
 	query(j, q_seen_fn, &cmd.seen_index);
 	c = virConnectOpen(n->cfg.libvirt_uri);
 	if (c == NULL)
-		return fail(j, HV_IO, "%s: cannot reach the local hypervisor (%s): %s", n->cfg.name,
-			    n->cfg.libvirt_uri, hv_virt_error());
+		return fail(j, HV_IO, "%s: cannot reach the local hypervisor (%s): %s",
+		            n->cfg.name, n->cfg.libvirt_uri, hv_virt_error());
 	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, n->cfg.vcpu_ratio,
-			       n->cfg.shared_storage, &inv, err, sizeof err);
+	                       n->cfg.shared_storage, &inv, err, sizeof err);
 	virConnectClose(c);
 	if (rc != HV_OK)
 		return fail(j, rc, "%s: %s", n->cfg.name, err);
@@ -589,7 +602,8 @@ static int read_inventory(struct hv_maint_job *j)
 	memcpy(cmd.guests, inv.guests, inv.n_guests * sizeof inv.guests[0]);
 	rc = commit(j, &cmd, NULL);
 	if (rc != HV_OK)
-		return fail(j, rc, "%s: recording the inventory: %s", n->cfg.name, hv_strerror(rc));
+		return fail(j, rc, "%s: recording the inventory: %s", n->cfg.name,
+		            hv_strerror(rc));
 	return HV_OK;
 }
 
@@ -619,8 +633,8 @@ struct failure {
 };
 
 /* nested: a retry; a failed migration is left to the caller to report. */
-static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move mv, bool retry,
-		    struct failure *last, bool nested)
+static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move mv,
+                    bool retry, struct failure *last, bool nested)
 {
 	const struct hv_config *cfg = &j->n->cfg;
 	char src_uri[HV_PATH_MAX + HV_ADDR_MAX], dst_uri[HV_PATH_MAX + HV_ADDR_MAX];
@@ -628,11 +642,12 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 	int rc = fence(j);
 
 	if (rc != HV_OK)
-		return fail(j, rc, "%s: stopped before moving %s: %s", cfg->name, mv.guest,
-			    rc == HV_PAUSED ? "the cluster is paused"
-			    : rc == HV_BADTOKEN || rc == HV_NOTHOLDER
-				    ? "this host no longer holds the maintenance lease (fenced)"
-				    : hv_strerror(rc));
+		return fail(
+		    j, rc, "%s: stopped before moving %s: %s", cfg->name, mv.guest,
+		    rc == HV_PAUSED ? "the cluster is paused"
+		    : rc == HV_BADTOKEN || rc == HV_NOTHOLDER
+		        ? "this host no longer holds the maintenance lease (fenced)"
+		        : hv_strerror(rc));
 	if (mv.action != HV_ACT_MIGRATE) {
 		park(cfg->libvirt_uri, mv.guest, mv.action, cfg->shutdown_timeout_s, &o);
 	} else {
@@ -640,15 +655,16 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 		if (strcmp(mv.source, cfg->name) == 0)
 			snprintf(src_uri, sizeof src_uri, "%s", cfg->libvirt_uri);
 		else
-			peer_uri(cfg, sa != NULL ? sa : mv.source, src_uri, sizeof src_uri);
+			peer_uri(cfg, sa != NULL ? sa : mv.source, src_uri,
+			         sizeof src_uri);
 		peer_uri(cfg, da != NULL ? da : mv.target, dst_uri, sizeof dst_uri);
 		hv_info("moving %s: %s -> %s", mv.guest, mv.source, mv.target);
 		migrate(cfg, mv.guest, src_uri, dst_uri, &o);
 	}
 	rc = record(j, &mv, &o);
 	if (rc != HV_OK)
-		return fail(j, rc, "%s: recording the move of %s: %s", cfg->name, mv.guest,
-			    hv_strerror(rc));
+		return fail(j, rc, "%s: recording the move of %s: %s", cfg->name,
+		            mv.guest, hv_strerror(rc));
 	if (o.rc == HV_OK)
 		return HV_OK;
 	hv_warn("moving %s to %s failed: %s", mv.guest, mv.target, o.error);
@@ -677,17 +693,20 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 				if (rc != HV_IO) /* fenced, paused or stopping */
 					return rc;
 				return fail(j, HV_IO,
-					    "%s: guest %s could not be moved: to %s: %s; retried on %s: %s; it keeps running on %s",
-					    cfg->name, mv.guest, mv.target, o.error, second.target,
-					    second.error, mv.source);
+				            "%s: guest %s could not be moved: to %s: %s; "
+				            "retried on %s: %s; it keeps running on %s",
+				            cfg->name, mv.guest, mv.target, o.error,
+				            second.target, second.error, mv.source);
 			}
 		}
 		free(q2);
 	}
 	if (nested)
 		return HV_IO;
-	return fail(j, HV_IO, "%s: guest %s could not be moved to %s: %s (it keeps running on %s)",
-		    cfg->name, mv.guest, mv.target[0] ? mv.target : "-", o.error, mv.source);
+	return fail(j, HV_IO,
+	            "%s: guest %s could not be moved to %s: %s (it keeps running on %s)",
+	            cfg->name, mv.guest, mv.target[0] ? mv.target : "-", o.error,
+	            mv.source);
 }
 
 /* Movers: up to migrate-parallel threads take the plan's moves in order;
@@ -780,7 +799,8 @@ static void enter(struct hv_maint_job *j)
 	q->stale_ms = 3ull * n->cfg.report_interval_ms + 2000;
 	query(j, q_plan_fn, q);
 	if (q->rc != HV_OK) {
-		fail(j, q->rc, "Failed to enter maintenance mode: %s: %s", n->cfg.name, q->why);
+		fail(j, q->rc, "Failed to enter maintenance mode: %s: %s", n->cfg.name,
+		     q->why);
 		refuse(j);
 		goto out;
 	}
@@ -788,7 +808,9 @@ static void enter(struct hv_maint_job *j)
 		q->cmd.token = j->my_token;
 		rc = commit(j, &q->cmd, NULL);
 		if (rc != HV_OK) {
-			fail(j, rc, "Failed to enter maintenance mode: %s: the plan was refused: %s",
+			fail(j, rc,
+			     "Failed to enter maintenance mode: %s: the plan was "
+			     "refused: %s",
 			     n->cfg.name, hv_strerror(rc));
 			refuse(j);
 			goto out;
@@ -801,8 +823,9 @@ static void enter(struct hv_maint_job *j)
 	(void)max_down;
 	j->result = HV_OK;
 	snprintf(j->message, sizeof j->message,
-		 "%s is in maintenance: %u guest%s moved away (token %llu)", n->cfg.name,
-		 q->cmd.n_moves, q->cmd.n_moves == 1 ? "" : "s", (unsigned long long)j->my_token);
+	         "%s is in maintenance: %u guest%s moved away (token %llu)", n->cfg.name,
+	         q->cmd.n_moves, q->cmd.n_moves == 1 ? "" : "s",
+	         (unsigned long long)j->my_token);
 out:
 	free(q);
 }
@@ -865,7 +888,7 @@ static void leave(struct hv_maint_job *j)
 	q->exit_op = true;
 	query(j, q_plan_fn, q);
 	if (!q->holder || (q->maint != HV_MAINT_IN && q->maint != HV_MAINT_EVACUATING &&
-			   q->maint != HV_MAINT_EXITING)) {
+	                   q->maint != HV_MAINT_EXITING)) {
 		fail(j, HV_INVAL, "%s is not in maintenance", n->cfg.name);
 		goto out;
 	}
@@ -898,10 +921,10 @@ static void leave(struct hv_maint_job *j)
 	commit_maint(j, HV_MAINT_NONE);
 	rc = release_lease(j);
 	j->result = HV_OK;
-	snprintf(j->message, sizeof j->message,
-		 "%s left maintenance: %u guest%s %s%s", n->cfg.name, n_moves,
-		 n_moves == 1 ? "" : "s", j->rebalance ? "moved to rebalance" : "brought back",
-		 rc == HV_OK ? ", lease released" : "");
+	snprintf(j->message, sizeof j->message, "%s left maintenance: %u guest%s %s%s",
+	         n->cfg.name, n_moves, n_moves == 1 ? "" : "s",
+	         j->rebalance ? "moved to rebalance" : "brought back",
+	         rc == HV_OK ? ", lease released" : "");
 out:
 	free(q);
 }
@@ -922,19 +945,19 @@ static void worker(void *arg)
 
 /* ---- interface ------------------------------------------------------------ */
 
-int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance, struct hv_rpc_conn *conn,
-		   char *err, size_t errlen)
+int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
+                   struct hv_rpc_conn *conn, char *err, size_t errlen)
 {
 	struct hv_maint_job *j;
 
 	if (n->cfg.libvirt_uri[0] == '\0') {
 		snprintf(err, errlen, "%s has no hypervisor configured (--libvirt-uri)",
-			 n->cfg.name);
+		         n->cfg.name);
 		return HV_INVAL;
 	}
 	if (n->maint != NULL) {
 		snprintf(err, errlen, "%s: a maintenance operation is already running",
-			 n->cfg.name);
+		         n->cfg.name);
 		return HV_EXISTS;
 	}
 	j = calloc(1, sizeof *j);

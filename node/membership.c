@@ -44,19 +44,20 @@ static void join_finish(struct join_op *op, struct json_object *resp)
 	free(op);
 }
 
-static void join_committed(struct hv_node *n, void *data, int rc,
-			   uint64_t index, uint64_t token)
+static void join_committed(struct hv_node *n, void *data, int rc, uint64_t index,
+                           uint64_t token)
 {
 	struct join_op *op = data;
 
 	(void)token;
 	if (rc != HV_OK) {
-		join_finish(op, hv_rpc_error(rc, "join of %s: recording the member failed: %s",
-					     op->name, hv_strerror(rc)));
+		join_finish(
+		    op, hv_rpc_error(rc, "join of %s: recording the member failed: %s",
+		                     op->name, hv_strerror(rc)));
 		return;
 	}
 	hv_info("member %s (id %llu, %s) joined at index %llu", op->name,
-		(unsigned long long)op->id, op->address, (unsigned long long)index);
+	        (unsigned long long)op->id, op->address, (unsigned long long)index);
 	join_finish(op, hv_rpc_ok());
 }
 
@@ -73,8 +74,8 @@ static void join_record(struct join_op *op)
 	snprintf(cmd.address, sizeof cmd.address, "%s", op->address);
 	rc = hv_node_propose(op->n, &cmd, join_committed, op);
 	if (rc != HV_OK)
-		join_finish(op, hv_rpc_error(rc, "join of %s: %s", op->name,
-					     hv_strerror(rc)));
+		join_finish(
+		    op, hv_rpc_error(rc, "join of %s: %s", op->name, hv_strerror(rc)));
 }
 
 static void join_step(struct raft_change *req, int status);
@@ -92,7 +93,7 @@ static void join_next(struct join_op *op)
 		struct hv_member *m = hv_state_member(&n->state, op->name);
 		if (m != NULL && m->id != op->id && hv_node_raft_role(n, m->id) >= 0) {
 			hv_info("member %s rejoins under a new id: removing old id %llu",
-				op->name, (unsigned long long)m->id);
+			        op->name, (unsigned long long)m->id);
 			rv = raft_remove(&n->raft, &op->change, m->id, join_step);
 			break;
 		}
@@ -102,7 +103,7 @@ static void join_next(struct join_op *op)
 		op->step = 2;
 		if (hv_node_raft_role(n, op->id) < 0) {
 			rv = raft_add(&n->raft, &op->change, op->id, op->address,
-				      join_step);
+			              join_step);
 			break;
 		}
 		/* fallthrough */
@@ -110,7 +111,7 @@ static void join_next(struct join_op *op)
 		op->step = 3;
 		if (hv_node_raft_role(n, op->id) == RAFT_SPARE) {
 			rv = raft_assign(&n->raft, &op->change, op->id, RAFT_STANDBY,
-					 join_step);
+			                 join_step);
 			break;
 		}
 		/* fallthrough */
@@ -119,8 +120,10 @@ static void join_next(struct join_op *op)
 		return;
 	}
 	if (rv != 0)
-		join_finish(op, hv_rpc_error(HV_RAFT, "join of %s: configuration change refused: %s",
-					     op->name, raft_strerror(rv)));
+		join_finish(op,
+		            hv_rpc_error(HV_RAFT,
+		                         "join of %s: configuration change refused: %s",
+		                         op->name, raft_strerror(rv)));
 }
 
 static void join_step(struct raft_change *req, int status)
@@ -128,19 +131,20 @@ static void join_step(struct raft_change *req, int status)
 	struct join_op *op = req->data;
 
 	if (status != 0) {
-		join_finish(op, hv_rpc_error(status == RAFT_NOTLEADER ||
-							     status == RAFT_LEADERSHIPLOST
-						     ? HV_NOQUORUM
-						     : HV_RAFT,
-					     "join of %s: configuration change failed: %s",
-					     op->name, raft_strerror(status)));
+		join_finish(
+		    op,
+		    hv_rpc_error(status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST
+		                     ? HV_NOQUORUM
+		                     : HV_RAFT,
+		                 "join of %s: configuration change failed: %s", op->name,
+		                 raft_strerror(status)));
 		return;
 	}
 	join_next(op);
 }
 
-void hv_membership_join(struct hv_node *n, struct hv_rpc_conn *c,
-			const char *name, raft_id id, const char *address)
+void hv_membership_join(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
+                        raft_id id, const char *address)
 {
 	struct join_op *op;
 
@@ -149,16 +153,19 @@ void hv_membership_join(struct hv_node *n, struct hv_rpc_conn *c,
 		struct hv_member *m = hv_state_member_by_id(&n->state, s->id);
 		if (s->id != id && strcmp(s->address, address) == 0 &&
 		    (m == NULL || strcmp(m->name, name) != 0)) {
-			hv_rpc_reply(c, hv_rpc_error(HV_EXISTS,
-						     "address %s is already used by member %s (id %llu)",
-						     address, m != NULL ? m->name : "?",
-						     (unsigned long long)s->id));
+			hv_rpc_reply(
+			    c, hv_rpc_error(
+			           HV_EXISTS,
+			           "address %s is already used by member %s (id %llu)",
+			           address, m != NULL ? m->name : "?",
+			           (unsigned long long)s->id));
 			return;
 		}
 	}
 	if (n->change_busy) {
-		hv_rpc_reply(c, hv_rpc_error(HV_FULL,
-					     "another membership change is in progress; retry"));
+		hv_rpc_reply(
+		    c, hv_rpc_error(HV_FULL,
+		                    "another membership change is in progress; retry"));
 		return;
 	}
 	op = calloc(1, sizeof *op);
@@ -184,7 +191,7 @@ struct promote_op {
 };
 
 static void reconcile_done(struct hv_node *n, void *data, int rc, uint64_t index,
-			   uint64_t token)
+                           uint64_t token)
 {
 	(void)data;
 	(void)index;
@@ -208,7 +215,7 @@ static void promoted(struct raft_change *req, int status)
 	op->n->change_busy = false;
 	if (status != 0)
 		hv_warn("promotion of id %llu to voter failed: %s",
-			(unsigned long long)op->id, raft_strerror(status));
+		        (unsigned long long)op->id, raft_strerror(status));
 	else
 		hv_info("id %llu promoted to voter", (unsigned long long)op->id);
 	free(op);
@@ -241,7 +248,8 @@ static bool promote_one(struct hv_node *n)
 		op->id = s->id;
 		op->change.data = op;
 		n->change_busy = true;
-		if (raft_assign(&n->raft, &op->change, s->id, RAFT_VOTER, promoted) != 0) {
+		if (raft_assign(&n->raft, &op->change, s->id, RAFT_VOTER, promoted) !=
+		    0) {
 			n->change_busy = false;
 			free(op);
 			return false;
@@ -265,9 +273,10 @@ void hv_membership_reconcile(struct hv_node *n)
 	self = hv_state_member(&n->state, n->cfg.name);
 	if (self == NULL || self->id != n->id || self->removed) {
 		struct hv_cmd cmd = {.type = HV_CMD_MEMBER_ADD};
-		if (n->state.n_members == 0 && n->cfg.max_concurrent != n->state.max_concurrent) {
+		if (n->state.n_members == 0 &&
+		    n->cfg.max_concurrent != n->state.max_concurrent) {
 			struct hv_cmd set = {.type = HV_CMD_SETTINGS,
-					     .max_concurrent = n->cfg.max_concurrent};
+			                     .max_concurrent = n->cfg.max_concurrent};
 			reconcile_propose(n, &set);
 			return;
 		}
@@ -292,9 +301,8 @@ void hv_membership_reconcile(struct hv_node *n)
 			return;
 		}
 		if (role != m->role) {
-			struct hv_cmd cmd = {.type = HV_CMD_MEMBER_ROLE,
-					     .id = m->id,
-					     .role = role};
+			struct hv_cmd cmd = {
+			    .type = HV_CMD_MEMBER_ROLE, .id = m->id, .role = role};
 			reconcile_propose(n, &cmd);
 			return;
 		}
@@ -343,7 +351,8 @@ static void join_answered(void *data, int status, struct json_object *resp)
 	j->in_flight = false;
 	if (status == HV_OK && json_object_object_get_ex(resp, "ok", &ok) &&
 	    json_object_get_boolean(ok)) {
-		hv_info("joined the cluster through %s", n->cfg.join[(j->next + n->cfg.n_join - 1) % n->cfg.n_join]);
+		hv_info("joined the cluster through %s",
+		        n->cfg.join[(j->next + n->cfg.n_join - 1) % n->cfg.n_join]);
 		hv_node_mark_joined(n);
 		join_stop(n);
 		return;
@@ -352,8 +361,8 @@ static void join_answered(void *data, int status, struct json_object *resp)
 		hv_warn("join: %s", json_object_get_string(msg));
 	else
 		hv_warn("join: peer %s: %s",
-			n->cfg.join[(j->next + n->cfg.n_join - 1) % n->cfg.n_join],
-			hv_strerror(status));
+		        n->cfg.join[(j->next + n->cfg.n_join - 1) % n->cfg.n_join],
+		        hv_strerror(status));
 }
 
 static void join_try(uv_timer_t *t)
@@ -373,8 +382,7 @@ static void join_try(uv_timer_t *t)
 	json_object_object_add(req, "name", json_object_new_string(n->cfg.name));
 	json_object_object_add(req, "id", json_object_new_uint64(n->id));
 	json_object_object_add(req, "address", json_object_new_string(n->cfg.listen));
-	if (hv_rpc_call(&n->rpc, peer, req, n->cfg.rpc_timeout_ms, join_answered,
-			n) == 0)
+	if (hv_rpc_call(&n->rpc, peer, req, n->cfg.rpc_timeout_ms, join_answered, n) == 0)
 		j->in_flight = true;
 	else
 		hv_warn("join: cannot ask %s", peer);

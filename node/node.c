@@ -59,15 +59,17 @@ static int id_load(struct hv_node *n)
 	if (fscanf(f, "%llu %63s %d", &id, name, &joined) != 3 || id == 0) {
 		fclose(f);
 		snprintf(n->errmsg, sizeof n->errmsg,
-			 "%s: unreadable; the data dir is damaged (move it away to rejoin as a new member)",
-			 path);
+		         "%s: unreadable; the data dir is damaged (move it away to "
+		         "rejoin as a new member)",
+		         path);
 		return -1;
 	}
 	fclose(f);
 	if (strcmp(name, n->cfg.name) != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg,
-			 "data dir %s belongs to node '%s', not '%s': use --name %s or another --data-dir",
-			 n->cfg.data_dir, name, n->cfg.name, name);
+		         "data dir %s belongs to node '%s', not '%s': use --name %s or "
+		         "another --data-dir",
+		         n->cfg.data_dir, name, n->cfg.name, name);
 		return -1;
 	}
 	n->id = id;
@@ -87,7 +89,7 @@ static int id_save(struct hv_node *n)
 	if (f == NULL)
 		goto err;
 	ok = fprintf(f, "%llu %s %d\n", (unsigned long long)n->id, n->cfg.name,
-		     n->joined ? 1 : 0) > 0;
+	             n->joined ? 1 : 0) > 0;
 	ok = (fflush(f) == 0) && ok && fsync(fileno(f)) == 0;
 	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
 		goto err;
@@ -122,8 +124,8 @@ static int dir_lock(struct hv_node *n)
 		pid[got > 0 ? got : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
 		snprintf(n->errmsg, sizeof n->errmsg,
-			 "data dir %s is in use by another hvpeerd (pid %s)", n->cfg.data_dir,
-			 pid[0] ? pid : "?");
+		         "data dir %s is in use by another hvpeerd (pid %s)",
+		         n->cfg.data_dir, pid[0] ? pid : "?");
 		close(n->lock_fd);
 		n->lock_fd = -1;
 		return -1;
@@ -220,8 +222,7 @@ static void proposal_done(struct raft_apply *req, int status, void *result)
 	free(p);
 }
 
-int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb,
-		    void *data)
+int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void *data)
 {
 	struct proposal *p;
 	struct raft_buffer buf;
@@ -319,7 +320,7 @@ int hv_node_raft_role(struct hv_node *n, raft_id id)
 /* ---- periodic work ----------------------------------------------------- */
 
 static void report_done(struct hv_node *n, void *data, int rc, uint64_t index,
-			uint64_t token)
+                        uint64_t token)
 {
 	(void)data;
 	(void)index;
@@ -364,9 +365,9 @@ static bool report(struct hv_node *n)
 		json_object_object_add(req, "name", json_object_new_string(n->cfg.name));
 		json_object_object_add(req, "phase", json_object_new_string("idle"));
 		json_object_object_add(req, "version",
-				       json_object_new_string(n->cfg.host_version));
-		hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms,
-			    report_forwarded, n);
+		                       json_object_new_string(n->cfg.host_version));
+		hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms, report_forwarded,
+		            n);
 		json_object_put(req);
 		return true;
 	}
@@ -391,24 +392,27 @@ static void inv_read(uv_work_t *req)
 
 	if (c == NULL) {
 		w->rc = HV_IO;
-		snprintf(w->err, sizeof w->err, "%s: %s", w->n->cfg.libvirt_uri, hv_virt_error());
+		snprintf(w->err, sizeof w->err, "%s: %s", w->n->cfg.libvirt_uri,
+		         hv_virt_error());
 		return;
 	}
-	w->rc = hv_inventory_read(c, w->n->cfg.guest_memory_mib, w->n->cfg.vcpu_ratio,
-				  w->n->cfg.shared_storage, &w->inv, w->err, sizeof w->err);
+	w->rc =
+	    hv_inventory_read(c, w->n->cfg.guest_memory_mib, w->n->cfg.vcpu_ratio,
+	                      w->n->cfg.shared_storage, &w->inv, w->err, sizeof w->err);
 	virConnectClose(c);
 }
 
 static void inv_committed(struct hv_node *n, void *data, int rc, uint64_t index,
-			  uint64_t token)
+                          uint64_t token)
 {
 	(void)data;
 	(void)index;
 	(void)token;
 	n->inventory_busy = false;
 	if (rc != HV_OK && rc != HV_SHUTDOWN)
-		hv_debug("inventory not committed: %s", rc == HV_TIMEOUT ? "stale (a guest moved meanwhile)"
-									  : hv_strerror(rc));
+		hv_debug("inventory not committed: %s",
+		         rc == HV_TIMEOUT ? "stale (a guest moved meanwhile)"
+		                          : hv_strerror(rc));
 }
 
 static void inv_done(uv_work_t *req, int status)
@@ -432,7 +436,8 @@ static void inv_done(uv_work_t *req, int status)
 		cmd->vcpus_cap = w->inv.vcpus_cap;
 		cmd->seen_index = w->seen_index;
 		cmd->n_guests = w->inv.n_guests;
-		memcpy(cmd->guests, w->inv.guests, w->inv.n_guests * sizeof w->inv.guests[0]);
+		memcpy(cmd->guests, w->inv.guests,
+		       w->inv.n_guests * sizeof w->inv.guests[0]);
 		if (hv_node_commit(n, cmd, inv_committed, NULL) != HV_OK)
 			n->inventory_busy = false;
 		free(cmd);
@@ -447,7 +452,8 @@ static void inventory_refresh(struct hv_node *n)
 	struct inv_work *w;
 	struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
 
-	if (n->cfg.libvirt_uri[0] == '\0' || n->inventory_busy || m == NULL || m->id != n->id)
+	if (n->cfg.libvirt_uri[0] == '\0' || n->inventory_busy || m == NULL ||
+	    m->id != n->id)
 		return;
 	w = calloc(1, sizeof *w);
 	if (w == NULL)
@@ -521,7 +527,8 @@ static int ctl_open(struct hv_node *n)
 			/* Only a directory we create gets our mode. */
 			if (mkdir_p(dir) != 0 || chmod(dir, 0755) != 0) {
 				snprintf(n->errmsg, sizeof n->errmsg,
-					 "control socket dir %s: %s", dir, strerror(errno));
+				         "control socket dir %s: %s", dir,
+				         strerror(errno));
 				return -1;
 			}
 		}
@@ -530,7 +537,7 @@ static int ctl_open(struct hv_node *n)
 		struct group *g = getgrnam(n->cfg.socket_group);
 		if (g == NULL) {
 			snprintf(n->errmsg, sizeof n->errmsg,
-				 "socket-group '%s': no such group", n->cfg.socket_group);
+			         "socket-group '%s': no such group", n->cfg.socket_group);
 			return -1;
 		}
 		gid = g->gr_gid;
@@ -544,13 +551,13 @@ static int ctl_open(struct hv_node *n)
 		rv = uv_listen((uv_stream_t *)&n->ctl, 64, on_ctl_connection);
 	if (rv != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "control socket %s: %s",
-			 n->cfg.socket, uv_strerror(rv));
+		         n->cfg.socket, uv_strerror(rv));
 		return -1;
 	}
 	if (chmod(n->cfg.socket, 0660) != 0 ||
 	    (gid != (gid_t)-1 && chown(n->cfg.socket, (uid_t)-1, gid) != 0)) {
 		snprintf(n->errmsg, sizeof n->errmsg, "control socket %s: %s",
-			 n->cfg.socket, strerror(errno));
+		         n->cfg.socket, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -583,7 +590,7 @@ static int raft_setup(struct hv_node *n)
 	rv = raft_uv_init(&n->io, n->loop, dir, &n->transport);
 	if (rv != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "raft storage %s: %s", dir,
-			 n->io.errmsg);
+		         n->io.errmsg);
 		goto err_transport;
 	}
 	/* Small segments: restart after a crash reads less (RAFT.md). */
@@ -594,7 +601,7 @@ static int raft_setup(struct hv_node *n)
 	rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, n->id, n->cfg.listen);
 	if (rv != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "raft init: %s",
-			 raft_errmsg(&n->raft));
+		         raft_errmsg(&n->raft));
 		goto err_io;
 	}
 	n->fsm.raft = &n->raft;
@@ -629,7 +636,7 @@ static int raft_bootstrap_self(struct hv_node *n)
 	raft_configuration_close(&conf);
 	if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
 		snprintf(n->errmsg, sizeof n->errmsg, "bootstrap: %s",
-			 raft_errmsg(&n->raft));
+		         raft_errmsg(&n->raft));
 		return -1;
 	}
 	return 0;
@@ -651,13 +658,14 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	/* Refuse before touching anything. */
 	if (socket_in_use(n->cfg.socket)) {
 		snprintf(n->errmsg, sizeof n->errmsg,
-			 "control socket %s is in use by another hvpeerd: give this one its own --socket",
-			 n->cfg.socket);
+		         "control socket %s is in use by another hvpeerd: give this one "
+		         "its own --socket",
+		         n->cfg.socket);
 		return -1;
 	}
 	if (mkdir_p(n->cfg.data_dir) != 0) {
-		snprintf(n->errmsg, sizeof n->errmsg, "data dir %s: %s",
-			 n->cfg.data_dir, strerror(errno));
+		snprintf(n->errmsg, sizeof n->errmsg, "data dir %s: %s", n->cfg.data_dir,
+		         strerror(errno));
 		return -1;
 	}
 	if (dir_lock(n) != 0)
@@ -669,8 +677,9 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	if (fresh) {
 		if (!n->cfg.bootstrap && n->cfg.n_join == 0) {
 			snprintf(n->errmsg, sizeof n->errmsg,
-				 "data dir %s is empty: start the first node with --bootstrap and the others with --join ADDRESS:PORT",
-				 n->cfg.data_dir);
+			         "data dir %s is empty: start the first node with "
+			         "--bootstrap and the others with --join ADDRESS:PORT",
+			         n->cfg.data_dir);
 			return -1;
 		}
 		n->id = new_id();
@@ -687,7 +696,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	rv = raft_start(&n->raft);
 	if (rv != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "raft start: %s",
-			 raft_errmsg(&n->raft));
+		         raft_errmsg(&n->raft));
 		goto err_raft;
 	}
 	n->raft_started = true;
@@ -700,8 +709,8 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	if (!n->joined)
 		hv_node_join_start(n);
 	hv_info("node %s (id %llu) on %s, data dir %s%s", n->cfg.name,
-		(unsigned long long)n->id, n->cfg.listen, n->cfg.data_dir,
-		fresh ? (n->cfg.bootstrap ? ", new cluster" : ", joining") : "");
+	        (unsigned long long)n->id, n->cfg.listen, n->cfg.data_dir,
+	        fresh ? (n->cfg.bootstrap ? ", new cluster" : ", joining") : "");
 	return 0;
 
 err_started:

@@ -40,16 +40,16 @@ struct hv_node {
 	bool raft_started;
 	bool ctl_open;
 
-	bool joined;          /* a member of the cluster (bootstrapped or joined) */
-	struct hv_join *join; /* join in progress */
+	bool joined;                /* a member of the cluster (bootstrapped or joined) */
+	struct hv_join *join;       /* join in progress */
 	struct hv_maint_job *maint; /* maintenance job in progress */
-	bool change_busy;     /* a Raft configuration change is in flight */
-	bool reconcile_busy;  /* a reconcile proposal is in flight */
-	bool inventory_busy;  /* an inventory read or commit is in flight */
+	bool change_busy;           /* a Raft configuration change is in flight */
+	bool reconcile_busy;        /* a reconcile proposal is in flight */
+	bool inventory_busy;        /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
 	uint64_t report_due_ms;
 
-	int lock_fd;             /* flock()ed data_dir/lock */
+	int lock_fd; /* flock()ed data_dir/lock */
 
 	bool stopping;
 	int closing;
@@ -58,8 +58,7 @@ struct hv_node {
 };
 
 /* Open the data dir, start Raft, listen. Returns 0, or -1 with errmsg. */
-int hv_node_start(struct hv_node *n, uv_loop_t *loop,
-		  const struct hv_config *cfg);
+int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg);
 
 /* Stop everything; cb fires when every handle is closed. */
 void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);
@@ -69,13 +68,12 @@ uint64_t hv_now_ms(void);
 
 /* ---- proposals (node/ops.c uses these) ---------------------------------- */
 
-typedef void (*hv_propose_cb)(struct hv_node *n, void *data, int rc,
-			      uint64_t index, uint64_t token);
+typedef void (*hv_propose_cb)(struct hv_node *n, void *data, int rc, uint64_t index,
+                              uint64_t token);
 
 /* Propose cmd (time stamped here) through Raft. Must be the leader. cb fires
  * once when rc is 0 is returned. */
-int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb,
-		    void *data);
+int hv_node_propose(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void *data);
 
 typedef void (*hv_barrier_cb)(struct hv_node *n, void *data, int rc);
 int hv_node_barrier(struct hv_node *n, hv_barrier_cb cb, void *data);
@@ -94,23 +92,22 @@ int hv_node_commit(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void
 /* Linearizable fencing check: name holds the lease with token, and the
  * cluster is not paused. cb gets HV_OK or the reason. */
 int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrier_cb cb,
-		  void *data);
+                  void *data);
 
 /* The leader's side of "commit" and "fence" requests. */
 void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64);
 void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
-		  uint64_t token);
+                  uint64_t token);
 
 /* Handle one request (control socket or peer): node/ops.c. */
-void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c,
-		    struct json_object *req);
+void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_object *req);
 
 /* Start an asynchronous join of this node through the configured peers. */
 void hv_node_join_start(struct hv_node *n);
 
 /* The leader's side of a join request: node/membership.c. */
-void hv_membership_join(struct hv_node *n, struct hv_rpc_conn *c,
-			const char *name, raft_id id, const char *address);
+void hv_membership_join(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
+                        raft_id id, const char *address);
 
 /* Leader housekeeping on every tick: membership and roles. */
 void hv_membership_reconcile(struct hv_node *n);

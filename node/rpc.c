@@ -50,7 +50,6 @@ struct hv_rpc_call {
 	struct hv_rpc_call *next, *prev;
 };
 
-
 static void maybe_closed(struct hv_rpc *rpc)
 {
 	if (rpc->closing && rpc->conns == NULL && rpc->calls == NULL &&
@@ -65,8 +64,8 @@ static void maybe_closed(struct hv_rpc *rpc)
 static char *frame(struct json_object *obj, size_t *len)
 {
 	size_t n;
-	const char *text = json_object_to_json_string_length(
-		obj, JSON_C_TO_STRING_PLAIN, &n);
+	const char *text =
+	    json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &n);
 	char *buf;
 	uint32_t be;
 
@@ -92,8 +91,8 @@ static struct json_object *parse(const char *body, size_t len)
 		return NULL;
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-			    tok->char_offset != (int)len ||
-			    !json_object_is_type(obj, json_type_object))) {
+	                    tok->char_offset != (int)len ||
+	                    !json_object_is_type(obj, json_type_object))) {
 		json_object_put(obj);
 		obj = NULL;
 	}
@@ -102,8 +101,8 @@ static struct json_object *parse(const char *body, size_t len)
 }
 
 /* Reads into hdr, then into body, with buffers sized to what is missing. */
-static void frame_alloc(unsigned char *hdr, size_t hdr_got, char **body,
-			size_t body_len, size_t body_got, uv_buf_t *buf)
+static void frame_alloc(unsigned char *hdr, size_t hdr_got, char **body, size_t body_len,
+                        size_t body_got, uv_buf_t *buf)
 {
 	if (hdr_got < 4) {
 		buf->base = (char *)hdr + hdr_got;
@@ -117,7 +116,7 @@ static void frame_alloc(unsigned char *hdr, size_t hdr_got, char **body,
 /* Account n bytes just read. Returns 1 when the frame is complete, 0 when
  * more is needed, -1 on a bad frame. */
 static int frame_advance(unsigned char *hdr, size_t *hdr_got, char **body,
-			 size_t *body_len, size_t *body_got, size_t n)
+                         size_t *body_len, size_t *body_got, size_t n)
 {
 	if (*hdr_got < 4) {
 		uint32_t be;
@@ -189,8 +188,8 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	rv = frame_advance(c->hdr, &c->hdr_got, &c->body, &c->body_len,
-			   &c->body_got, (size_t)n);
+	rv = frame_advance(c->hdr, &c->hdr_got, &c->body, &c->body_len, &c->body_got,
+	                   (size_t)n);
 	if (rv == 0)
 		return;
 	uv_read_stop(s);
@@ -210,8 +209,7 @@ static void conn_timeout(uv_timer_t *t)
 	conn_close(t->data);
 }
 
-void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb,
-		 void *data)
+void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void *data)
 {
 	memset(rpc, 0, sizeof *rpc);
 	rpc->loop = loop;
@@ -220,7 +218,7 @@ void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb,
 }
 
 void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
-		  void (*free_handle)(void *))
+                  void (*free_handle)(void *))
 {
 	struct hv_rpc_conn *c = calloc(1, sizeof *c);
 
@@ -246,13 +244,13 @@ void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
 		struct sockaddr_storage sa;
 		int len = sizeof sa;
 		if (uv_tcp_getpeername((uv_tcp_t *)stream, (struct sockaddr *)&sa,
-				       &len) == 0) {
+		                       &len) == 0) {
 			if (sa.ss_family == AF_INET)
 				uv_ip4_name((struct sockaddr_in *)&sa, c->peer.addr,
-					    sizeof c->peer.addr);
+				            sizeof c->peer.addr);
 			else
 				uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer.addr,
-					    sizeof c->peer.addr);
+				            sizeof c->peer.addr);
 		}
 	}
 	stream->data = c;
@@ -322,8 +320,7 @@ static void call_handle_closed(uv_handle_t *h)
 }
 
 /* Fire the callback once, then close. */
-static void call_finish(struct hv_rpc_call *call, int status,
-			struct json_object *resp)
+static void call_finish(struct hv_rpc_call *call, int status, struct json_object *resp)
 {
 	if (call->done) {
 		json_object_put(resp);
@@ -342,8 +339,8 @@ static void call_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct hv_rpc_call *call = h->data;
 
 	(void)suggested;
-	frame_alloc(call->hdr, call->hdr_got, &call->body, call->body_len,
-		    call->body_got, buf);
+	frame_alloc(call->hdr, call->hdr_got, &call->body, call->body_len, call->body_got,
+	            buf);
 }
 
 static void call_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -359,8 +356,8 @@ static void call_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		call_finish(call, HV_IO, NULL);
 		return;
 	}
-	rv = frame_advance(call->hdr, &call->hdr_got, &call->body,
-			   &call->body_len, &call->body_got, (size_t)n);
+	rv = frame_advance(call->hdr, &call->hdr_got, &call->body, &call->body_len,
+	                   &call->body_got, (size_t)n);
 	if (rv == 0)
 		return;
 	uv_read_stop(s);
@@ -398,8 +395,7 @@ static void call_connected(uv_connect_t *c, int status)
 	}
 	b = uv_buf_init(call->out, (unsigned)call->out_len);
 	call->write.data = call;
-	if (uv_write(&call->write, (uv_stream_t *)&call->tcp, &b, 1,
-		     call_written) != 0)
+	if (uv_write(&call->write, (uv_stream_t *)&call->tcp, &b, 1, call_written) != 0)
 		call_finish(call, HV_IO, NULL);
 }
 
@@ -408,9 +404,8 @@ static void call_timeout(uv_timer_t *t)
 	call_finish(t->data, HV_TIMEOUT, NULL);
 }
 
-int hv_rpc_call(struct hv_rpc *rpc, const char *address,
-		struct json_object *req, unsigned timeout_ms, hv_rpc_call_cb cb,
-		void *data)
+int hv_rpc_call(struct hv_rpc *rpc, const char *address, struct json_object *req,
+                unsigned timeout_ms, hv_rpc_call_cb cb, void *data)
 {
 	struct hv_rpc_call *call;
 	struct sockaddr_storage sa;
@@ -446,7 +441,7 @@ int hv_rpc_call(struct hv_rpc *rpc, const char *address,
 	HV_LIST_LINK(rpc->calls, call);
 	uv_timer_start(&call->timer, call_timeout, timeout_ms, 0);
 	if (uv_tcp_connect(&call->connect, &call->tcp, (struct sockaddr *)&sa,
-			   call_connected) != 0) {
+	                   call_connected) != 0) {
 		/* Report asynchronously, as promised, from the timer. */
 		uv_timer_start(&call->timer, call_timeout, 0, 0);
 	}

@@ -14,9 +14,10 @@
  *
  * Happy path (client): connect -> write magic and frame -> read the answer
  * -> cb(HV_OK, resp). Failure modes: cb(HV_UNREACHABLE) when the connection
- * cannot be made (nothing was sent), cb(HV_IO) when writing or reading fails, cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when the
- * server object is closed first. The callback fires exactly once when
- * hv_rpc_call() returned 0, and never otherwise.
+ * cannot be made (nothing was sent), cb(HV_IO) when writing or reading fails,
+ * cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when the server object is closed
+ * first. The callback fires exactly once when hv_rpc_call() returned 0, and never
+ * otherwise.
  */
 #ifndef HV_RPC_H
 #define HV_RPC_H
@@ -32,7 +33,7 @@ struct hv_rpc;
 struct hv_rpc_conn;
 
 typedef void (*hv_rpc_request_cb)(struct hv_rpc *rpc, struct hv_rpc_conn *c,
-				  struct json_object *req);
+                                  struct json_object *req);
 typedef void (*hv_rpc_call_cb)(void *data, int status, struct json_object *resp);
 
 struct hv_rpc {
@@ -48,14 +49,13 @@ struct hv_rpc {
 
 /* Who sent a request. */
 struct hv_rpc_peer {
-	bool local;    /* control socket (else a peer over TCP) */
-	uid_t uid;     /* control socket: the client's uid */
+	bool local; /* control socket (else a peer over TCP) */
+	uid_t uid;  /* control socket: the client's uid */
 	gid_t gid;
 	char addr[64]; /* TCP: the remote address */
 };
 
-void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb,
-		 void *data);
+void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void *data);
 
 /*
  * Serve one request on stream, which this module now owns: it is closed and
@@ -63,7 +63,7 @@ void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb,
  * control socket clients).
  */
 void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
-		  void (*free_handle)(void *));
+                  void (*free_handle)(void *));
 
 const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c);
 
@@ -71,9 +71,8 @@ const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c);
 void hv_rpc_reply(struct hv_rpc_conn *c, struct json_object *resp);
 
 /* Send req (not consumed) to the peer at address ("ip:port"). */
-int hv_rpc_call(struct hv_rpc *rpc, const char *address,
-		struct json_object *req, unsigned timeout_ms, hv_rpc_call_cb cb,
-		void *data);
+int hv_rpc_call(struct hv_rpc *rpc, const char *address, struct json_object *req,
+                unsigned timeout_ms, hv_rpc_call_cb cb, void *data);
 
 /* Close every connection and cancel every call; closed_cb fires when all
  * handles are closed. */
@@ -81,7 +80,7 @@ void hv_rpc_close(struct hv_rpc *rpc, void (*closed_cb)(struct hv_rpc *rpc));
 
 /* Build the common response shape: {"ok": bool, "error": NAME, "message"}. */
 struct json_object *hv_rpc_error(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 struct json_object *hv_rpc_ok(void);
 
 #endif

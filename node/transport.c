@@ -53,7 +53,6 @@ struct impl {
 	raft_uv_transport_close_cb close_cb;
 };
 
-
 static void maybe_closed(struct impl *impl)
 {
 	if (impl->closing && impl->pending == 0 && impl->incoming == NULL &&
@@ -274,13 +273,12 @@ static void outgoing_connected(uv_connect_t *c, int status)
 		return;
 	}
 	out->write.data = out;
-	if (uv_write(&out->write, (uv_stream_t *)out->tcp, &b, 1,
-		     outgoing_written) != 0)
+	if (uv_write(&out->write, (uv_stream_t *)out->tcp, &b, 1, outgoing_written) != 0)
 		outgoing_fail(out, RAFT_NOCONNECTION);
 }
 
-static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
-		     raft_id id, const char *address, raft_uv_connect_cb cb)
+static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                     const char *address, raft_uv_connect_cb cb)
 {
 	struct impl *impl = t->impl;
 	struct outgoing *out;
@@ -315,7 +313,7 @@ static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 	out->connect.data = out;
 	HV_LIST_LINK(impl->outgoing, out);
 	if (uv_tcp_connect(&out->connect, out->tcp, (struct sockaddr *)&sa,
-			   outgoing_connected) != 0) {
+	                   outgoing_connected) != 0) {
 		/* Still fire the callback, asynchronously, through close. */
 		outgoing_fail(out, RAFT_NOCONNECTION);
 	}
@@ -344,7 +342,7 @@ static int t_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 	impl->accept_cb = cb;
 	if (hv_sockaddr(impl->address, &sa) != 0) {
 		snprintf(t->errmsg, sizeof t->errmsg, "bad listen address %s",
-			 impl->address);
+		         impl->address);
 		return RAFT_INVALID;
 	}
 	uv_tcp_init(impl->loop, &impl->listener);
@@ -354,8 +352,8 @@ static int t_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 	if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&impl->listener, 128, on_connection);
 	if (rv != 0) {
-		snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s",
-			 impl->address, uv_strerror(rv));
+		snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s", impl->address,
+		         uv_strerror(rv));
 		return RAFT_IOERR;
 	}
 	return 0;
@@ -394,7 +392,7 @@ static void t_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 }
 
 int hv_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
-		      hv_transport_rpc_cb rpc_cb, void *rpc_data)
+                      hv_transport_rpc_cb rpc_cb, void *rpc_data)
 {
 	struct impl *impl = calloc(1, sizeof *impl);
 

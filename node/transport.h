@@ -33,7 +33,7 @@ typedef void (*hv_transport_rpc_cb)(void *data, uv_stream_t *stream);
 
 /* Initialise t as a raft_uv_transport on loop. */
 int hv_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
-		      hv_transport_rpc_cb rpc_cb, void *rpc_data);
+                      hv_transport_rpc_cb rpc_cb, void *rpc_data);
 
 /* Release what init allocated, after close() completed. */
 void hv_transport_release(struct raft_uv_transport *t);

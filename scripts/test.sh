@@ -22,6 +22,13 @@ count() {
 		END { printf "%d %d\n", p, f }'
 }
 
+echo "== clang-format (.clang-format)"
+(cd "$top" && clang-format --dry-run --Werror consensus/*.[ch] node/*.[ch] migrate/*.[ch] \
+	lib/*.[ch] bench/*.c tests/unit/*.c tests/sim/*.c) || {
+	echo "clang-format: run 'clang-format -i' on the files above"
+	exit 1
+}
+
 echo "== build and test (normal build)"
 "$top/scripts/build.sh" "$top/build"
 make -C "$top/build" check || { cat "$top"/build/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }

@@ -13,7 +13,7 @@
 #include "../../migrate/placement.h"
 
 #define HEAD "<domain type='qemu'><name>g</name>"
-#define META(level)                                                                \
+#define META(level)                                                                      \
 	"<metadata><hvpeer:guest xmlns:hvpeer='" HV_XMLNS_GUEST "'><hvpeer:level>" level \
 	"</hvpeer:level></hvpeer:guest></metadata>"
 
@@ -43,8 +43,10 @@ static void test_level(void **state)
 	g = parse(HEAD META("gold") "</domain>", "", HV_INVAL);
 	assert_int_equal(g.level, HV_LEVEL_PRODUCTION);
 	/* Another namespace's <level> is not ours. */
-	g = parse(HEAD "<metadata><x:guest xmlns:x='urn:other'><x:level>dev</x:level></x:guest>"
-		       "</metadata></domain>", "", HV_OK);
+	g = parse(
+	    HEAD "<metadata><x:guest xmlns:x='urn:other'><x:level>dev</x:level></x:guest>"
+	         "</metadata></domain>",
+	    "", HV_OK);
 	assert_int_equal(g.level, HV_LEVEL_PRODUCTION);
 }
 
@@ -53,27 +55,36 @@ static void test_hostdev(void **state)
 	struct hv_cmd_guest g;
 
 	(void)state;
-	g = parse(HEAD "<devices><hostdev mode='subsystem' type='pci' managed='yes'><source>"
-		       "<address domain='0x0000' bus='0x3b' slot='0x00' function='0x0'/>"
-		       "</source></hostdev></devices></domain>", "", HV_OK);
+	g = parse(HEAD
+	          "<devices><hostdev mode='subsystem' type='pci' managed='yes'><source>"
+	          "<address domain='0x0000' bus='0x3b' slot='0x00' function='0x0'/>"
+	          "</source></hostdev></devices></domain>",
+	          "", HV_OK);
 	assert_string_equal(g.hostdev, "0000:3b:00.0");
-	g = parse(HEAD "<devices><hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
-		       "<vendor id='0x1d6b'/><product id='0x0002'/></source></hostdev></devices></domain>",
-		  "", HV_OK);
+	g = parse(HEAD "<devices><hostdev mode='subsystem' type='usb'><source "
+	               "startupPolicy='optional'>"
+	               "<vendor id='0x1d6b'/><product "
+	               "id='0x0002'/></source></hostdev></devices></domain>",
+	          "", HV_OK);
 	assert_string_equal(g.hostdev, "usb 1d6b:0002");
-	g = parse(HEAD "<devices><hostdev mode='subsystem' type='scsi'><source/></hostdev>"
-		       "</devices></domain>", "", HV_OK);
+	g = parse(HEAD
+	          "<devices><hostdev mode='subsystem' type='scsi'><source/></hostdev>"
+	          "</devices></domain>",
+	          "", HV_OK);
 	assert_string_equal(g.hostdev, "scsi device");
 }
 
 static void test_local_disk(void **state)
 {
-	const char *disks = HEAD "<devices>"
-			    "<disk type='file' device='cdrom'><source file='/iso/d.iso'/></disk>"
-			    "<disk type='network' device='disk'><source protocol='rbd' name='p/x'/></disk>"
-			    "<disk type='file' device='disk'><source file='/srv/shared/vm/a.qcow2'/></disk>"
-			    "<disk type='block' device='disk'><source dev='/dev/vg0/b'/></disk>"
-			    "</devices></domain>";
+	const char *disks =
+	    HEAD "<devices>"
+	         "<disk type='file' device='cdrom'><source file='/iso/d.iso'/></disk>"
+	         "<disk type='network' device='disk'><source protocol='rbd' "
+	         "name='p/x'/></disk>"
+	         "<disk type='file' device='disk'><source "
+	         "file='/srv/shared/vm/a.qcow2'/></disk>"
+	         "<disk type='block' device='disk'><source dev='/dev/vg0/b'/></disk>"
+	         "</devices></domain>";
 	struct hv_cmd_guest g;
 
 	(void)state;
@@ -93,21 +104,24 @@ static void test_bad_xml(void **state)
 	struct hv_cmd_guest g;
 
 	(void)state;
-	assert_int_equal(hv_inventory_parse_xml("<domain><unclosed>", "", &g), HV_MALFORMED);
+	assert_int_equal(hv_inventory_parse_xml("<domain><unclosed>", "", &g),
+	                 HV_MALFORMED);
 	assert_int_equal(hv_inventory_parse_xml("", "", &g), HV_MALFORMED);
 	/* No network access for external entities. */
-	assert_int_equal(hv_inventory_parse_xml("<!DOCTYPE d SYSTEM 'http://127.0.0.1:1/x.dtd'>"
-						"<domain><devices/></domain>", "", &g),
-			 HV_OK);
+	assert_int_equal(
+	    hv_inventory_parse_xml("<!DOCTYPE d SYSTEM 'http://127.0.0.1:1/x.dtd'>"
+	                           "<domain><devices/></domain>",
+	                           "", &g),
+	    HV_OK);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_level),
-		cmocka_unit_test(test_hostdev),
-		cmocka_unit_test(test_local_disk),
-		cmocka_unit_test(test_bad_xml),
+	    cmocka_unit_test(test_level),
+	    cmocka_unit_test(test_hostdev),
+	    cmocka_unit_test(test_local_disk),
+	    cmocka_unit_test(test_bad_xml),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

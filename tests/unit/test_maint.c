@@ -680,9 +680,10 @@ static void test_maint_transitions(void **state)
 			if (from == to) {
 				/* Re-commit: accepted, changes nothing, no event. */
 				struct hv_state *before = state_copy(m->s);
-				assert_int_equal(run(m, c_maint("hv1", t, phase_names[to], 5000),
-				                     NULL),
-				                 HV_OK);
+				assert_int_equal(
+				    run(m, c_maint("hv1", t, phase_names[to], 5000),
+				        NULL),
+				    HV_OK);
 				before->last_index = m->index;
 				assert_memory_equal(before, m->s, sizeof *before);
 				state_free(before);
@@ -698,7 +699,8 @@ static void test_maint_transitions(void **state)
 				                 count + (to == HV_MAINT_NONE ? 1 : 0));
 				n_legal++;
 			} else {
-				expect_refused(m, c_maint("hv1", t, phase_names[to], 5000),
+				expect_refused(m,
+				               c_maint("hv1", t, phase_names[to], 5000),
 				               HV_INVAL);
 				assert_int_equal(member(m, "hv1")->maint, from);
 			}
@@ -710,7 +712,7 @@ static void test_maint_transitions(void **state)
 static void test_maint_unknown_phase(void **state)
 {
 	struct sm *m = *state;
-	static const char *const bad[] = {"", "NONE", "Entering", "maintenance",
+	static const char *const bad[] = {"",    "NONE", "Entering", "maintenance",
 	                                  "in ", "exit", "evacuate", "unknown"};
 	uint64_t t;
 
@@ -1041,7 +1043,8 @@ static void test_plan_source_target(void **state)
 	move_add(&c, "back2", "hv4", "hv1", 100, 1, HV_ACT_MIGRATE); /* not hv1's */
 	expect_refused(m, c, HV_INVAL);
 	c = c_plan("hv1", t1, 500);
-	move_add(&c, "mig", "hv2", "hv4", 100, 1, HV_ACT_MIGRATE); /* hv4 in maintenance */
+	move_add(&c, "mig", "hv2", "hv4", 100, 1,
+	         HV_ACT_MIGRATE); /* hv4 in maintenance */
 	expect_refused(m, c, HV_INMAINT);
 	c = c_plan("hv1", t1, 500);
 	move_add(&c, "mig", "hv2", "hv2", 100, 1, HV_ACT_MIGRATE);
@@ -1452,7 +1455,8 @@ static void test_moved_done(void **state)
 	assert_non_null(h);
 	assert_move_equal(h, mv);
 	assert_null(hv_state_history(m->s, 1));
-	assert_string_equal(newest_event(m->s), "hv1: db moved hv1 -> hv2 (downtime 42 ms)");
+	assert_string_equal(newest_event(m->s),
+	                    "hv1: db moved hv1 -> hv2 (downtime 42 ms)");
 
 	/* The next one is the newest in the history. */
 	run_ok(m, c_moved("hv1", t, "web", "hv1", "hv3", HV_OK, NULL, 8888));
@@ -1593,8 +1597,8 @@ static void churn(struct sm *m, const char *holder, uint64_t token, const char *
 			struct hv_cmd d;
 			snprintf(name, sizeof name, "w%03u", first + i);
 			d = c_moved(holder, token, name, holder, i % 2 ? target : "",
-			            i % 2 ? HV_UNREACHABLE : HV_OK, i % 2 ? "peer gone" : NULL,
-			            200000 + first + i);
+			            i % 2 ? HV_UNREACHABLE : HV_OK,
+			            i % 2 ? "peer gone" : NULL, 200000 + first + i);
 			d.downtime_ms = first + i;
 			run_ok(m, d);
 		}
@@ -1627,7 +1631,8 @@ static void test_history_wraps(void **state)
 		snprintf(want, sizeof want, "w%03u", 159 - i);
 		assert_string_equal(h->m.guest, want);
 		assert_true(h->downtime_ms == 159 - i);
-		assert_int_equal(h->status, (159 - i) % 2 ? HV_MOVE_FAILED : HV_MOVE_DONE);
+		assert_int_equal(h->status,
+		                 (159 - i) % 2 ? HV_MOVE_FAILED : HV_MOVE_DONE);
 	}
 	assert_null(hv_state_history(m->s, HV_HISTORY));
 	assert_null(hv_state_history(m->s, UINT32_MAX));
@@ -1747,7 +1752,8 @@ static void test_snapshot_roundtrip(void **state)
 	assert_int_equal(hv_state_member(r, "hv4")->maint_count, 5);
 	assert_true(hv_state_member(r, "hv4")->maint_total_ms > 0);
 	assert_int_equal(hv_state_member(r, "hv2")->n_guests, 1);
-	assert_string_equal(hv_state_member(r, "hv2")->guests[0].hostdev, "usb 1d6b:0002");
+	assert_string_equal(hv_state_member(r, "hv2")->guests[0].hostdev,
+	                    "usb 1d6b:0002");
 	assert_int_equal(r->n_moves, m->s->n_moves);
 	for (unsigned i = 0; i < r->n_moves; i++)
 		assert_move_equal(&r->moves[i], &m->s->moves[i]);
@@ -2019,8 +2025,8 @@ static void test_codec_plan(void **state)
 
 static void test_codec_moved(void **state)
 {
-	struct hv_cmd c = c_moved("hv3", 77, "db_01", "hv3", "hv4", HV_UNREACHABLE, NULL,
-	                          1234567);
+	struct hv_cmd c =
+	    c_moved("hv3", 77, "db_01", "hv3", "hv4", HV_UNREACHABLE, NULL, 1234567);
 	struct hv_cmd out;
 
 	(void)state;
@@ -2102,8 +2108,8 @@ static void mp_guest(struct mp *p, const char *name, uint64_t level)
 	msgpack_pack_uint64(&p->pk, 2);
 	msgpack_pack_uint64(&p->pk, level);
 	msgpack_pack_true(&p->pk);
-	mp_str(p, ""); /* hostdev */
-	mp_str(p, ""); /* local disk */
+	mp_str(p, "");             /* hostdev */
+	mp_str(p, "");             /* local disk */
 	msgpack_pack_true(&p->pk); /* persistent */
 }
 
@@ -2332,7 +2338,8 @@ static void test_evac_eligible(void **state)
 	int rv;
 
 	t1 = evac_cluster(m, &t4);
-	rv = hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
+	rv =
+	    hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
 	assert_int_equal(rv, HV_OK);
 	assert_string_equal(why, "");
 	assert_int_equal(c.type, HV_CMD_PLAN);
@@ -2369,7 +2376,8 @@ static void test_evac_eligible(void **state)
 	assert_true(targets(&c, "hv2"));
 
 	/* The plan is accepted as it is, end to end. */
-	rv = hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
+	rv =
+	    hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
 	assert_int_equal(rv, HV_OK);
 	c.token = t1;
 	c.time_ms = NOW + 10;
@@ -2407,7 +2415,8 @@ static void test_evac_eligible(void **state)
 	c = c_inv("hv4", 100000, 0, NOW);
 	guest_add(&c, "z", 100, 1, HV_LEVEL_PRODUCTION, true, NULL);
 	run_ok(m, c);
-	rv = hv_plan_evacuation(m->s, "hv4", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
+	rv =
+	    hv_plan_evacuation(m->s, "hv4", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
 	assert_int_equal(rv, HV_OK);
 	assert_int_equal(c.n_moves, 1);
 	assert_string_equal(c.moves[0].target, "hv3");
@@ -2431,7 +2440,8 @@ static void test_evac_reservations(void **state)
 	run_ok(m, c);
 	/* 1000 free on hv2, 7000 on hv7: a, b and c go to hv7 (6000), d to
 	 * hv2. */
-	rv = hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
+	rv =
+	    hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
 	assert_int_equal(rv, HV_OK);
 	assert_int_equal(c.n_moves, 4);
 	for (unsigned i = 0; i < 3; i++)
@@ -2470,7 +2480,8 @@ static void test_evac_only_guest(void **state)
 	assert_int_equal(rv, HV_OK);
 	assert_int_equal(c.n_moves, 0);
 	/* An unknown holder. */
-	rv = hv_plan_evacuation(m->s, "ghost", NOW, STALE, NULL, NULL, &c, why, sizeof why);
+	rv = hv_plan_evacuation(m->s, "ghost", NOW, STALE, NULL, NULL, &c, why,
+	                        sizeof why);
 	assert_int_equal(rv, HV_NOMEMBER);
 	assert_non_null(strstr(why, "ghost"));
 	assert_int_equal(c.n_moves, 0);
@@ -2519,7 +2530,8 @@ static void test_evac_refusals(void **state)
 	assert_non_null(strstr(why, "gpu"));
 	assert_int_equal(c.n_moves, 0);
 	/* Without it, the rest plans. */
-	rv = hv_plan_evacuation(m->s, "hv1", 100, 1000, NULL, "small", &c, why, sizeof why);
+	rv = hv_plan_evacuation(m->s, "hv1", 100, 1000, NULL, "small", &c, why,
+	                        sizeof why);
 	assert_int_equal(rv, HV_OK);
 	assert_int_equal(c.n_moves, 1);
 	/* A legacy guest with a hostdev refuses too; a dev one is shut down. */
@@ -2657,7 +2669,8 @@ static void test_plan_return(void **state)
 	move_add(&c, "other", "hv4", "hv7", 100, 1, HV_ACT_MIGRATE);
 	run_ok(m, c);
 	run_ok(m, c_moved("hv4", t4, "other", "hv4", "hv7", HV_OK, NULL, NOW));
-	rv = hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
+	rv =
+	    hv_plan_evacuation(m->s, "hv1", NOW, STALE, "hv6", NULL, &c, why, sizeof why);
 	assert_int_equal(rv, HV_OK);
 	c.token = t1;
 	/* Make c a save and d a shutdown, as if they had not fitted. */

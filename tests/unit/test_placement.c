@@ -536,16 +536,20 @@ static void test_local_disk(void **state)
 	struct hv_place_host hosts[] = {free_host("h1", 64 * GIB)};
 	struct hv_place_guest guests[] = {
 	    guest("web", 2 * GIB, 1, HV_LEVEL_PRODUCTION),
-	    with_local_disk(guest("old", 4 * GIB, 2, HV_LEVEL_LEGACY), "/var/lib/libvirt/images/old.qcow2"),
-	    with_local_disk(guest("scratch", 1 * GIB, 1, HV_LEVEL_DEV), "/dev/vg0/scratch"),
-	    with_local_disk(guest("db1", 4 * GIB, 2, HV_LEVEL_PRODUCTION), "/var/lib/libvirt/images/db1.qcow2"),
+	    with_local_disk(guest("old", 4 * GIB, 2, HV_LEVEL_LEGACY),
+	                    "/var/lib/libvirt/images/old.qcow2"),
+	    with_local_disk(guest("scratch", 1 * GIB, 1, HV_LEVEL_DEV),
+	                    "/dev/vg0/scratch"),
+	    with_local_disk(guest("db1", 4 * GIB, 2, HV_LEVEL_PRODUCTION),
+	                    "/var/lib/libvirt/images/db1.qcow2"),
 	};
 
 	(void)state;
-	expect_refusal(hosts, 1, guests, N(guests), HV_INVAL,
-	               "guest db1 has a disk on local storage (/var/lib/libvirt/images/db1.qcow2) "
-	               "and cannot be live-migrated; move the disk to shared storage or set "
-	               "its level to legacy or dev");
+	expect_refusal(
+	    hosts, 1, guests, N(guests), HV_INVAL,
+	    "guest db1 has a disk on local storage (/var/lib/libvirt/images/db1.qcow2) "
+	    "and cannot be live-migrated; move the disk to shared storage or set "
+	    "its level to legacy or dev");
 	/* Room enough, but a local disk cannot follow: saved, shut down. */
 	guests[3].running = false;
 	expect_plan(hosts, 1, guests, N(guests), "old:save web>h1 scratch:shutdown");

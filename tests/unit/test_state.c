@@ -1108,9 +1108,8 @@ struct snap_opts {
 
 /* Every key of a snapshot, all required. */
 static const char *const snap_keys[] = {
-    "v",      "members", "max_concurrent", "holders",  "last_token",
-    "paused", "events",  "last_index",     "rejected", "moves",
-    "history",
+    "v",      "members",    "max_concurrent", "holders", "last_token", "paused",
+    "events", "last_index", "rejected",       "moves",   "history",
 };
 #define N_SNAP_KEYS (sizeof snap_keys / sizeof *snap_keys)
 
