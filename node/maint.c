@@ -768,6 +768,35 @@ static int run_moves(struct hv_maint_job *j, struct q_plan *q, bool retry)
 	return m.rc;
 }
 
+/* Why the lease was refused, in the words of the state. */
+struct q_refusal {
+	int rc;
+	char text[512];
+};
+
+static void q_refusal_fn(struct hv_node *n, void *arg)
+{
+	struct q_refusal *q = arg;
+	const struct hv_state *s = &n->state;
+	size_t off = 0;
+
+	q->text[0] = '\0';
+	if (q->rc == HV_PAUSED && s->paused) {
+		snprintf(q->text, sizeof q->text,
+		         "the cluster is paused by %s: %s; run 'hvpeer resume' when it "
+		         "is safe",
+		         s->paused_by, s->pause_reason);
+	} else if (q->rc == HV_LEASEFULL) {
+		off = (size_t)snprintf(q->text, sizeof q->text,
+		                       "the maintenance lease is held by");
+		for (unsigned i = 0; i < s->n_holders && off < sizeof q->text; i++)
+			off += (size_t)snprintf(q->text + off, sizeof q->text - off,
+			                        "%s %s (token %llu)", i ? "," : "",
+			                        s->holders[i].name,
+			                        (unsigned long long)s->holders[i].token);
+	}
+}
+
 static void enter(struct hv_maint_job *j)
 {
 	struct hv_node *n = j->n;
@@ -783,8 +812,10 @@ static void enter(struct hv_maint_job *j)
 	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
 	rc = commit(j, &cmd, &j->my_token);
 	if (rc != HV_OK) {
-		fail(j, rc, "%s: cannot take the maintenance lease: %s", n->cfg.name,
-		     hv_strerror(rc));
+		struct q_refusal qr = {.rc = rc};
+		query(j, q_refusal_fn, &qr);
+		fail(j, rc, "%s: cannot enter maintenance: %s", n->cfg.name,
+		     qr.text[0] ? qr.text : hv_strerror(rc));
 		goto out;
 	}
 	if (commit_maint(j, HV_MAINT_ENTERING) != HV_OK) {
