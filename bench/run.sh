@@ -268,13 +268,14 @@ for i in 1 2 3; do
 	fi
 	T1[i]=$TICKS
 	rss=$(kib VmRSS "${PID[i]}")
+	anon=$(kib RssAnon "${PID[i]}")
 	hwm=$(kib VmHWM "${PID[i]}")
 	role=follower
 	[ "$i" = "$LEADER" ] && role=leader
-	awk -v n="n$i" -v r="$role" -v rss="$rss" -v hwm="$hwm" -v dt=$((T1[i] - T0[i])) \
+	awk -v n="n$i" -v r="$role" -v rss="$rss" -v anon="$anon" -v hwm="$hwm" -v dt=$((T1[i] - T0[i])) \
 		-v hz="$hz" -v us=$((w1 - w0)) 'BEGIN {
-		printf "  %s (%-8s) RSS %6.2f MiB (peak %5.2f MiB)  CPU %5.2f %% (%d ticks of 1/%d s in %.1f s)   target: RSS < 12 MiB, CPU < 0.5 %%\n",
-			n, r, rss / 1024, hwm / 1024, dt / hz / (us / 1e6) * 100, dt, hz, us / 1e6 }'
+		printf "  %s (%-8s) RSS %6.2f MiB (own memory %5.2f MiB, the rest is shared library text; peak %5.2f MiB)  CPU %5.2f %% (%d ticks of 1/%d s in %.1f s)   target: RSS < 12 MiB, CPU < 0.5 %%\n",
+			n, r, rss / 1024, anon / 1024, hwm / 1024, dt / hz / (us / 1e6) * 100, dt, hz, us / 1e6 }'
 done
 echo
 
