@@ -260,7 +260,8 @@ int main(int argc, char **argv)
 		hv_log_set_prefix(prefix);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	hv_maint_global_init();
+	if (cfg.libvirt_uri[0] != '\0')
+		hv_maint_global_init(); /* libvirt's start-up touches many pages */
 
 	if (hv_node_start(&node, loop, &cfg) != 0) {
 		fprintf(stderr, "hvpeerd: %s\n", node.errmsg);
