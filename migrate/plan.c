@@ -6,6 +6,31 @@
 #include "placement.h"
 #include "plan.h"
 
+/* A member as placement sees it: capacity and load, less what the moves in
+ * `leaving` (when not NULL) take away from it; eligibility is the caller's. */
+static void place_host(const struct hv_state *s, const struct hv_member *m,
+                       const struct hv_cmd *leaving, struct hv_place_host *h)
+{
+	uint64_t mem;
+	unsigned cpu;
+
+	memset(h, 0, sizeof *h);
+	snprintf(h->name, sizeof h->name, "%s", m->name);
+	hv_state_load(s, m, &mem, &cpu);
+	for (unsigned g = 0; leaving != NULL && g < leaving->n_moves; g++)
+		if (strcmp(leaving->moves[g].source, m->name) == 0) {
+			mem -= mem >= leaving->moves[g].mem_mib
+			           ? leaving->moves[g].mem_mib
+			           : mem;
+			cpu -= cpu >= leaving->moves[g].vcpus ? leaving->moves[g].vcpus
+			                                      : cpu;
+		}
+	h->mem_cap_mib = m->mem_cap_mib;
+	h->mem_used_mib = mem;
+	h->vcpus_cap = m->vcpus_cap;
+	h->vcpus_used = cpu;
+}
+
 int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t now_ms,
                        uint64_t stale_ms, const char *exclude, const char *only_guest,
                        struct hv_cmd *cmd, char *why, size_t whylen)
@@ -32,16 +57,8 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
 		struct hv_place_host *h = &hosts[nh++];
-		uint64_t mem;
-		unsigned cpu;
 
-		memset(h, 0, sizeof *h);
-		snprintf(h->name, sizeof h->name, "%s", m->name);
-		hv_state_load(s, m, &mem, &cpu);
-		h->mem_cap_mib = m->mem_cap_mib;
-		h->mem_used_mib = mem;
-		h->vcpus_cap = m->vcpus_cap;
-		h->vcpus_used = cpu;
+		place_host(s, m, NULL, h);
 		h->eligible = m != src && !m->removed && m->maint == HV_MAINT_NONE &&
 		              m->mem_cap_mib > 0 &&
 		              m->inventory_ms + stale_ms >= now_ms &&
@@ -107,25 +124,9 @@ int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cm
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
 		struct hv_place_host *h = &hosts[nh++];
-		uint64_t mem;
-		unsigned cpu;
 
-		memset(h, 0, sizeof *h);
-		snprintf(h->name, sizeof h->name, "%s", m->name);
-		hv_state_load(s, m, &mem, &cpu);
 		/* The guests being placed free their room where they are. */
-		for (unsigned g = 0; g < away.n_moves; g++)
-			if (strcmp(away.moves[g].source, m->name) == 0) {
-				mem -= mem >= away.moves[g].mem_mib
-				           ? away.moves[g].mem_mib
-				           : mem;
-				cpu -= cpu >= away.moves[g].vcpus ? away.moves[g].vcpus
-				                                  : cpu;
-			}
-		h->mem_cap_mib = m->mem_cap_mib;
-		h->mem_used_mib = mem;
-		h->vcpus_cap = m->vcpus_cap;
-		h->vcpus_used = cpu;
+		place_host(s, m, &away, h);
 		h->eligible = !m->removed && m->mem_cap_mib > 0 &&
 		              (m->maint == HV_MAINT_NONE || strcmp(m->name, holder) == 0);
 	}
