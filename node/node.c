@@ -331,47 +331,20 @@ static void report_done(struct hv_node *n, void *data, int rc, uint64_t index,
 		hv_debug("report not committed: %s", hv_strerror(rc));
 }
 
-static void report_forwarded(void *data, int status, struct json_object *resp)
-{
-	struct hv_node *n = data;
-	struct json_object *ok;
-
-	if (status == HV_OK && json_object_object_get_ex(resp, "ok", &ok) &&
-	    json_object_get_boolean(ok))
-		n->last_report_ms = hv_now_ms();
-}
-
-/* Each node reports its phase and version into the replicated state.
- * Returns false when there is nobody to report to yet. */
+/* Each node reports its phase and version into the replicated state,
+ * through the leader like every other command it commits. Returns false
+ * when there is nobody to report to yet. */
 static bool report(struct hv_node *n)
 {
-	const char *leader;
 	struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
+	struct hv_cmd cmd = {.type = HV_CMD_REPORT};
 
 	if (m == NULL || m->id != n->id)
 		return false; /* not (yet) a member under this id */
-	if (hv_node_is_leader(n)) {
-		struct hv_cmd cmd = {.type = HV_CMD_REPORT};
-		snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
-		snprintf(cmd.phase, sizeof cmd.phase, "idle");
-		snprintf(cmd.version, sizeof cmd.version, "%s", n->cfg.host_version);
-		return hv_node_propose(n, &cmd, report_done, NULL) == HV_OK;
-	}
-	leader = hv_node_leader_address(n, NULL);
-	if (leader != NULL) {
-		struct json_object *req = json_object_new_object();
-		json_object_object_add(req, "op", json_object_new_string("report"));
-		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
-		json_object_object_add(req, "name", json_object_new_string(n->cfg.name));
-		json_object_object_add(req, "phase", json_object_new_string("idle"));
-		json_object_object_add(req, "version",
-		                       json_object_new_string(n->cfg.host_version));
-		hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms, report_forwarded,
-		            n);
-		json_object_put(req);
-		return true;
-	}
-	return false;
+	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
+	snprintf(cmd.phase, sizeof cmd.phase, "idle");
+	snprintf(cmd.version, sizeof cmd.version, "%s", n->cfg.host_version);
+	return hv_node_commit(n, &cmd, report_done, NULL) == HV_OK;
 }
 
 /* ---- inventory: read libvirt on the thread pool, commit the result ------ */

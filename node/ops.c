@@ -6,7 +6,7 @@
  * relays the answer. When no leader answers within rpc-timeout, the node
  * answers from its own replica and says that there is no quorum.
  *
- * Writes (pause, resume, lease ..., report, join) are committed through the
+ * Writes (pause, resume, lease ..., join) are committed through the
  * leader: a follower forwards them once ("forwarded": true stops loops) and
  * relays the answer. Without a leader they are refused with NOQUORUM and
  * nothing changes.
@@ -531,7 +531,7 @@ static void write_done(struct hv_node *n, void *data, int rc, uint64_t index,
 {
 	struct op_ctx *ctx = data;
 
-	if (rc == HV_OK && ctx->cmd.type != HV_CMD_REPORT)
+	if (rc == HV_OK)
 		hv_info("%s committed at index %llu (by %s)", hv_cmd_name(ctx->cmd.type),
 		        (unsigned long long)index,
 		        ctx->cmd.by[0] ? ctx->cmd.by : ctx->cmd.name);
@@ -569,13 +569,6 @@ static struct json_object *cmd_from(struct hv_node *n, const char *op,
 		if (reason == NULL || reason[0] == '\0')
 			return hv_rpc_error(HV_INVAL,
 			                    "lease break needs a reason (--reason TEXT)");
-	} else if (!strcmp(op, "report")) {
-		const char *phase = jstr(req, "phase"), *version = jstr(req, "version");
-		cmd->type = HV_CMD_REPORT;
-		if (phase == NULL || version == NULL ||
-		    hv_text_copy(cmd->phase, sizeof cmd->phase, phase) != HV_OK ||
-		    hv_text_copy(cmd->version, sizeof cmd->version, version) != HV_OK)
-			return hv_rpc_error(HV_INVAL, "report: bad phase or version");
 	} else {
 		return hv_rpc_error(HV_INVAL, "unknown operation '%s'", op);
 	}
@@ -796,9 +789,6 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 			    c, hv_rpc_error(HV_INVAL, "fence: needs name and token"));
 		else
 			hv_ops_fence(n, c, name, token);
-	} else if (!strcmp(op, "report") && peer->local) {
-		hv_rpc_reply(c,
-		             hv_rpc_error(HV_INVAL, "report is sent by hvpeerd itself"));
 	} else if (!peer->local && !forwarded) {
 		/* Peers only forward; operators use the control socket. */
 		hv_rpc_reply(
