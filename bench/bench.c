@@ -839,7 +839,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		b->started[i] = true; /* even a failed start needs hv_node_stop */
-		if (hv_node_start(b->nodes[i], &b->loop, &cfg) != 0) {
+		if (hv_node_start(b->nodes[i], &b->loop, &cfg, NULL) != 0) {
 			fprintf(stderr, "hvpeer-bench: node %d: %s\n", i + 1,
 			        b->nodes[i]->errmsg);
 			rc = 1;

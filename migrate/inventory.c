@@ -5,18 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libvirt/virterror.h>
-
 #include "../lib/err.h"
 #include "inventory.h"
 #include "placement.h"
-
-const char *hv_virt_error(void)
-{
-	virErrorPtr e = virGetLastError();
-
-	return e != NULL && e->message != NULL ? e->message : "unknown libvirt error";
-}
 
 static char *xpath_str(xmlXPathContextPtr ctx, const char *expr)
 {
@@ -139,63 +130,4 @@ int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_gu
 	xmlXPathFreeContext(ctx);
 	xmlFreeDoc(doc);
 	return rv;
-}
-
-int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, unsigned vcpu_ratio,
-                      const char *shared, struct hv_inventory *inv, char *err,
-                      size_t errlen)
-{
-	virNodeInfo node;
-	virDomainPtr *doms = NULL;
-	int n;
-
-	memset(inv, 0, sizeof *inv);
-	if (virNodeGetInfo(conn, &node) != 0) {
-		snprintf(err, errlen, "libvirt: node info: %s", hv_virt_error());
-		return HV_IO;
-	}
-	inv->vcpus_cap = node.cpus * (vcpu_ratio > 0 ? vcpu_ratio : 1);
-	if (guest_mem_mib != 0)
-		inv->mem_cap_mib = guest_mem_mib;
-	else
-		inv->mem_cap_mib =
-		    node.memory / 1024 > 1024 ? (uint32_t)(node.memory / 1024 - 1024) : 0;
-
-	n = virConnectListAllDomains(conn, &doms, 0);
-	if (n < 0) {
-		snprintf(err, errlen, "libvirt: list domains: %s", hv_virt_error());
-		return HV_IO;
-	}
-	for (int i = 0; i < n; i++) {
-		struct hv_cmd_guest *g;
-		virDomainInfo info;
-		const char *name = virDomainGetName(doms[i]);
-		char *xml;
-		int persistent = virDomainIsPersistent(doms[i]);
-
-		if (inv->n_guests == HV_MAX_GUESTS || name == NULL ||
-		    !hv_name_valid(name) || virDomainGetInfo(doms[i], &info) != 0) {
-			if (inv->n_guests == HV_MAX_GUESTS)
-				inv->truncated = true;
-			continue;
-		}
-		g = &inv->guests[inv->n_guests++];
-		snprintf(g->name, sizeof g->name, "%s", name);
-		g->mem_mib = (uint32_t)(info.maxMem / 1024);
-		g->vcpus = info.nrVirtCpu;
-		g->running = info.state == VIR_DOMAIN_RUNNING ||
-		             info.state == VIR_DOMAIN_PAUSED ||
-		             info.state == VIR_DOMAIN_BLOCKED;
-		g->persistent = persistent == 1;
-		xml = virDomainGetXMLDesc(doms[i],
-		                          persistent == 1 ? VIR_DOMAIN_XML_INACTIVE : 0);
-		if (xml != NULL) {
-			hv_inventory_parse_xml(xml, shared, g);
-			free(xml);
-		}
-	}
-	for (int i = 0; i < n; i++)
-		virDomainFree(doms[i]);
-	free(doms);
-	return HV_OK;
 }

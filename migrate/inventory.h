@@ -5,12 +5,12 @@
  * device (<hostdev>), read from the persistent definition when there is one
  * so that an optional device that is absent right now still counts.
  *
- * hv_inventory_read() blocks on libvirt: call it off the event loop.
+ * The libvirt calls are in virt.c (the hvpeer-virt module); this part is
+ * pure and the unit tests use it directly.
  */
 #ifndef HV_INVENTORY_H
 #define HV_INVENTORY_H
 
-#include <libvirt/libvirt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,24 +19,6 @@
 
 #define HV_XMLNS_GUEST "https://hvpeer.org/xmlns/guest/1"
 
-struct hv_inventory {
-	uint32_t mem_cap_mib; /* memory for guests */
-	uint32_t vcpus_cap;   /* host CPUs */
-	unsigned n_guests;
-	struct hv_cmd_guest guests[HV_MAX_GUESTS];
-	bool truncated; /* more guests than HV_MAX_GUESTS */
-};
-
-/*
- * Read conn's guests. guest_mem_mib, when not 0, is the memory available for
- * guests (the configured figure); otherwise the host's memory less 1 GiB.
- * The vCPUs available are the host's CPUs times vcpu_ratio (overcommit).
- * Returns an HV_* code; on failure err says what libvirt said.
- */
-int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, unsigned vcpu_ratio,
-                      const char *shared, struct hv_inventory *inv, char *err,
-                      size_t errlen);
-
 /*
  * Fill g->level, g->hostdev and g->local_disk from a domain XML (pure; for
  * tests). A disk is local unless it is a network disk or its file or device
@@ -44,8 +26,5 @@ int hv_inventory_read(virConnectPtr conn, uint32_t guest_mem_mib, unsigned vcpu_
  * shared-storage setting); CD-ROMs and floppies do not count.
  */
 int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_guest *g);
-
-/* libvirt's last error message, or "unknown libvirt error". */
-const char *hv_virt_error(void);
 
 #endif

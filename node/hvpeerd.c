@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "../migrate/hypervisor.h"
 #include "config.h"
-#include "maint.h"
 #include "node.h"
 
 static void usage(FILE *f)
@@ -187,6 +187,7 @@ int main(int argc, char **argv)
 {
 	struct hv_config cfg;
 	char err[512];
+	const struct hv_hypervisor *hyp = NULL;
 	const char *config_path = NULL;
 	int c, idx;
 	uv_loop_t *loop = uv_default_loop();
@@ -260,10 +261,12 @@ int main(int argc, char **argv)
 		hv_log_set_prefix(prefix);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (cfg.libvirt_uri[0] != '\0')
-		hv_maint_global_init(); /* libvirt's start-up touches many pages */
-
-	if (hv_node_start(&node, loop, &cfg) != 0) {
+	/* libvirt (and what it pulls in) is mapped only when it is used. */
+	if (cfg.libvirt_uri[0] != '\0' && (hyp = hv_hypervisor_load(err, sizeof err)) == NULL) {
+		fprintf(stderr, "hvpeerd: %s\n", err);
+		return 1;
+	}
+	if (hv_node_start(&node, loop, &cfg, hyp) != 0) {
 		fprintf(stderr, "hvpeerd: %s\n", node.errmsg);
 		return 1;
 	}

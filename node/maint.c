@@ -17,8 +17,6 @@
  * Exit: EXITING -> each migrated guest comes back (fenced, committed) ->
  * saved and shut-down guests are started -> NONE -> lease released.
  */
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +26,7 @@
 
 #include "../lib/err.h"
 #include "../lib/log.h"
-#include "../migrate/inventory.h"
+#include "../migrate/hypervisor.h"
 #include "../migrate/placement.h"
 #include "../migrate/plan.h"
 #include "maint.h"
@@ -380,178 +378,10 @@ static void q_pending_fn(struct hv_node *n, void *arg)
 			q->pending = true;
 }
 
-/* ---- side effects (fenced by the caller) ---------------------------------- */
-
-struct outcome {
-	int rc;
-	uint64_t downtime_ms, elapsed_ms, bytes;
-	char error[HV_ERROR_MAX + 1];
-};
-
-static void virt_fail(struct outcome *o, const char *what)
-{
-	o->rc = HV_IO;
-	snprintf(o->error, sizeof o->error, "%s: %s", what, hv_virt_error());
-}
-
-/* A watchdog for one migration: past the timeout it aborts the job (on its
- * own connection), and libvirt leaves the guest running on the source. */
-struct watchdog {
-	uv_mutex_t lock;
-	uv_cond_t cond;
-	bool done, fired;
-	unsigned timeout_s;
-	const char *uri, *guest;
-};
-
-static void watchdog_run(void *arg)
-{
-	struct watchdog *w = arg;
-	uint64_t left = (uint64_t)w->timeout_s * 1000000000ull;
-
-	uv_mutex_lock(&w->lock);
-	while (!w->done) {
-		uint64_t t0 = uv_hrtime();
-		if (uv_cond_timedwait(&w->cond, &w->lock, left) == UV_ETIMEDOUT)
-			break;
-		left -= uv_hrtime() - t0 < left ? uv_hrtime() - t0 : left;
-	}
-	if (!w->done) {
-		virConnectPtr c = virConnectOpen(w->uri);
-		virDomainPtr dom = c != NULL ? virDomainLookupByName(c, w->guest) : NULL;
-		w->fired = true;
-		hv_warn("migration of %s still running after %u s: aborting it", w->guest,
-		        w->timeout_s);
-		if (dom != NULL) {
-			virDomainAbortJob(dom);
-			virDomainFree(dom);
-		}
-		if (c != NULL)
-			virConnectClose(c);
-	}
-	uv_mutex_unlock(&w->lock);
-}
-
-/* Live-migrate guest from src_uri to dst_uri (peer to peer, persistent on
- * the destination, undefined on the source, auto-converge, a downtime
- * limit). On failure libvirt leaves the guest running on the source. */
-static void migrate(const struct hv_config *cfg, const char *guest, const char *src_uri,
-                    const char *dst_uri, struct outcome *o)
-{
-	unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER |
-	                 VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
-	                 VIR_MIGRATE_AUTO_CONVERGE;
-	virConnectPtr src = NULL, dst = NULL;
-	virDomainPtr dom = NULL, ddom = NULL;
-	virTypedParameterPtr params = NULL;
-	int nparams = 0, maxparams = 0, type;
-	unsigned long long v;
-
-	memset(o, 0, sizeof *o);
-	src = virConnectOpen(src_uri);
-	if (src == NULL) {
-		virt_fail(o, "connecting to the source");
-		goto out;
-	}
-	dom = virDomainLookupByName(src, guest);
-	if (dom == NULL) {
-		virt_fail(o, "finding the guest");
-		goto out;
-	}
-	virDomainMigrateSetMaxDowntime(dom, cfg->migrate_downtime_ms, 0);
-	{
-		struct watchdog w = {
-		    .timeout_s = cfg->migrate_timeout_s, .uri = src_uri, .guest = guest};
-		uv_thread_t t;
-		bool watching;
-		int rv;
-
-		uv_mutex_init(&w.lock);
-		uv_cond_init(&w.cond);
-		watching = uv_thread_create(&t, watchdog_run, &w) == 0;
-		rv = virDomainMigrateToURI3(dom, dst_uri, NULL, 0, flags);
-		if (rv != 0)
-			virt_fail(o, "live migration");
-		uv_mutex_lock(&w.lock);
-		w.done = true;
-		uv_cond_signal(&w.cond);
-		uv_mutex_unlock(&w.lock);
-		if (watching)
-			uv_thread_join(&t);
-		uv_mutex_destroy(&w.lock);
-		uv_cond_destroy(&w.cond);
-		if (rv != 0) {
-			if (w.fired)
-				snprintf(o->error, sizeof o->error,
-				         "live migration: aborted after %u s "
-				         "(migrate-timeout): %s",
-				         cfg->migrate_timeout_s, hv_virt_error());
-			goto out;
-		}
-	}
-	/* The completed job's figures are on the destination. */
-	dst = virConnectOpen(dst_uri);
-	ddom = dst != NULL ? virDomainLookupByName(dst, guest) : NULL;
-	if (ddom != NULL && virDomainGetJobStats(ddom, &type, &params, &nparams,
-	                                         VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
-		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME,
-		                            &v) == 1)
-			o->downtime_ms = v;
-		if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_TIME_ELAPSED,
-		                            &v) == 1)
-			o->elapsed_ms = v;
-		if (virTypedParamsGetULLong(params, nparams,
-		                            VIR_DOMAIN_JOB_DATA_PROCESSED, &v) == 1)
-			o->bytes = v;
-		virTypedParamsFree(params, nparams);
-	}
-	(void)maxparams;
-out:
-	if (ddom != NULL)
-		virDomainFree(ddom);
-	if (dom != NULL)
-		virDomainFree(dom);
-	if (dst != NULL)
-		virConnectClose(dst);
-	if (src != NULL)
-		virConnectClose(src);
-}
-
-/* Shut a dev guest down (shutdown-timeout, then destroy) or save a legacy one. */
-static void park(const char *uri, const char *guest, int action, unsigned grace_s,
-                 struct outcome *o)
-{
-	virConnectPtr c = virConnectOpen(uri);
-	virDomainPtr dom = c != NULL ? virDomainLookupByName(c, guest) : NULL;
-
-	memset(o, 0, sizeof *o);
-	if (dom == NULL) {
-		virt_fail(o, "finding the guest");
-	} else if (action == HV_ACT_SAVE) {
-		if (virDomainManagedSave(dom, 0) != 0)
-			virt_fail(o, "saving the guest");
-	} else {
-		int state = 0, reason;
-		virDomainShutdown(dom);
-		for (unsigned i = 0; i < grace_s * 10; i++) {
-			if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
-			    state == VIR_DOMAIN_SHUTOFF)
-				break;
-			nap_ms(100);
-		}
-		if (state != VIR_DOMAIN_SHUTOFF && virDomainDestroy(dom) != 0)
-			virt_fail(o, "stopping the guest");
-	}
-	if (dom != NULL)
-		virDomainFree(dom);
-	if (c != NULL)
-		virConnectClose(c);
-}
-
 /* ---- enter ----------------------------------------------------------------- */
 
 static int record(struct hv_maint_job *j, const struct hv_cmd_move *mv,
-                  const struct outcome *o)
+                  const struct hv_outcome *o)
 {
 	struct hv_cmd cmd = {.type = HV_CMD_MOVED, .token = j->my_token};
 	struct q_pending qp = {.guest = mv->guest};
@@ -579,27 +409,27 @@ static void q_seen_fn(struct hv_node *n, void *arg)
 static int read_inventory(struct hv_maint_job *j)
 {
 	struct hv_node *n = j->n;
-	struct hv_inventory inv;
+	struct hv_inventory *inv = malloc(sizeof *inv);
 	struct hv_cmd cmd = {.type = HV_CMD_INVENTORY};
-	virConnectPtr c;
-	char err[256];
+	char err[512];
 	int rc;
 
+	if (inv == NULL)
+		return fail(j, HV_NOMEM, "out of memory");
 	query(j, q_seen_fn, &cmd.seen_index);
-	c = virConnectOpen(n->cfg.libvirt_uri);
-	if (c == NULL)
-		return fail(j, HV_IO, "%s: cannot reach the local hypervisor (%s): %s",
-		            n->cfg.name, n->cfg.libvirt_uri, hv_virt_error());
-	rc = hv_inventory_read(c, n->cfg.guest_memory_mib, n->cfg.vcpu_ratio,
-	                       n->cfg.shared_storage, &inv, err, sizeof err);
-	virConnectClose(c);
-	if (rc != HV_OK)
+	rc = n->hyp->inventory(n->cfg.libvirt_uri, n->cfg.guest_memory_mib,
+	                       n->cfg.vcpu_ratio, n->cfg.shared_storage, inv, err,
+	                       sizeof err);
+	if (rc != HV_OK) {
+		free(inv);
 		return fail(j, rc, "%s: %s", n->cfg.name, err);
+	}
 	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
-	cmd.mem_cap_mib = inv.mem_cap_mib;
-	cmd.vcpus_cap = inv.vcpus_cap;
-	cmd.n_guests = inv.n_guests;
-	memcpy(cmd.guests, inv.guests, inv.n_guests * sizeof inv.guests[0]);
+	cmd.mem_cap_mib = inv->mem_cap_mib;
+	cmd.vcpus_cap = inv->vcpus_cap;
+	cmd.n_guests = inv->n_guests;
+	memcpy(cmd.guests, inv->guests, inv->n_guests * sizeof inv->guests[0]);
+	free(inv);
 	rc = commit(j, &cmd, NULL);
 	if (rc != HV_OK)
 		return fail(j, rc, "%s: recording the inventory: %s", n->cfg.name,
@@ -638,7 +468,7 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 {
 	const struct hv_config *cfg = &j->n->cfg;
 	char src_uri[HV_PATH_MAX + HV_ADDR_MAX], dst_uri[HV_PATH_MAX + HV_ADDR_MAX];
-	struct outcome o;
+	struct hv_outcome o;
 	int rc = fence(j);
 
 	if (rc != HV_OK)
@@ -649,7 +479,8 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 		        ? "this host no longer holds the maintenance lease (fenced)"
 		        : hv_strerror(rc));
 	if (mv.action != HV_ACT_MIGRATE) {
-		park(cfg->libvirt_uri, mv.guest, mv.action, cfg->shutdown_timeout_s, &o);
+		j->n->hyp->park(cfg->libvirt_uri, mv.guest, mv.action,
+		                cfg->shutdown_timeout_s, &o);
 	} else {
 		const char *sa = addr_of(q, mv.source), *da = addr_of(q, mv.target);
 		if (strcmp(mv.source, cfg->name) == 0)
@@ -659,7 +490,15 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 			         sizeof src_uri);
 		peer_uri(cfg, da != NULL ? da : mv.target, dst_uri, sizeof dst_uri);
 		hv_info("moving %s: %s -> %s", mv.guest, mv.source, mv.target);
-		migrate(cfg, mv.guest, src_uri, dst_uri, &o);
+		struct hv_migration m = {.guest = mv.guest,
+		                         .src_uri = src_uri,
+		                         .dst_uri = dst_uri,
+		                         .downtime_ms = cfg->migrate_downtime_ms,
+		                         .timeout_s = cfg->migrate_timeout_s};
+		j->n->hyp->migrate(&m, &o);
+		if (o.timed_out)
+			hv_warn("migration of %s still running after %u s: aborted",
+			        mv.guest, cfg->migrate_timeout_s);
 	}
 	rc = record(j, &mv, &o);
 	if (rc != HV_OK)
@@ -886,23 +725,14 @@ static void q_parked_fn(struct hv_node *n, void *arg)
 static void start_parked(struct hv_maint_job *j)
 {
 	struct q_parked q;
-	virConnectPtr c;
+	char err[512];
 
-	if (query(j, q_parked_fn, &q) != HV_OK || q.n == 0)
+	if (query(j, q_parked_fn, &q) != HV_OK)
 		return;
-	c = virConnectOpen(j->n->cfg.libvirt_uri);
-	if (c == NULL) {
-		hv_warn("starting parked guests: %s", hv_virt_error());
-		return;
-	}
-	for (unsigned i = 0; i < q.n; i++) {
-		virDomainPtr dom = virDomainLookupByName(c, q.names[i]);
-		if (dom == NULL || virDomainCreate(dom) != 0)
-			hv_warn("starting %s again: %s", q.names[i], hv_virt_error());
-		if (dom != NULL)
-			virDomainFree(dom);
-	}
-	virConnectClose(c);
+	for (unsigned i = 0; i < q.n; i++)
+		if (j->n->hyp->start(j->n->cfg.libvirt_uri, q.names[i], err, sizeof err) !=
+		    HV_OK)
+			hv_warn("starting %s again: %s", q.names[i], err);
 }
 
 static void leave(struct hv_maint_job *j)
@@ -981,7 +811,7 @@ int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
 {
 	struct hv_maint_job *j;
 
-	if (n->cfg.libvirt_uri[0] == '\0') {
+	if (n->hyp == NULL) {
 		snprintf(err, errlen, "%s has no hypervisor configured (--libvirt-uri)",
 		         n->cfg.name);
 		return HV_INVAL;
@@ -1030,16 +860,4 @@ void hv_maint_cancel(struct hv_node *n)
 	/* The worker returns at its next request; a libvirt call in progress
 	 * finishes first (bounded by migrate-timeout). */
 	job_end(j);
-}
-
-static void silent(void *data, virErrorPtr e)
-{
-	(void)data;
-	(void)e;
-}
-
-void hv_maint_global_init(void)
-{
-	virInitialize();
-	virSetErrorFunc(NULL, silent);
 }

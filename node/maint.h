@@ -19,7 +19,4 @@ int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
 /* The node stops: end the job (waits for a libvirt call in progress). */
 void hv_maint_cancel(struct hv_node *n);
 
-/* Once per process: libvirt initialisation, no error printing. */
-void hv_maint_global_init(void);
-
 #endif

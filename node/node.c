@@ -21,7 +21,7 @@
 
 #include "../lib/err.h"
 #include "../lib/log.h"
-#include "../migrate/inventory.h"
+#include "../migrate/hypervisor.h"
 #include "maint.h"
 #include "node.h"
 #include "transport.h"
@@ -361,18 +361,11 @@ struct inv_work {
 static void inv_read(uv_work_t *req)
 {
 	struct inv_work *w = req->data;
-	virConnectPtr c = virConnectOpen(w->n->cfg.libvirt_uri);
+	const struct hv_config *cfg = &w->n->cfg;
 
-	if (c == NULL) {
-		w->rc = HV_IO;
-		snprintf(w->err, sizeof w->err, "%s: %s", w->n->cfg.libvirt_uri,
-		         hv_virt_error());
-		return;
-	}
-	w->rc =
-	    hv_inventory_read(c, w->n->cfg.guest_memory_mib, w->n->cfg.vcpu_ratio,
-	                      w->n->cfg.shared_storage, &w->inv, w->err, sizeof w->err);
-	virConnectClose(c);
+	w->rc = w->n->hyp->inventory(cfg->libvirt_uri, cfg->guest_memory_mib,
+	                             cfg->vcpu_ratio, cfg->shared_storage, &w->inv,
+	                             w->err, sizeof w->err);
 }
 
 static void inv_committed(struct hv_node *n, void *data, int rc, uint64_t index,
@@ -425,7 +418,7 @@ static void inventory_refresh(struct hv_node *n)
 	struct inv_work *w;
 	struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
 
-	if (n->cfg.libvirt_uri[0] == '\0' || n->inventory_busy || m == NULL ||
+	if (n->hyp == NULL || n->inventory_busy || m == NULL ||
 	    m->id != n->id)
 		return;
 	w = calloc(1, sizeof *w);
@@ -615,7 +608,8 @@ static int raft_bootstrap_self(struct hv_node *n)
 	return 0;
 }
 
-int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg)
+int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg,
+                  const struct hv_hypervisor *hyp)
 {
 	int have_id, rv;
 	bool fresh;
@@ -623,6 +617,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	memset(n, 0, sizeof *n);
 	n->lock_fd = -1;
 	n->cfg = *cfg;
+	n->hyp = hyp;
 	n->loop = loop;
 	hv_state_init(&n->state);
 	hv_rpc_init(&n->rpc, loop, hv_ops_request, n);

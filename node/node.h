@@ -21,6 +21,7 @@
 struct hv_node;
 struct hv_join;
 struct hv_maint_job;
+struct hv_hypervisor;
 
 typedef void (*hv_node_stop_cb)(struct hv_node *n);
 
@@ -42,6 +43,7 @@ struct hv_node {
 
 	bool joined;                /* a member of the cluster (bootstrapped or joined) */
 	struct hv_join *join;       /* join in progress */
+	const struct hv_hypervisor *hyp; /* the local hypervisor, or NULL */
 	struct hv_maint_job *maint; /* maintenance job in progress */
 	bool change_busy;           /* a Raft configuration change is in flight */
 	bool reconcile_busy;        /* a reconcile proposal is in flight */
@@ -57,8 +59,10 @@ struct hv_node {
 	char errmsg[1024];
 };
 
-/* Open the data dir, start Raft, listen. Returns 0, or -1 with errmsg. */
-int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg);
+/* Open the data dir, start Raft, listen. hyp is the local hypervisor (NULL:
+ * none; no inventory, no maintenance). Returns 0, or -1 with errmsg. */
+int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg,
+                  const struct hv_hypervisor *hyp);
 
 /* Stop everything; cb fires when every handle is closed. */
 void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);
