@@ -27,7 +27,17 @@
 	X(SHUTDOWN, "shutting down")                     \
 	X(FULL, "limit reached")                         \
 	X(INMAINT, "host is in maintenance")             \
-	X(RAFT, "raft error")
+	X(RAFT, "raft error")                            \
+	X(BADSIG, "missing or bad signature")            \
+	X(UNKNOWNKEY, "signed by an untrusted key")      \
+	X(DIGEST, "payload digest mismatch")             \
+	X(ROLLBACK, "version older than allowed")        \
+	X(EXPIRED, "expired")                            \
+	X(HOSTCLASS, "wrong host class")                 \
+	X(TRUNCATED, "truncated or corrupt archive")     \
+	X(UNSAFEPATH, "path escapes the archive")        \
+	X(OVERSIZE, "payload too large")                 \
+	X(QUARANTINED, "patch is quarantined")
 
 enum {
 #define HV__ERR_ENUM(name, text) HV_##name,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/err.h"
+#include "../patchfsm/cli.h"
 #include "rpc.h"
 
 enum {
@@ -67,6 +68,14 @@ static void usage(FILE *f)
 	    "  report                         per-guest downtime and elapsed time of the "
 	    "moves,\n"
 	    "                                 per-host time in maintenance, totals\n"
+	    "  bundle create|sign|verify|keygen|show ...\n"
+	    "                                 make, sign and check signed patch bundles "
+	    "(local\n"
+	    "                                 files; 'hvpeer bundle --help')\n"
+	    "  bootbank status|apply|set-next|mark-good|rollback|boot ...\n"
+	    "                                 the A/B boot banks of this host (local; "
+	    "'hvpeer\n"
+	    "                                 bootbank --help')\n"
 	    "  help [COMMAND]                 this text\n"
 	    "\n"
 	    "Options:\n"
@@ -791,6 +800,10 @@ int main(int argc, char **argv)
 		return cmd_maintenance(argc, argv);
 	if (!strcmp(cmd, "report"))
 		return cmd_report(argc, argv);
+	if (!strcmp(cmd, "bundle"))
+		return hv_bundle_main(argc, argv, want_json);
+	if (!strcmp(cmd, "bootbank"))
+		return hv_bootbank_main(argc, argv, want_json);
 	if (!strcmp(cmd, "help")) {
 		usage(stdout);
 		return EXIT_OK;
