@@ -23,6 +23,8 @@ enum {
 	F_MOVES = 1 << 12,
 	F_MOVE = 1 << 13,
 	F_STATS = 1 << 14,
+	F_PATCH = 1 << 15, /* bundle, digest, key_id, source */
+	F_EVENT = 1 << 16,
 };
 
 static const struct {
@@ -43,6 +45,10 @@ static const struct {
     [HV_CMD_MAINT] = {"maint", F_NAME | F_TOKEN | F_PHASE},
     [HV_CMD_PLAN] = {"plan", F_NAME | F_TOKEN | F_MOVES},
     [HV_CMD_MOVED] = {"moved", F_NAME | F_TOKEN | F_MOVE | F_STATS},
+    [HV_CMD_PATCH_SUBMIT] = {"patch-submit", F_BY | F_VERSION | F_PATCH},
+    [HV_CMD_PATCH_STEP] = {"patch-step", F_NAME | F_TOKEN | F_ID | F_PHASE | F_EVENT |
+                                             F_VERSION | F_REASON},
+    [HV_CMD_PATCH_ABORT] = {"patch-abort", F_BY | F_REASON},
 };
 
 const char *hv_cmd_name(int type)
@@ -231,6 +237,8 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		n += 2; /* mem_cap, vcpus_cap and seen */
 	if (f & F_STATS)
 		n += 4; /* result, downtime_ms, elapsed_ms, bytes, error */
+	if (f & F_PATCH)
+		n += 3; /* bundle, digest, key_id, source */
 	if (((f & F_GUESTS) && cmd->n_guests > HV_MAX_GUESTS) ||
 	    ((f & F_MOVES) && cmd->n_moves > HV_MAX_PLAN))
 		return HV_TOOBIG;
@@ -245,6 +253,13 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 			return HV_INVAL;
 	if ((f & F_STATS) &&
 	    hv_mp_text_check(cmd->error, strlen(cmd->error), sizeof cmd->error))
+		return HV_INVAL;
+	if ((f & F_PATCH) &&
+	    (!hv_name_valid(cmd->bundle) || !hv_name_valid(cmd->source) ||
+	     hv_mp_text_check(cmd->digest, strlen(cmd->digest), sizeof cmd->digest) ||
+	     hv_mp_text_check(cmd->key_id, strlen(cmd->key_id), sizeof cmd->key_id)))
+		return HV_INVAL;
+	if ((f & F_EVENT) && (cmd->event < 0 || cmd->event > 255))
 		return HV_INVAL;
 
 	msgpack_sbuffer_init(&sb);
@@ -301,6 +316,14 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		pack_u64(&pk, "bytes", cmd->bytes);
 		pack_str(&pk, "error", cmd->error);
 	}
+	if (f & F_PATCH) {
+		pack_str(&pk, "bundle", cmd->bundle);
+		pack_str(&pk, "digest", cmd->digest);
+		pack_str(&pk, "key_id", cmd->key_id);
+		pack_str(&pk, "source", cmd->source);
+	}
+	if (f & F_EVENT)
+		pack_u64(&pk, "event", (uint64_t)cmd->event);
 
 	if (sb.size > HV_CMD_MAX) {
 		rv = HV_TOOBIG;
@@ -418,6 +441,19 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 			rv = hv_mp_u64(v, &cmd->bytes);
 		} else if (hv_mp_key_is(k, "error")) {
 			rv = hv_mp_str(v, cmd->error, sizeof cmd->error);
+		} else if (hv_mp_key_is(k, "bundle")) {
+			rv = hv_mp_str(v, cmd->bundle, sizeof cmd->bundle);
+			seen |= F_PATCH;
+		} else if (hv_mp_key_is(k, "digest")) {
+			rv = hv_mp_str(v, cmd->digest, sizeof cmd->digest);
+		} else if (hv_mp_key_is(k, "key_id")) {
+			rv = hv_mp_str(v, cmd->key_id, sizeof cmd->key_id);
+		} else if (hv_mp_key_is(k, "source")) {
+			rv = hv_mp_str(v, cmd->source, sizeof cmd->source);
+		} else if (hv_mp_key_is(k, "event")) {
+			rv = get_small(v, 255, &u);
+			cmd->event = (int)u;
+			seen |= F_EVENT;
 		} else if (k->type != MSGPACK_OBJECT_STR) {
 			rv = HV_MALFORMED;
 		}
@@ -437,6 +473,9 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 		return HV_MALFORMED;
 	if ((need & F_NAME) && !hv_name_valid(cmd->name) &&
 	    !(type == HV_CMD_LEASE_BREAK && cmd->name[0] == '\0'))
+		return HV_MALFORMED;
+	if ((need & F_PATCH) &&
+	    (!hv_name_valid(cmd->bundle) || !hv_name_valid(cmd->source)))
 		return HV_MALFORMED;
 	return HV_OK;
 }

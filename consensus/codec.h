@@ -34,6 +34,8 @@
 #define HV_ERROR_MAX 191
 #define HV_MAX_GUESTS 32 /* per host */
 #define HV_MAX_PLAN 32   /* moves in one plan */
+#define HV_DIGEST_MAX 64 /* SHA-256 in hex */
+#define HV_KEYID_MAX 32
 
 enum hv_cmd_type {
 	HV_CMD_MEMBER_ADD = 1, /* name, id, address, role */
@@ -50,7 +52,10 @@ enum hv_cmd_type {
 	HV_CMD_MAINT,          /* name, token, phase (a maintenance phase) */
 	HV_CMD_PLAN,           /* name, token, moves */
 	HV_CMD_MOVED,          /* name, token, guest, target, result, stats */
-	HV__CMD_LAST = HV_CMD_MOVED
+	HV_CMD_PATCH_SUBMIT,   /* by, version, bundle, digest, key_id, source */
+	HV_CMD_PATCH_STEP,  /* name, token, id (rollout), phase, event, version, reason */
+	HV_CMD_PATCH_ABORT, /* by, reason */
+	HV__CMD_LAST = HV_CMD_PATCH_ABORT
 };
 
 /* A guest as a host reports it. */
@@ -106,6 +111,13 @@ struct hv_cmd {
 	int result; /* HV_OK or an HV_* failure */
 	uint64_t downtime_ms, elapsed_ms, bytes;
 	char error[HV_ERROR_MAX + 1];
+	/* PATCH_SUBMIT: the bundle; STEP: event (enum hv_cycle_event, patchfsm/cycle.h)
+	 */
+	char bundle[HV_NAME_MAX + 1];
+	char digest[HV_DIGEST_MAX + 1];
+	char key_id[HV_KEYID_MAX + 1];
+	char source[HV_NAME_MAX + 1]; /* the member that holds the bundle */
+	int event;
 };
 
 /* Human name of a command type ("lease-acquire"), or "unknown". */

@@ -60,6 +60,14 @@ void hv_mp_pack_str(msgpack_packer *pk, const char *s)
 	msgpack_pack_str_body(pk, s, n);
 }
 
+void hv_mp_pack_bool(msgpack_packer *pk, bool b)
+{
+	if (b)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
 int hv_mp_finish(const msgpack_sbuffer *sb, void *(*alloc)(size_t), size_t align,
                  void **buf, size_t *len)
 {

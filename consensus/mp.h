@@ -20,6 +20,7 @@ int hv_mp_str(const msgpack_object *v, char *dst, size_t cap);
 int hv_mp_text_check(const char *p, size_t len, size_t cap);
 
 void hv_mp_pack_str(msgpack_packer *pk, const char *s);
+void hv_mp_pack_bool(msgpack_packer *pk, bool b);
 
 /* Copy the packed bytes into a buffer from alloc (malloc when NULL), padded
  * with zero bytes to a multiple of `align` (1 for none). */

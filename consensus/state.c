@@ -45,8 +45,8 @@ const struct hv_event *hv_state_event(const struct hv_state *s, unsigned i)
 	return &s->events[(s->ev_next + HV_EVENTS - 1 - i) % HV_EVENTS];
 }
 
-__attribute__((format(printf, 4, 5))) static void
-event(struct hv_state *s, uint64_t index, uint64_t time_ms, const char *fmt, ...)
+void hv_state_event_add(struct hv_state *s, uint64_t index, uint64_t time_ms,
+                        const char *fmt, ...)
 {
 	struct hv_event *e = &s->events[s->ev_next];
 	va_list ap;
@@ -61,7 +61,7 @@ event(struct hv_state *s, uint64_t index, uint64_t time_ms, const char *fmt, ...
 		s->ev_count++;
 }
 
-static void holder_remove(struct hv_state *s, unsigned i)
+void hv_state_holder_remove(struct hv_state *s, unsigned i)
 {
 	memmove(&s->holders[i], &s->holders[i + 1],
 	        (s->n_holders - i - 1) * sizeof s->holders[0]);
@@ -94,12 +94,14 @@ static int member_add(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 		memset(m, 0, sizeof *m);
 		snprintf(m->name, sizeof m->name, "%s", c->name);
 		snprintf(m->phase, sizeof m->phase, "idle");
-		event(s, index, c->time_ms, "member %s joined (id %llu, %s, %s)", c->name,
-		      (unsigned long long)c->id, c->address, hv_role_name(c->role));
+		hv_state_event_add(
+		    s, index, c->time_ms, "member %s joined (id %llu, %s, %s)", c->name,
+		    (unsigned long long)c->id, c->address, hv_role_name(c->role));
 	} else if (m->id != c->id) {
-		event(s, index, c->time_ms,
-		      "member %s rejoined under new id %llu (was %llu)", c->name,
-		      (unsigned long long)c->id, (unsigned long long)m->id);
+		hv_state_event_add(s, index, c->time_ms,
+		                   "member %s rejoined under new id %llu (was %llu)",
+		                   c->name, (unsigned long long)c->id,
+		                   (unsigned long long)m->id);
 	}
 	m->id = c->id;
 	snprintf(m->address, sizeof m->address, "%s", c->address);
@@ -115,8 +117,8 @@ static int member_role(struct hv_state *s, uint64_t index, const struct hv_cmd *
 	if (m == NULL || m->removed)
 		return HV_NOMEMBER;
 	if (m->role != c->role)
-		event(s, index, c->time_ms, "member %s is now %s", m->name,
-		      hv_role_name(c->role));
+		hv_state_event_add(s, index, c->time_ms, "member %s is now %s", m->name,
+		                   hv_role_name(c->role));
 	m->role = c->role;
 	return HV_OK;
 }
@@ -128,8 +130,8 @@ static int member_remove(struct hv_state *s, uint64_t index, const struct hv_cmd
 	if (m == NULL || m->removed)
 		return HV_NOMEMBER;
 	m->removed = true;
-	event(s, index, c->time_ms, "member %s removed (id %llu)", m->name,
-	      (unsigned long long)m->id);
+	hv_state_event_add(s, index, c->time_ms, "member %s removed (id %llu)", m->name,
+	                   (unsigned long long)m->id);
 	return HV_OK;
 }
 
@@ -142,11 +144,11 @@ static int report(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (m->removed)
 		return HV_REMOVED;
 	if (strcmp(m->phase, c->phase) != 0)
-		event(s, index, c->time_ms, "%s: phase %s -> %s", m->name, m->phase,
-		      c->phase);
+		hv_state_event_add(s, index, c->time_ms, "%s: phase %s -> %s", m->name,
+		                   m->phase, c->phase);
 	if (strcmp(m->version, c->version) != 0 && m->version[0] != '\0')
-		event(s, index, c->time_ms, "%s: version %s -> %s", m->name, m->version,
-		      c->version);
+		hv_state_event_add(s, index, c->time_ms, "%s: version %s -> %s", m->name,
+		                   m->version, c->version);
 	snprintf(m->phase, sizeof m->phase, "%s", c->phase);
 	snprintf(m->version, sizeof m->version, "%s", c->version);
 	m->report_ms = c->time_ms;
@@ -181,8 +183,8 @@ static int lease_acquire(struct hv_state *s, uint64_t index, const struct hv_cmd
 	h->granted_ms = c->time_ms;
 	s->last_token = index;
 	*token = index;
-	event(s, index, c->time_ms, "lease granted to %s (token %llu)", c->name,
-	      (unsigned long long)index);
+	hv_state_event_add(s, index, c->time_ms, "lease granted to %s (token %llu)",
+	                   c->name, (unsigned long long)index);
 	return HV_OK;
 }
 
@@ -198,9 +200,10 @@ static int lease_release(struct hv_state *s, uint64_t index, const struct hv_cmd
 			if (m != NULL && m->maint != HV_MAINT_NONE)
 				return HV_INMAINT; /* exit maintenance first */
 		}
-		holder_remove(s, i);
-		event(s, index, c->time_ms, "lease released by %s (token %llu)", c->name,
-		      (unsigned long long)c->token);
+		hv_state_holder_remove(s, i);
+		hv_state_event_add(s, index, c->time_ms,
+		                   "lease released by %s (token %llu)", c->name,
+		                   (unsigned long long)c->token);
 		return HV_OK;
 	}
 	return HV_NOTHOLDER;
@@ -262,13 +265,14 @@ static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *
 		if (c->name[0] != '\0' && strcmp(h->name, c->name) != 0)
 			continue;
 		struct hv_member *m = hv_state_member(s, h->name);
-		event(s, index, c->time_ms, "lease of %s (token %llu) broken by %s: %s",
-		      h->name, (unsigned long long)h->token, c->by, c->reason);
+		hv_state_event_add(s, index, c->time_ms,
+		                   "lease of %s (token %llu) broken by %s: %s", h->name,
+		                   (unsigned long long)h->token, c->by, c->reason);
 		/* The operator's way out: the host leaves maintenance in the
 		 * state, and what its plan reserved is released. */
 		if (m != NULL && m->maint != HV_MAINT_NONE)
 			maint_leave(s, m, c->time_ms);
-		holder_remove(s, i);
+		hv_state_holder_remove(s, i);
 		any = true;
 	}
 	return any ? HV_OK : HV_NOTHOLDER;
@@ -284,7 +288,7 @@ static int pause_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	snprintf(s->paused_by, sizeof s->paused_by, "%s", c->by);
 	snprintf(s->pause_reason, sizeof s->pause_reason, "%s", c->reason);
 	s->paused_ms = c->time_ms;
-	event(s, index, c->time_ms, "paused by %s: %s", c->by, c->reason);
+	hv_state_event_add(s, index, c->time_ms, "paused by %s: %s", c->by, c->reason);
 	return HV_OK;
 }
 
@@ -295,8 +299,8 @@ static int resume_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 	if (!s->paused)
 		return HV_NOTPAUSED;
 	s->paused = false;
-	event(s, index, c->time_ms, "resumed by %s (paused by %s: %s)", c->by,
-	      s->paused_by, s->pause_reason);
+	hv_state_event_add(s, index, c->time_ms, "resumed by %s (paused by %s: %s)",
+	                   c->by, s->paused_by, s->pause_reason);
 	s->paused_by[0] = '\0';
 	s->pause_reason[0] = '\0';
 	s->paused_ms = 0;
@@ -310,14 +314,14 @@ static int settings(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (c->max_concurrent < s->n_holders)
 		return HV_LEASEFULL; /* would leave more holders than allowed */
 	if (s->max_concurrent != c->max_concurrent)
-		event(s, index, c->time_ms, "max_concurrent %u -> %u", s->max_concurrent,
-		      c->max_concurrent);
+		hv_state_event_add(s, index, c->time_ms, "max_concurrent %u -> %u",
+		                   s->max_concurrent, c->max_concurrent);
 	s->max_concurrent = c->max_concurrent;
 	return HV_OK;
 }
 
 /* The fencing check: name holds the lease, with exactly this token. */
-static int fenced(const struct hv_state *s, const char *name, uint64_t token)
+int hv_state_fenced(const struct hv_state *s, const char *name, uint64_t token)
 {
 	const struct hv_holder *h = hv_state_holder(s, name);
 
@@ -373,7 +377,7 @@ static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_member *m = hv_state_member(s, c->name);
 	int next = maint_parse(c->phase);
-	int rv = fenced(s, c->name, c->token);
+	int rv = hv_state_fenced(s, c->name, c->token);
 
 	if (rv != HV_OK)
 		return rv;
@@ -385,8 +389,8 @@ static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return HV_INVAL;
 	if (m->maint == HV_MAINT_NONE)
 		m->maint_since_ms = c->time_ms;
-	event(s, index, c->time_ms, "%s: maintenance %s -> %s", m->name,
-	      hv_maint_name(m->maint), hv_maint_name(next));
+	hv_state_event_add(s, index, c->time_ms, "%s: maintenance %s -> %s", m->name,
+	                   hv_maint_name(m->maint), hv_maint_name(next));
 	if (next == HV_MAINT_NONE)
 		maint_leave(s, m, c->time_ms);
 	else
@@ -421,7 +425,7 @@ static bool evacuated(const struct hv_state *s, const char *holder, const char *
 static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_member *holder = hv_state_member(s, c->name);
-	int rv = fenced(s, c->name, c->token);
+	int rv = hv_state_fenced(s, c->name, c->token);
 
 	if (rv != HV_OK)
 		return rv;
@@ -488,8 +492,8 @@ static int plan(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		mv->status = HV_MOVE_PENDING;
 		mv->planned_ms = c->time_ms;
 	}
-	event(s, index, c->time_ms, "%s: plan of %u move%s committed", c->name,
-	      c->n_moves, c->n_moves == 1 ? "" : "s");
+	hv_state_event_add(s, index, c->time_ms, "%s: plan of %u move%s committed",
+	                   c->name, c->n_moves, c->n_moves == 1 ? "" : "s");
 	return HV_OK;
 }
 
@@ -524,7 +528,7 @@ static void guest_relocate(struct hv_state *s, const struct hv_cmd_move *mv)
 static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_move *mv;
-	int rv = fenced(s, c->name, c->token);
+	int rv = hv_state_fenced(s, c->name, c->token);
 
 	if (rv != HV_OK)
 		return rv;
@@ -553,16 +557,18 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		s->hist_count++;
 	if (mv->status == HV_MOVE_DONE)
 		if (mv->m.action == 0)
-			event(s, index, c->time_ms,
-			      "%s: %s moved %s -> %s (downtime %llu ms)", c->name,
-			      c->move.guest, mv->m.source, mv->m.target,
-			      (unsigned long long)c->downtime_ms);
+			hv_state_event_add(s, index, c->time_ms,
+			                   "%s: %s moved %s -> %s (downtime %llu ms)",
+			                   c->name, c->move.guest, mv->m.source,
+			                   mv->m.target,
+			                   (unsigned long long)c->downtime_ms);
 		else
-			event(s, index, c->time_ms, "%s: %s %s", c->name, c->move.guest,
-			      mv->m.action == 1 ? "saved" : "shut down");
+			hv_state_event_add(s, index, c->time_ms, "%s: %s %s", c->name,
+			                   c->move.guest,
+			                   mv->m.action == 1 ? "saved" : "shut down");
 	else
-		event(s, index, c->time_ms, "%s: moving %s to %s failed: %s", c->name,
-		      c->move.guest, mv->m.target, c->error);
+		hv_state_event_add(s, index, c->time_ms, "%s: moving %s to %s failed: %s",
+		                   c->name, c->move.guest, mv->m.target, c->error);
 	return HV_OK;
 }
 
@@ -622,9 +628,27 @@ int hv_state_apply_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *
 	case HV_CMD_MOVED:
 		rv = moved(s, index, c);
 		break;
+	case HV_CMD_PATCH_SUBMIT:
+		rv = hv_rollout_submit(s, index, c);
+		break;
+	case HV_CMD_PATCH_STEP:
+		rv = hv_rollout_step(s, index, c);
+		break;
+	case HV_CMD_PATCH_ABORT:
+		rv = hv_rollout_abort(s, index, c);
+		break;
 	default:
 		rv = HV_UNKNOWNCMD;
 		break;
+	}
+	if (rv == HV_OK) {
+		/* What may unblock the line lets the next host in. */
+		if (c->type == HV_CMD_RESUME)
+			hv_rollout_resume(s, index, c->time_ms);
+		if (c->type == HV_CMD_LEASE_RELEASE || c->type == HV_CMD_LEASE_BREAK ||
+		    c->type == HV_CMD_RESUME || c->type == HV_CMD_SETTINGS ||
+		    c->type == HV_CMD_MEMBER_REMOVE || c->type == HV_CMD_MAINT)
+			hv_rollout_advance(s, index, c->time_ms);
 	}
 	if (index > s->last_index)
 		s->last_index = index;
@@ -668,6 +692,50 @@ static void pack_move(msgpack_packer *pk, const struct hv_move *mv)
 	msgpack_pack_uint64(pk, mv->elapsed_ms);
 	msgpack_pack_uint64(pk, mv->bytes);
 	hv_mp_pack_str(pk, mv->error);
+}
+
+static void pack_rollout(msgpack_packer *pk, const struct hv_state *s)
+{
+	const struct hv_rollout *r = &s->rollout;
+
+	msgpack_pack_array(pk, 17);
+	msgpack_pack_uint64(pk, r->id);
+	hv_mp_pack_bool(pk, r->active);
+	hv_mp_pack_bool(pk, r->aborted);
+	hv_mp_pack_str(pk, r->bundle);
+	hv_mp_pack_str(pk, r->version);
+	hv_mp_pack_str(pk, r->digest);
+	hv_mp_pack_str(pk, r->key_id);
+	hv_mp_pack_str(pk, r->source);
+	hv_mp_pack_str(pk, r->by);
+	msgpack_pack_uint64(pk, r->submitted_ms);
+	msgpack_pack_uint64(pk, r->finished_ms);
+	msgpack_pack_uint64(pk, r->done);
+	msgpack_pack_uint64(pk, r->failed);
+	hv_mp_pack_str(pk, s->floor_version);
+	hv_mp_pack_str(pk, s->floor_digest);
+	msgpack_pack_array(pk, s->n_quarantine);
+	for (unsigned i = 0; i < s->n_quarantine; i++) {
+		msgpack_pack_array(pk, 4);
+		msgpack_pack_uint64(pk, s->quarantine[i].index);
+		hv_mp_pack_str(pk, s->quarantine[i].digest);
+		hv_mp_pack_str(pk, s->quarantine[i].version);
+		hv_mp_pack_str(pk, s->quarantine[i].reason);
+	}
+	/* Each member's cycle, in the order of "members". */
+	msgpack_pack_array(pk, s->n_members);
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		msgpack_pack_array(pk, 6);
+		msgpack_pack_uint64(pk, (uint64_t)m->cycle);
+		msgpack_pack_uint64(pk, m->cycle_since_ms);
+		msgpack_pack_uint64(pk, m->cycle_start_ms);
+		msgpack_pack_uint64(pk, m->cycle_end_ms);
+		hv_mp_pack_str(pk, m->cycle_error);
+		msgpack_pack_array(pk, HV__PH_N);
+		for (unsigned p = 0; p < HV__PH_N; p++)
+			msgpack_pack_uint64(pk, m->phase_ms[p]);
+	}
 }
 
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
@@ -761,8 +829,8 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf
 	msgpack_pack_uint64(&pk, s->last_index);
 	hv_mp_pack_str(&pk, "rejected");
 	msgpack_pack_uint64(&pk, s->rejected);
-	hv_mp_pack_str(&pk, "reserved1");
-	msgpack_pack_nil(&pk);
+	hv_mp_pack_str(&pk, "rollout");
+	pack_rollout(&pk, s);
 	hv_mp_pack_str(&pk, "reserved2");
 	msgpack_pack_nil(&pk);
 
@@ -913,8 +981,73 @@ static int decode_events(struct hv_state *s, const msgpack_object *v)
 	return HV_OK;
 }
 
+static int decode_rollout(struct hv_state *s, const msgpack_object *v)
+{
+	struct hv_rollout *r = &s->rollout;
+	const msgpack_object *t = d_tuple(v, 17), *q, *c;
+	uint64_t u;
+	int rv;
+
+	if (t == NULL)
+		return HV_MALFORMED;
+	TRY(hv_mp_u64(&t[0], &r->id));
+	TRY(hv_mp_bool(&t[1], &r->active));
+	TRY(hv_mp_bool(&t[2], &r->aborted));
+	TRY(hv_mp_str(&t[3], r->bundle, sizeof r->bundle));
+	TRY(hv_mp_str(&t[4], r->version, sizeof r->version));
+	TRY(hv_mp_str(&t[5], r->digest, sizeof r->digest));
+	TRY(hv_mp_str(&t[6], r->key_id, sizeof r->key_id));
+	TRY(hv_mp_str(&t[7], r->source, sizeof r->source));
+	TRY(hv_mp_str(&t[8], r->by, sizeof r->by));
+	TRY(hv_mp_u64(&t[9], &r->submitted_ms));
+	TRY(hv_mp_u64(&t[10], &r->finished_ms));
+	TRY(hv_mp_u64(&t[11], &u));
+	r->done = (unsigned)u;
+	TRY(hv_mp_u64(&t[12], &u));
+	r->failed = (unsigned)u;
+	TRY(hv_mp_str(&t[13], s->floor_version, sizeof s->floor_version));
+	TRY(hv_mp_str(&t[14], s->floor_digest, sizeof s->floor_digest));
+	q = &t[15];
+	if (q->type != MSGPACK_OBJECT_ARRAY || q->via.array.size > HV_QUARANTINE_MAX)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < q->via.array.size; i++) {
+		const msgpack_object *e = d_tuple(&q->via.array.ptr[i], 4);
+		struct hv_quarantine *x = &s->quarantine[i];
+		if (e == NULL)
+			return HV_MALFORMED;
+		TRY(hv_mp_u64(&e[0], &x->index));
+		TRY(hv_mp_str(&e[1], x->digest, sizeof x->digest));
+		TRY(hv_mp_str(&e[2], x->version, sizeof x->version));
+		TRY(hv_mp_str(&e[3], x->reason, sizeof x->reason));
+	}
+	s->n_quarantine = q->via.array.size;
+	c = &t[16];
+	if (c->type != MSGPACK_OBJECT_ARRAY || c->via.array.size != s->n_members)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < c->via.array.size; i++) {
+		const msgpack_object *e = d_tuple(&c->via.array.ptr[i], 6);
+		struct hv_member *m = &s->members[i];
+		if (e == NULL)
+			return HV_MALFORMED;
+		TRY(hv_mp_u64(&e[0], &u));
+		if (u >= HV__PH_N)
+			return HV_MALFORMED;
+		m->cycle = (int)u;
+		TRY(hv_mp_u64(&e[1], &m->cycle_since_ms));
+		TRY(hv_mp_u64(&e[2], &m->cycle_start_ms));
+		TRY(hv_mp_u64(&e[3], &m->cycle_end_ms));
+		TRY(hv_mp_str(&e[4], m->cycle_error, sizeof m->cycle_error));
+		if (d_tuple(&e[5], HV__PH_N) == NULL)
+			return HV_MALFORMED;
+		for (unsigned p = 0; p < HV__PH_N; p++)
+			TRY(hv_mp_u64(&e[5].via.array.ptr[p], &m->phase_ms[p]));
+	}
+	return HV_OK;
+}
+
 static int decode_state(struct hv_state *s, const msgpack_object *root)
 {
+	const msgpack_object *rollout = NULL;
 	const msgpack_object *t;
 	uint64_t u, version = 0;
 	unsigned seen = 0;
@@ -967,8 +1100,12 @@ static int decode_state(struct hv_state *s, const msgpack_object *root)
 			TRY(decode_moves(s->history, HV_HISTORY, &s->hist_count, v));
 			s->hist_next = s->hist_count % HV_HISTORY;
 			seen |= 1024;
+		} else if (hv_mp_key_is(k, "rollout")) {
+			rollout = v; /* after the members, whatever the key order */
 		}
 	}
+	if (rollout != NULL && (seen & 2) && rollout->type != MSGPACK_OBJECT_NIL)
+		TRY(decode_rollout(s, rollout));
 	if (seen != 2047)
 		return HV_MALFORMED;
 	if (version != HV_SNAPSHOT_FORMAT)

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../patchfsm/cycle.h"
 #include "codec.h"
 
 #define HV_MAX_MEMBERS 128
@@ -33,6 +34,7 @@
 #define HV_SNAPSHOT_FORMAT 1
 #define HV_MAX_MOVES 128 /* moves of current maintenances, cluster-wide */
 #define HV_HISTORY 128   /* finished moves kept for `hvpeer report` */
+#define HV_QUARANTINE_MAX 16
 
 /* Maintenance phases of a host; the transition table is in state.c. */
 enum hv_maint {
@@ -77,6 +79,36 @@ struct hv_member {
 	int maint; /* enum hv_maint */
 	uint64_t maint_since_ms, maint_total_ms;
 	unsigned maint_count;
+
+	/* Patch cycle (rollout.c): the phase of this host in the current
+	 * rollout, when it entered it, the time spent in each phase. */
+	int cycle; /* enum hv_phase */
+	uint64_t cycle_since_ms, cycle_start_ms, cycle_end_ms;
+	uint64_t phase_ms[HV__PH_N];
+	char cycle_error[HV_REASON_MAX + 1];
+};
+
+/* A patch being rolled out across the cluster, one host at a time. */
+struct hv_rollout {
+	uint64_t id; /* log index of its submit; 0: none yet */
+	bool active; /* hosts still to patch */
+	bool aborted;
+	char bundle[HV_NAME_MAX + 1];
+	char version[HV_VERSION_MAX + 1];
+	char digest[HV_DIGEST_MAX + 1];
+	char key_id[HV_KEYID_MAX + 1];
+	char source[HV_NAME_MAX + 1]; /* the member that holds the bundle */
+	char by[HV_NAME_MAX + 1];
+	uint64_t submitted_ms, finished_ms;
+	unsigned done, failed;
+};
+
+/* A patch that failed on a host: no host tries it again. */
+struct hv_quarantine {
+	uint64_t index;
+	char digest[HV_DIGEST_MAX + 1];
+	char version[HV_VERSION_MAX + 1];
+	char reason[HV_REASON_MAX + 1];
 };
 
 struct hv_holder {
@@ -114,6 +146,13 @@ struct hv_state {
 	unsigned hist_next, hist_count;
 	struct hv_move history[HV_HISTORY];
 
+	struct hv_rollout rollout;
+	/* Anti-rollback: the highest version ever submitted, and its digest. */
+	char floor_version[HV_VERSION_MAX + 1];
+	char floor_digest[HV_DIGEST_MAX + 1];
+	unsigned n_quarantine;
+	struct hv_quarantine quarantine[HV_QUARANTINE_MAX];
+
 	uint64_t last_index; /* log index of the last command applied */
 	uint64_t rejected;   /* commands refused (rules or bad encoding) */
 };
@@ -147,6 +186,25 @@ void hv_state_load(const struct hv_state *s, const struct hv_member *m, uint64_t
                    unsigned *vcpus);
 
 const char *hv_maint_name(int maint);
+
+/* True when the digest is quarantined. */
+bool hv_state_quarantined(const struct hv_state *s, const char *digest);
+
+/* The patch rollout (rollout.c), called by the apply dispatcher. advance
+ * hands the lease to the next waiting host when nothing blocks it; it runs
+ * after every command that may unblock the line (a step, a release, a
+ * break, a resume, a settings change). */
+int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms);
+void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
+
+/* Shared with rollout.c. */
+void hv_state_event_add(struct hv_state *s, uint64_t index, uint64_t time_ms,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void hv_state_holder_remove(struct hv_state *s, unsigned i);
+int hv_state_fenced(const struct hv_state *s, const char *name, uint64_t token);
 
 /* The i-th most recent event (0 = newest), or NULL. */
 const struct hv_event *hv_state_event(const struct hv_state *s, unsigned i);

@@ -190,7 +190,8 @@ static void virt_migrate(const struct hv_migration *m, struct hv_outcome *o)
 	unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER |
 	                 VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
 	                 VIR_MIGRATE_AUTO_CONVERGE;
-	struct watchdog w = {.timeout_s = m->timeout_s, .uri = m->src_uri, .guest = m->guest};
+	struct watchdog w = {
+	    .timeout_s = m->timeout_s, .uri = m->src_uri, .guest = m->guest};
 	virConnectPtr src;
 	virDomainPtr dom = NULL;
 	pthread_condattr_t attr;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,13 @@ void hv_config_defaults(struct hv_config *c)
 	c->migrate_parallel = 1;
 	c->shutdown_timeout_s = 30;
 	c->vcpu_ratio = 4;
+	snprintf(c->reboot_command, sizeof c->reboot_command, "systemctl reboot");
+	c->reboot_timeout_s = 900;
+	snprintf(c->boot_id_file, sizeof c->boot_id_file,
+	         "/proc/sys/kernel/random/boot_id");
+	snprintf(c->trusted_keys, sizeof c->trusted_keys, "/etc/hvpeer/keys");
+	snprintf(c->host_class, sizeof c->host_class, "default");
+	c->hook_timeout_s = 300;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
@@ -212,6 +220,49 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		return set_uint(&c->shutdown_timeout_s, v, 1, 3600, key, err, errlen);
 	if (!strcmp(key, "migrate-parallel"))
 		return set_uint(&c->migrate_parallel, v, 1, 16, key, err, errlen);
+	if (!strcmp(key, "bootbank")) {
+		if (v[0] != '\0' && strncmp(v, "dir:/", 5) != 0 &&
+		    strcmp(v, "exec") != 0) {
+			snprintf(err, (size_t)errlen,
+			         "bootbank: '%s' is not dir:/ABSOLUTE/PATH or exec", v);
+			return -1;
+		}
+		return set_str(c->bootbank, sizeof c->bootbank, v, key, err, errlen);
+	}
+	{
+		static const struct {
+			const char *key;
+			size_t off;
+		} strs[] = {
+		    {"bootbank-apply", offsetof(struct hv_config, bootbank_apply)},
+		    {"bootbank-set-next", offsetof(struct hv_config, bootbank_set_next)},
+		    {"bootbank-mark-good",
+		     offsetof(struct hv_config, bootbank_mark_good)},
+		    {"bootbank-rollback", offsetof(struct hv_config, bootbank_rollback)},
+		    {"bootbank-status", offsetof(struct hv_config, bootbank_status)},
+		    {"reboot-command", offsetof(struct hv_config, reboot_command)},
+		    {"boot-id-file", offsetof(struct hv_config, boot_id_file)},
+		    {"trusted-keys", offsetof(struct hv_config, trusted_keys)},
+		    {"bundle-dir", offsetof(struct hv_config, bundle_dir)},
+		    {"health-hook", offsetof(struct hv_config, health_hook)},
+		};
+		for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+			if (!strcmp(key, strs[i].key))
+				return set_str((char *)c + strs[i].off, HV_PATH_MAX, v,
+				               key, err, errlen);
+	}
+	if (!strcmp(key, "host-class")) {
+		if (!hv_name_valid(v)) {
+			snprintf(err, (size_t)errlen,
+			         "host-class: '%s' is not 1-63 of [A-Za-z0-9._-]", v);
+			return -1;
+		}
+		return set_str(c->host_class, sizeof c->host_class, v, key, err, errlen);
+	}
+	if (!strcmp(key, "reboot-timeout"))
+		return set_uint(&c->reboot_timeout_s, v, 10, 86400, key, err, errlen);
+	if (!strcmp(key, "hook-timeout"))
+		return set_uint(&c->hook_timeout_s, v, 1, 86400, key, err, errlen);
 	snprintf(err, (size_t)errlen, "unknown setting '%s'", key);
 	return -1;
 }
@@ -254,6 +305,20 @@ static const struct {
     {"migrate", "shared-storage"},
     {"migrate", "shutdown-timeout"},
     {"migrate", "vcpu-ratio"},
+    {"patch", "bootbank"},
+    {"patch", "bootbank-apply"},
+    {"patch", "bootbank-set-next"},
+    {"patch", "bootbank-mark-good"},
+    {"patch", "bootbank-rollback"},
+    {"patch", "bootbank-status"},
+    {"patch", "reboot-command"},
+    {"patch", "reboot-timeout"},
+    {"patch", "boot-id-file"},
+    {"patch", "trusted-keys"},
+    {"patch", "host-class"},
+    {"patch", "bundle-dir"},
+    {"patch", "health-hook"},
+    {"patch", "hook-timeout"},
 };
 
 static int on_ini(void *user, const char *section, const char *key, const char *value)

@@ -45,6 +45,22 @@ struct hv_config {
 	unsigned shutdown_timeout_s;
 	unsigned vcpu_ratio;
 	char shared_storage[HV_PATH_MAX * 2]; /* comma-separated directories */
+
+	/* [patch] */
+	char bootbank[HV_PATH_MAX];      /* "dir:PATH", "exec" or "" (none) */
+	char bootbank_apply[HV_PATH_MAX]; /* exec: operator commands */
+	char bootbank_set_next[HV_PATH_MAX];
+	char bootbank_mark_good[HV_PATH_MAX];
+	char bootbank_rollback[HV_PATH_MAX];
+	char bootbank_status[HV_PATH_MAX];
+	char reboot_command[HV_PATH_MAX];
+	unsigned reboot_timeout_s;
+	char boot_id_file[HV_PATH_MAX];
+	char trusted_keys[HV_PATH_MAX];
+	char host_class[HV_NAME_MAX + 1];
+	char bundle_dir[HV_PATH_MAX]; /* "" = DATA_DIR/bundles */
+	char health_hook[HV_PATH_MAX];
+	unsigned hook_timeout_s;
 };
 
 void hv_config_defaults(struct hv_config *c);

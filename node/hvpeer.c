@@ -68,6 +68,11 @@ static void usage(FILE *f)
 	    "  report                         per-guest downtime and elapsed time of the "
 	    "moves,\n"
 	    "                                 per-host time in maintenance, totals\n"
+	    "  patch submit BUNDLE            roll a signed patch out, one host at a "
+	    "time\n"
+	    "  patch status                   the rollout: each host's phase and "
+	    "version\n"
+	    "  patch abort --reason TEXT      no further host starts\n"
 	    "  bundle create|sign|verify|keygen|show ...\n"
 	    "                                 make, sign and check signed patch bundles "
 	    "(local\n"
@@ -306,6 +311,22 @@ static void print_lease(struct json_object *st)
 	}
 }
 
+/* The member's patch phase while a rollout concerns it, else its report. */
+static const char *patch_phase_of(struct json_object *st, const char *name,
+                                  const char *dflt)
+{
+	struct json_object *hosts = o_of(o_of(st, "rollout"), "hosts");
+	size_t n = hosts != NULL ? json_object_array_length(hosts) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *h = json_object_array_get_idx(hosts, i);
+		if (!strcmp(s_of(h, "name", ""), name) &&
+		    strcmp(s_of(h, "phase", ""), "idle"))
+			return s_of(h, "phase", dflt);
+	}
+	return dflt;
+}
+
 static void print_status(struct json_object *st)
 {
 	struct json_object *leader = o_of(st, "leader");
@@ -331,14 +352,27 @@ static void print_status(struct json_object *st)
 	else
 		printf("paused:  no\n");
 	print_lease(st);
-	printf("\n%-16s %-8s %-3s %-10s %-24s %-22s %s\n", "MEMBER", "ROLE", "LDR",
+	{
+		struct json_object *r = o_of(st, "rollout");
+		if (r != NULL && u_of(r, "id") != 0)
+			printf(
+			    "patch:   %s %s: %s (%llu done, %llu failed; 'hvpeer patch "
+			    "status')\n",
+			    s_of(r, "bundle", "?"), s_of(r, "version", "?"),
+			    b_of(r, "active")    ? "rolling out"
+			    : b_of(r, "aborted") ? "aborted"
+			                         : "finished",
+			    (unsigned long long)u_of(r, "done"),
+			    (unsigned long long)u_of(r, "failed"));
+	}
+	printf("\n%-16s %-8s %-3s %-11s %-24s %-22s %s\n", "MEMBER", "ROLE", "LDR",
 	       "PHASE", "ADDRESS", "VERSION", "LAST REPORT");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(members, i);
-		printf("%-16s %-8s %-3s %-10s %-24s %-22.22s %s\n", s_of(m, "name", "?"),
+		printf("%-16s %-8s %-3s %-11s %-24s %-22.22s %s\n", s_of(m, "name", "?"),
 		       s_of(m, "role", "?"), b_of(m, "leader") ? "*" : "",
-		       s_of(m, "phase", "?"), s_of(m, "address", "?"),
-		       s_of(m, "version", ""),
+		       patch_phase_of(st, s_of(m, "name", "?"), s_of(m, "phase", "?")),
+		       s_of(m, "address", "?"), s_of(m, "version", ""),
 		       ago(u_of(m, "last_report_ms"), b2, sizeof b2));
 	}
 	n = events != NULL ? json_object_array_length(events) : 0;
@@ -640,6 +674,108 @@ static int cmd_report(int argc, char **argv)
 	return run(request("status"), print_report);
 }
 
+static void print_message(struct json_object *resp)
+{
+	printf("%s\n", s_of(resp, "message", "done"));
+}
+
+static void print_patch(struct json_object *resp)
+{
+	struct json_object *r = o_of(resp, "rollout");
+	struct json_object *hosts = o_of(r, "hosts"), *q = o_of(r, "quarantine");
+	size_t n = hosts != NULL ? json_object_array_length(hosts) : 0;
+	char b[40];
+
+	if (r == NULL || u_of(r, "id") == 0) {
+		printf("no patch has been submitted (hvpeer patch submit BUNDLE)\n");
+		return;
+	}
+	printf("patch:   %s %s (digest %.16s..., key %s), submitted by %s at %s\n",
+	       s_of(r, "bundle", "?"), s_of(r, "version", "?"), s_of(r, "digest", ""),
+	       s_of(r, "key_id", "?"), s_of(r, "by", "?"),
+	       when(u_of(r, "submitted_ms"), b, sizeof b));
+	printf("state:   %s; %llu done, %llu failed\n",
+	       b_of(r, "active")    ? (b_of(r, "aborted") ? "aborting" : "rolling out")
+	       : b_of(r, "aborted") ? "aborted"
+	                            : "finished",
+	       (unsigned long long)u_of(r, "done"),
+	       (unsigned long long)u_of(r, "failed"));
+	printf("\n%-16s %-12s %-20s %-22s %s\n", "HOST", "PHASE", "VERSION", "SINCE",
+	       "LAST ERROR");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *h = json_object_array_get_idx(hosts, i);
+		printf("%-16s %-12s %-20.20s %-22s %s\n", s_of(h, "name", "?"),
+		       s_of(h, "phase", "?"), s_of(h, "version", ""),
+		       when(u_of(h, "since_ms"), b, sizeof b), s_of(h, "error", ""));
+	}
+	n = q != NULL ? json_object_array_length(q) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(q, i);
+		printf("%squarantined: %s (digest %.16s...): %s\n", i ? "" : "\n",
+		       s_of(e, "version", "?"), s_of(e, "digest", ""),
+		       s_of(e, "reason", ""));
+	}
+	if (b_of(resp, "paused") ||
+	    (o_of(resp, "pause") != NULL && b_of(o_of(resp, "pause"), "paused")))
+		printf("\nthe cluster is paused: see 'hvpeer status'\n");
+}
+
+static int cmd_patch(int argc, char **argv)
+{
+	struct subopts o = {0};
+	struct json_object *req;
+	const char *sub;
+	int i;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf(
+		    "usage: hvpeer patch submit BUNDLE | status | abort --reason TEXT\n"
+		    "  submit BUNDLE   verify the signed bundle on this host, keep it in "
+		    "its\n"
+		    "                  bundle-dir and start the rollout: hosts patch one "
+		    "at\n"
+		    "                  a time, in name order\n"
+		    "  status          the patch, each host's phase and version, "
+		    "quarantines\n"
+		    "  abort           no further host starts (a host mid-cycle "
+		    "finishes)\n");
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	i = parse_sub(argc, argv, &o);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (!strcmp(sub, "submit")) {
+		char abs[4096];
+		if (i != argc - 1)
+			return usage_error("usage: hvpeer patch submit BUNDLE");
+		if (realpath(argv[i], abs) == NULL)
+			return usage_error("%s: %s", argv[i], strerror(errno));
+		req = request("patch-submit");
+		json_object_object_add(req, "path", json_object_new_string(abs));
+		if (!timeout_set)
+			timeout_ms = 120000; /* hashing a large bundle */
+		return run(req, print_message);
+	}
+	if (!strcmp(sub, "status")) {
+		if (i != argc)
+			return usage_error("patch status takes no operand");
+		return run(request("status"), print_patch);
+	}
+	if (!strcmp(sub, "abort")) {
+		if (i != argc)
+			return usage_error("patch abort takes no operand");
+		if (o.reason == NULL || o.reason[0] == '\0')
+			return usage_error("patch abort needs --reason TEXT");
+		req = request("patch-abort");
+		json_object_object_add(req, "reason", json_object_new_string(o.reason));
+		return run(req, print_message);
+	}
+	return usage_error("unknown patch command '%s' (submit, status, abort)", sub);
+}
+
 static volatile sig_atomic_t progress_last_round;
 
 static void progress_term(int sig)
@@ -800,6 +936,8 @@ int main(int argc, char **argv)
 		return cmd_maintenance(argc, argv);
 	if (!strcmp(cmd, "report"))
 		return cmd_report(argc, argv);
+	if (!strcmp(cmd, "patch"))
+		return cmd_patch(argc, argv);
 	if (!strcmp(cmd, "bundle"))
 		return hv_bundle_main(argc, argv, want_json);
 	if (!strcmp(cmd, "bootbank"))

@@ -82,7 +82,33 @@ static void usage(FILE *f)
 	    "                              live-migrated (default: none)\n"
 	    "      --shutdown-timeout S    a dev guest that does not shut down within S "
 	    "seconds\n"
-	    "                              is stopped hard (default 30)\n"
+	    "                              is stopped hard (default 30)\n");
+	fprintf(
+	    f,
+	    "Patching (see hvpeerd.conf(5), section [patch]):\n"
+	    "      --bootbank dir:PATH|exec  the A/B boot banks (default: none; no "
+	    "patching)\n"
+	    "      --bootbank-apply CMD, --bootbank-set-next CMD, --bootbank-mark-good "
+	    "CMD,\n"
+	    "      --bootbank-rollback CMD, --bootbank-status CMD   exec banks: the "
+	    "commands\n"
+	    "      --reboot-command CMD    how this host reboots (default 'systemctl "
+	    "reboot')\n"
+	    "      --reboot-timeout S      fail the cycle when no reboot happened "
+	    "within S (900)\n"
+	    "      --boot-id-file PATH     tells one boot from the next (default\n"
+	    "                              /proc/sys/kernel/random/boot_id)\n"
+	    "      --trusted-keys DIR      public keys that may sign bundles "
+	    "(/etc/hvpeer/keys)\n"
+	    "      --host-class NAME       the class bundles must name (default "
+	    "'default')\n"
+	    "      --bundle-dir DIR        where bundles are kept; a directory every "
+	    "host sees\n"
+	    "                              lets each fetch them (default "
+	    "DATA_DIR/bundles)\n"
+	    "      --health-hook CMD       run after a reboot; non-zero fails "
+	    "validation\n"
+	    "      --hook-timeout S        limit for each hook (default 300)\n"
 	    "      --log-level LEVEL       error, warn, info (default) or debug\n"
 	    "  -h, --help                  this help\n"
 	    "  -V, --version               print the version\n");
@@ -116,6 +142,20 @@ static const struct option longopts[] = {
     {"shared-storage", required_argument, NULL, 1},
     {"shutdown-timeout", required_argument, NULL, 1},
     {"vcpu-ratio", required_argument, NULL, 1},
+    {"bootbank", required_argument, NULL, 1},
+    {"bootbank-apply", required_argument, NULL, 1},
+    {"bootbank-set-next", required_argument, NULL, 1},
+    {"bootbank-mark-good", required_argument, NULL, 1},
+    {"bootbank-rollback", required_argument, NULL, 1},
+    {"bootbank-status", required_argument, NULL, 1},
+    {"reboot-command", required_argument, NULL, 1},
+    {"reboot-timeout", required_argument, NULL, 1},
+    {"boot-id-file", required_argument, NULL, 1},
+    {"trusted-keys", required_argument, NULL, 1},
+    {"host-class", required_argument, NULL, 1},
+    {"bundle-dir", required_argument, NULL, 1},
+    {"health-hook", required_argument, NULL, 1},
+    {"hook-timeout", required_argument, NULL, 1},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -262,7 +302,8 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* libvirt (and what it pulls in) is mapped only when it is used. */
-	if (cfg.libvirt_uri[0] != '\0' && (hyp = hv_hypervisor_load(err, sizeof err)) == NULL) {
+	if (cfg.libvirt_uri[0] != '\0' &&
+	    (hyp = hv_hypervisor_load(err, sizeof err)) == NULL) {
 		fprintf(stderr, "hvpeerd: %s\n", err);
 		return 1;
 	}

@@ -29,15 +29,19 @@
 #include "../migrate/hypervisor.h"
 #include "../migrate/placement.h"
 #include "../migrate/plan.h"
+#include "job.h"
 #include "maint.h"
+#include "patch.h"
 #include "node.h"
 
 enum { REQ_NONE, REQ_COMMIT, REQ_FENCE, REQ_QUERY };
 
-typedef void (*query_fn)(struct hv_node *n, void *arg);
+typedef hv_query_fn query_fn;
 
 struct hv_maint_job {
 	struct hv_node *n;
+	hv_job_fn fn; /* a job of another kind (the patch cycle), or NULL */
+	void *fn_arg;
 	bool exit_op;
 	bool rebalance; /* exit: spread the guests instead of bringing them home */
 	struct hv_rpc_conn *conn; /* answered when the job ends, or NULL */
@@ -63,6 +67,7 @@ struct hv_maint_job {
 	uint64_t my_token;
 	uv_mutex_t ask_lock; /* one request at a time from parallel movers */
 	uv_mutex_t msg_lock; /* the first failure's message is kept */
+	unsigned last_moves; /* moves of the last evacuation or return */
 	int result;
 	char message[1024];
 };
@@ -137,6 +142,7 @@ static void job_end(struct hv_maint_job *j)
 	else
 		hv_warn("%s", j->message);
 	uv_close((uv_handle_t *)&j->async, async_closed);
+	hv_patch_kick(n); /* the next phase may be due */
 }
 
 static void on_async(uv_async_t *a)
@@ -261,8 +267,7 @@ static int fence(struct hv_maint_job *j)
 	return rc;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(struct hv_maint_job *j, int rc,
-                                                      const char *fmt, ...)
+int hv_job_fail(struct hv_maint_job *j, int rc, const char *fmt, ...)
 {
 	char msg[sizeof j->message];
 	va_list ap;
@@ -278,6 +283,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct hv_maint_job *j, in
 	uv_mutex_unlock(&j->msg_lock);
 	return rc;
 }
+
+#define fail hv_job_fail
 
 static int commit_maint(struct hv_maint_job *j, int phase)
 {
@@ -435,6 +442,11 @@ static int read_inventory(struct hv_maint_job *j)
 		return fail(j, rc, "%s: recording the inventory: %s", n->cfg.name,
 		            hv_strerror(rc));
 	return HV_OK;
+}
+
+int hv_maint_refresh_inventory(struct hv_maint_job *j)
+{
+	return read_inventory(j);
 }
 
 /* Give up entering: back to NONE, lease released, the reason kept. */
@@ -636,68 +648,118 @@ static void q_refusal_fn(struct hv_node *n, void *arg)
 	}
 }
 
+/* Pending moves of this host's plan, with member addresses (a plan
+ * committed before a crash is resumed from the state). */
+static void q_pending_plan_fn(struct hv_node *n, void *arg)
+{
+	struct q_plan *q = arg;
+
+	q_plan_fn(n, q); /* addresses, token, phase */
+	q->rc = HV_OK;
+	q->cmd.n_moves = 0;
+	for (unsigned i = 0; i < n->state.n_moves && q->cmd.n_moves < HV_MAX_PLAN; i++) {
+		const struct hv_move *mv = &n->state.moves[i];
+		if (mv->status == HV_MOVE_PENDING && strcmp(mv->holder, n->cfg.name) == 0)
+			q->cmd.moves[q->cmd.n_moves++] = mv->m;
+	}
+}
+
+int hv_maint_plan_out(struct hv_maint_job *j)
+{
+	struct hv_node *n = j->n;
+	struct q_plan *q = calloc(1, sizeof *q);
+	int rc = HV_OK;
+
+	if (q == NULL)
+		return fail(j, HV_NOMEM, "out of memory");
+	query(j, q_pending_plan_fn, q);
+	if (q->maint == HV_MAINT_EVACUATING || q->maint == HV_MAINT_IN)
+		goto out; /* done before a restart */
+	if (commit_maint(j, HV_MAINT_ENTERING) != HV_OK) {
+		rc = fail(j, HV_INVAL,
+		          "%s: cannot enter maintenance from its current phase",
+		          n->cfg.name);
+		goto out;
+	}
+	if (q->cmd.n_moves == 0) { /* no plan committed yet */
+		if ((rc = read_inventory(j)) != HV_OK)
+			goto out;
+		memset(q, 0, sizeof *q);
+		q->stale_ms = 3ull * n->cfg.report_interval_ms + 2000;
+		query(j, q_plan_fn, q);
+		if (q->rc != HV_OK) {
+			rc = fail(j, q->rc, "Failed to enter maintenance mode: %s: %s",
+			          n->cfg.name, q->why);
+			goto out;
+		}
+		if (q->cmd.n_moves > 0) {
+			q->cmd.token = j->my_token;
+			rc = commit(j, &q->cmd, NULL);
+			if (rc != HV_OK) {
+				fail(j, rc,
+				     "Failed to enter maintenance mode: %s: the plan was "
+				     "refused: %s",
+				     n->cfg.name, hv_strerror(rc));
+				goto out;
+			}
+		}
+	}
+	rc = commit_maint(j, HV_MAINT_EVACUATING);
+	if (rc != HV_OK)
+		fail(j, rc, "%s: recording the evacuation: %s", n->cfg.name,
+		     hv_strerror(rc));
+out:
+	free(q);
+	return rc;
+}
+
+int hv_maint_move_out(struct hv_maint_job *j)
+{
+	struct q_plan *q = calloc(1, sizeof *q);
+	int rc;
+
+	if (q == NULL)
+		return fail(j, HV_NOMEM, "out of memory");
+	query(j, q_pending_plan_fn, q);
+	if (q->maint == HV_MAINT_IN) {
+		free(q);
+		return HV_OK;
+	}
+	rc = run_moves(j, q, true);
+	if (rc == HV_OK)
+		rc = commit_maint(j, HV_MAINT_IN);
+	j->last_moves = q->cmd.n_moves;
+	free(q);
+	return rc;
+}
+
 static void enter(struct hv_maint_job *j)
 {
 	struct hv_node *n = j->n;
 	struct hv_cmd cmd = {.type = HV_CMD_LEASE_ACQUIRE};
-	struct q_plan *q = calloc(1, sizeof *q);
-	uint64_t max_down = 0;
-	int rc;
 
-	if (q == NULL) {
-		fail(j, HV_NOMEM, "out of memory");
-		return;
-	}
 	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
-	rc = commit(j, &cmd, &j->my_token);
+	int rc = commit(j, &cmd, &j->my_token);
 	if (rc != HV_OK) {
 		struct q_refusal qr = {.rc = rc};
 		query(j, q_refusal_fn, &qr);
 		fail(j, rc, "%s: cannot enter maintenance: %s", n->cfg.name,
 		     qr.text[0] ? qr.text : hv_strerror(rc));
-		goto out;
+		return;
 	}
-	if (commit_maint(j, HV_MAINT_ENTERING) != HV_OK) {
-		fail(j, HV_INVAL, "%s: cannot enter maintenance from its current phase",
-		     n->cfg.name);
-		goto out;
-	}
-	if (read_inventory(j) != HV_OK) {
-		refuse(j);
-		goto out;
-	}
-	q->stale_ms = 3ull * n->cfg.report_interval_ms + 2000;
-	query(j, q_plan_fn, q);
-	if (q->rc != HV_OK) {
-		fail(j, q->rc, "Failed to enter maintenance mode: %s: %s", n->cfg.name,
-		     q->why);
-		refuse(j);
-		goto out;
-	}
-	if (q->cmd.n_moves > 0) {
-		q->cmd.token = j->my_token;
-		rc = commit(j, &q->cmd, NULL);
-		if (rc != HV_OK) {
-			fail(j, rc,
-			     "Failed to enter maintenance mode: %s: the plan was "
-			     "refused: %s",
-			     n->cfg.name, hv_strerror(rc));
+	if (hv_maint_plan_out(j) != HV_OK) {
+		if (j->result != HV_PAUSED && j->result != HV_BADTOKEN &&
+		    j->result != HV_NOTHOLDER && j->result != HV_SHUTDOWN)
 			refuse(j);
-			goto out;
-		}
+		return;
 	}
-	commit_maint(j, HV_MAINT_EVACUATING);
-	if (run_moves(j, q, true) != HV_OK)
-		goto out;
-	commit_maint(j, HV_MAINT_IN);
-	(void)max_down;
+	if (hv_maint_move_out(j) != HV_OK)
+		return;
 	j->result = HV_OK;
 	snprintf(j->message, sizeof j->message,
 	         "%s is in maintenance: %u guest%s moved away (token %llu)", n->cfg.name,
-	         q->cmd.n_moves, q->cmd.n_moves == 1 ? "" : "s",
+	         j->last_moves, j->last_moves == 1 ? "" : "s",
 	         (unsigned long long)j->my_token);
-out:
-	free(q);
 }
 
 /* ---- exit ------------------------------------------------------------------ */
@@ -730,16 +792,66 @@ static void start_parked(struct hv_maint_job *j)
 	if (query(j, q_parked_fn, &q) != HV_OK)
 		return;
 	for (unsigned i = 0; i < q.n; i++)
-		if (j->n->hyp->start(j->n->cfg.libvirt_uri, q.names[i], err, sizeof err) !=
-		    HV_OK)
+		if (j->n->hyp->start(j->n->cfg.libvirt_uri, q.names[i], err,
+		                     sizeof err) != HV_OK)
 			hv_warn("starting %s again: %s", q.names[i], err);
+}
+
+int hv_maint_move_back(struct hv_maint_job *j, bool rebalance)
+{
+	struct hv_node *n = j->n;
+	struct q_plan *q = calloc(1, sizeof *q);
+	int rc = HV_OK;
+
+	if (q == NULL)
+		return fail(j, HV_NOMEM, "out of memory");
+	q->exit_op = true;
+	query(j, q_plan_fn, q);
+	if (q->maint == HV_MAINT_NONE)
+		goto out; /* done before a restart */
+	if (commit_maint(j, HV_MAINT_EXITING) != HV_OK) {
+		rc = fail(j, HV_INVAL,
+		          "%s: cannot leave maintenance from its current phase",
+		          n->cfg.name);
+		goto out;
+	}
+	q->rebalance = rebalance;
+	query(j, q_pending_plan_fn, q); /* a return plan committed before a restart */
+	if (q->cmd.n_moves == 0) {
+		query(j, q_plan_fn,
+		      q); /* the return plan, now that the host is EXITING */
+		if (q->rc != HV_OK) {
+			rc = fail(j, q->rc, "%s: cannot plan the %s: %s", n->cfg.name,
+			          rebalance ? "rebalance" : "return", q->why);
+			goto out;
+		}
+		if (q->cmd.n_moves > 0) {
+			q->cmd.token = j->my_token;
+			rc = commit(j, &q->cmd, NULL);
+			if (rc != HV_OK) {
+				fail(j, rc, "%s: the return plan was refused: %s",
+				     n->cfg.name, hv_strerror(rc));
+				goto out;
+			}
+		}
+	}
+	j->last_moves = q->cmd.n_moves;
+	if (q->cmd.n_moves > 0 && (rc = run_moves(j, q, false)) != HV_OK)
+		goto out;
+	start_parked(j);
+	rc = commit_maint(j, HV_MAINT_NONE);
+	if (rc != HV_OK)
+		fail(j, rc, "%s: recording the end of maintenance: %s", n->cfg.name,
+		     hv_strerror(rc));
+out:
+	free(q);
+	return rc;
 }
 
 static void leave(struct hv_maint_job *j)
 {
 	struct hv_node *n = j->n;
 	struct q_plan *q = calloc(1, sizeof *q);
-	unsigned n_moves;
 	int rc;
 
 	if (q == NULL) {
@@ -751,50 +863,28 @@ static void leave(struct hv_maint_job *j)
 	if (!q->holder || (q->maint != HV_MAINT_IN && q->maint != HV_MAINT_EVACUATING &&
 	                   q->maint != HV_MAINT_EXITING)) {
 		fail(j, HV_INVAL, "%s is not in maintenance", n->cfg.name);
-		goto out;
+		free(q);
+		return;
 	}
 	j->my_token = q->token;
-	if (commit_maint(j, HV_MAINT_EXITING) != HV_OK) {
-		fail(j, HV_INVAL, "%s: cannot leave maintenance from its current phase",
-		     n->cfg.name);
-		goto out;
-	}
-	q->rebalance = j->rebalance;
-	query(j, q_plan_fn, q); /* the return plan, now that the host is EXITING */
-	if (q->rc != HV_OK) {
-		fail(j, q->rc, "%s: cannot plan the %s: %s", n->cfg.name,
-		     j->rebalance ? "rebalance" : "return", q->why);
-		goto out;
-	}
-	n_moves = q->cmd.n_moves;
-	if (n_moves > 0) {
-		q->cmd.token = j->my_token;
-		rc = commit(j, &q->cmd, NULL);
-		if (rc != HV_OK) {
-			fail(j, rc, "%s: the return plan was refused: %s", n->cfg.name,
-			     hv_strerror(rc));
-			goto out;
-		}
-	}
-	if (n_moves > 0 && run_moves(j, q, false) != HV_OK)
-		goto out;
-	start_parked(j);
-	commit_maint(j, HV_MAINT_NONE);
+	free(q);
+	if (hv_maint_move_back(j, j->rebalance) != HV_OK)
+		return;
 	rc = release_lease(j);
 	j->result = HV_OK;
 	snprintf(j->message, sizeof j->message, "%s left maintenance: %u guest%s %s%s",
-	         n->cfg.name, n_moves, n_moves == 1 ? "" : "s",
+	         n->cfg.name, j->last_moves, j->last_moves == 1 ? "" : "s",
 	         j->rebalance ? "moved to rebalance" : "brought back",
 	         rc == HV_OK ? ", lease released" : "");
-out:
-	free(q);
 }
 
 static void worker(void *arg)
 {
 	struct hv_maint_job *j = arg;
 
-	if (j->exit_op)
+	if (j->fn != NULL)
+		j->fn(j, j->fn_arg);
+	else if (j->exit_op)
 		leave(j);
 	else
 		enter(j);
@@ -806,8 +896,8 @@ static void worker(void *arg)
 
 /* ---- interface ------------------------------------------------------------ */
 
-int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
-                   struct hv_rpc_conn *conn, char *err, size_t errlen)
+static int job_start(struct hv_node *n, hv_job_fn fn, void *arg, bool exit_op,
+                     bool rebalance, struct hv_rpc_conn *conn, char *err, size_t errlen)
 {
 	struct hv_maint_job *j;
 
@@ -827,6 +917,8 @@ int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
 		return HV_NOMEM;
 	}
 	j->n = n;
+	j->fn = fn;
+	j->fn_arg = arg;
 	j->exit_op = exit_op;
 	j->rebalance = rebalance;
 	j->conn = conn;
@@ -845,6 +937,85 @@ int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
 	}
 	n->maint = j;
 	return HV_OK;
+}
+
+int hv_maint_start(struct hv_node *n, bool exit_op, bool rebalance,
+                   struct hv_rpc_conn *conn, char *err, size_t errlen)
+{
+	return job_start(n, NULL, NULL, exit_op, rebalance, conn, err, errlen);
+}
+
+int hv_job_start(struct hv_node *n, hv_job_fn fn, void *arg, char *err, size_t errlen)
+{
+	return job_start(n, fn, arg, false, false, NULL, err, errlen);
+}
+
+/* ---- for other jobs (node/patch.c) ---------------------------------------- */
+
+struct hv_node *hv_job_node(struct hv_maint_job *j)
+{
+	return j->n;
+}
+
+int hv_job_commit(struct hv_maint_job *j, const struct hv_cmd *cmd, uint64_t *token)
+{
+	return commit(j, cmd, token);
+}
+
+int hv_job_query(struct hv_maint_job *j, hv_query_fn fn, void *arg)
+{
+	return query(j, fn, arg);
+}
+
+int hv_job_fence(struct hv_maint_job *j)
+{
+	return fence(j);
+}
+
+void hv_job_set_token(struct hv_maint_job *j, uint64_t token)
+{
+	j->my_token = token;
+}
+
+int hv_job_result(struct hv_maint_job *j, char *msg, size_t len)
+{
+	int rc;
+
+	uv_mutex_lock(&j->msg_lock);
+	rc = j->result;
+	snprintf(msg, len, "%s", j->message);
+	uv_mutex_unlock(&j->msg_lock);
+	return rc;
+}
+
+void hv_job_done(struct hv_maint_job *j, const char *fmt, ...)
+{
+	va_list ap;
+
+	uv_mutex_lock(&j->msg_lock);
+	j->result = HV_OK;
+	va_start(ap, fmt);
+	vsnprintf(j->message, sizeof j->message, fmt, ap);
+	va_end(ap);
+	uv_mutex_unlock(&j->msg_lock);
+}
+
+void hv_job_reset(struct hv_maint_job *j)
+{
+	uv_mutex_lock(&j->msg_lock);
+	j->result = HV_OK;
+	j->message[0] = '\0';
+	uv_mutex_unlock(&j->msg_lock);
+}
+
+bool hv_job_cancelled(struct hv_maint_job *j)
+{
+	bool c;
+
+	uv_mutex_lock(&j->lock);
+	c = j->cancel;
+	uv_mutex_unlock(&j->lock);
+	return c;
 }
 
 void hv_maint_cancel(struct hv_node *n)

@@ -22,6 +22,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../migrate/hypervisor.h"
+#include "patch.h"
 #include "maint.h"
 #include "node.h"
 #include "transport.h"
@@ -363,9 +364,9 @@ static void inv_read(uv_work_t *req)
 	struct inv_work *w = req->data;
 	const struct hv_config *cfg = &w->n->cfg;
 
-	w->rc = w->n->hyp->inventory(cfg->libvirt_uri, cfg->guest_memory_mib,
-	                             cfg->vcpu_ratio, cfg->shared_storage, &w->inv,
-	                             w->err, sizeof w->err);
+	w->rc =
+	    w->n->hyp->inventory(cfg->libvirt_uri, cfg->guest_memory_mib, cfg->vcpu_ratio,
+	                         cfg->shared_storage, &w->inv, w->err, sizeof w->err);
 }
 
 static void inv_committed(struct hv_node *n, void *data, int rc, uint64_t index,
@@ -418,8 +419,7 @@ static void inventory_refresh(struct hv_node *n)
 	struct inv_work *w;
 	struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
 
-	if (n->hyp == NULL || n->inventory_busy || m == NULL ||
-	    m->id != n->id)
+	if (n->hyp == NULL || n->inventory_busy || m == NULL || m->id != n->id)
 		return;
 	w = calloc(1, sizeof *w);
 	if (w == NULL)
@@ -443,6 +443,7 @@ static void on_tick(uv_timer_t *t)
 		return;
 	if (hv_node_is_leader(n))
 		hv_membership_reconcile(n);
+	hv_patch_kick(n);
 	if (now >= n->report_due_ms) {
 		/* Until a first report lands, try on every tick. */
 		if (report(n) && n->last_report_ms != 0)
@@ -538,6 +539,24 @@ static void on_rpc_stream(void *data, uv_stream_t *stream)
 	hv_rpc_serve(&n->rpc, stream, false, raft_free);
 }
 
+static void on_kick_cb(uv_timer_t *t)
+{
+	hv_patch_kick(t->data);
+}
+
+/* After every applied command: let the patch driver look, once the batch
+ * of applies is over (a replay after a restart goes through old phases). */
+static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cmd, int rc)
+{
+	struct hv_node *n = f->data;
+
+	(void)index;
+	(void)rc;
+	if (cmd != NULL && cmd->type >= HV_CMD_PATCH_SUBMIT && !n->stopping &&
+	    n->kick.loop != NULL)
+		uv_timer_start(&n->kick, on_kick_cb, 0, 0);
+}
+
 static int raft_setup(struct hv_node *n)
 {
 	char dir[HV_PATH_MAX + 8];
@@ -564,6 +583,7 @@ static int raft_setup(struct hv_node *n)
 	raft_uv_set_connect_retry_delay(&n->io, 100);
 	hv_fsm_init(&n->fsm, &n->state);
 	n->fsm.data = n;
+	n->fsm.applied = on_applied;
 	rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, n->id, n->cfg.listen);
 	if (rv != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "raft init: %s",
@@ -641,6 +661,8 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	have_id = id_load(n);
 	if (have_id < 0)
 		return -1;
+	if (hv_patch_open(n) != 0)
+		return -1;
 	fresh = have_id == 0;
 	if (fresh) {
 		if (!n->cfg.bootstrap && n->cfg.n_join == 0) {
@@ -672,6 +694,8 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 		goto err_started;
 	uv_timer_init(loop, &n->tick);
 	n->tick.data = n;
+	uv_timer_init(loop, &n->kick);
+	n->kick.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
 	n->report_due_ms = hv_now_ms() + 300;
 	if (!n->joined)
@@ -699,6 +723,7 @@ static void closed_one(struct hv_node *n)
 		close(n->lock_fd);
 		n->lock_fd = -1;
 	}
+	hv_patch_close(n);
 	if (n->stop_cb != NULL)
 		n->stop_cb(n);
 }
@@ -752,6 +777,10 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
 	if (uv_is_active((uv_handle_t *)&n->tick) || n->tick.loop != NULL) {
 		n->closing++;
 		uv_close((uv_handle_t *)&n->tick, tick_closed);
+	}
+	if (n->kick.loop != NULL) {
+		n->closing++;
+		uv_close((uv_handle_t *)&n->kick, tick_closed);
 	}
 	if (n->ctl_open) {
 		n->closing++;

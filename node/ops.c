@@ -23,6 +23,7 @@
 #include "../migrate/placement.h"
 #include "maint.h"
 #include "node.h"
+#include "patch.h"
 
 struct op_ctx {
 	struct hv_node *n;
@@ -206,6 +207,7 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 		json_object_array_add(members, j);
 	}
 	json_object_object_add(o, "members", members);
+	json_object_object_add(o, "rollout", hv_patch_status_json(s));
 
 	json_object_object_add(lease, "max_concurrent",
 	                       json_object_new_uint64(s->max_concurrent));
@@ -764,6 +766,13 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		hv_rpc_reply(c, o);
 	} else if (!strcmp(op, "join")) {
 		op_join(n, c, req, forwarded);
+	} else if (!strncmp(op, "patch-", 6)) {
+		if (!peer->local)
+			hv_rpc_reply(
+			    c, hv_rpc_error(HV_INVAL,
+			                    "operation '%s' is not served to peers", op));
+		else
+			hv_patch_op(n, c, op, req);
 	} else if (!strcmp(op, "maint-enter") || !strcmp(op, "maint-exit")) {
 		if (!peer->local && !forwarded)
 			hv_rpc_reply(

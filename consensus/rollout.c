@@ -1,0 +1,313 @@
+/*
+ * The patch rollout in the replicated state: which host patches now, and
+ * each host's phase of the cycle (patchfsm/cycle.c is the table).
+ *
+ * Every replica applies the same steps, so every replica agrees on who is
+ * next. The parts of a transition that only change the state are done here,
+ * at apply time, in the same log entry: releasing the lease at DONE and
+ * granting it to the next host (the handoff costs no extra round trip),
+ * pausing the cluster on a failure, quarantining a patch that failed. The
+ * host's driver (node/patch.c) does the rest (migrations, the boot bank,
+ * the reboot) and commits each outcome as a PATCH_STEP.
+ *
+ * Rules:
+ *  - one rollout at a time; a version below the highest ever submitted is
+ *    refused (anti-rollback), and so is another bundle of the same version;
+ *  - a quarantined patch is never submitted again nor handed on;
+ *  - hosts go in name order, one at a time, and only while the cluster is
+ *    not paused, the lease is free and no host is mid-cycle;
+ *  - a step names the phase it leaves and the rollout it belongs to, and a
+ *    leased phase needs the holder's current token: a stale or repeated
+ *    step is refused and changes nothing;
+ *  - a host's step reports an outcome (ok, fail, booted-new, booted-old):
+ *    grants, pauses and aborts happen only here, never by a host's word.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/err.h"
+#include "../patchfsm/version.h"
+#include "state.h"
+
+bool hv_state_quarantined(const struct hv_state *s, const char *digest)
+{
+	for (unsigned i = 0; i < s->n_quarantine; i++)
+		if (strcmp(s->quarantine[i].digest, digest) == 0)
+			return true;
+	return false;
+}
+
+static bool digest_valid(const char *d)
+{
+	size_t n = strlen(d);
+
+	if (n != HV_DIGEST_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Enter a phase, keeping the time spent in the one left. */
+static void set_phase(struct hv_member *m, int phase, uint64_t t)
+{
+	if (t > m->cycle_since_ms && m->cycle_since_ms != 0 && m->cycle >= 0 &&
+	    m->cycle < HV__PH_N)
+		m->phase_ms[m->cycle] += t - m->cycle_since_ms;
+	m->cycle = phase;
+	m->cycle_since_ms = t;
+}
+
+static bool mid_cycle(const struct hv_member *m)
+{
+	return !m->removed && (hv_phase_flags(m->cycle) & HV_PHF_LEASED);
+}
+
+int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_rollout *r = &s->rollout;
+	const struct hv_member *src = hv_state_member(s, c->source);
+	unsigned waiting = 0;
+
+	if (c->by[0] == '\0' || !hv_version_valid(c->version) || !digest_valid(c->digest))
+		return HV_INVAL;
+	if (src == NULL)
+		return HV_NOMEMBER;
+	if (src->removed)
+		return HV_REMOVED;
+	if (r->active)
+		return HV_EXISTS;
+	for (unsigned i = 0; i < s->n_members; i++)
+		if (mid_cycle(&s->members[i]))
+			return HV_EXISTS; /* a failed host still holds its phase */
+	if (hv_state_quarantined(s, c->digest))
+		return HV_QUARANTINED;
+	if (s->floor_version[0] != '\0') {
+		int cmp = hv_version_cmp(c->version, s->floor_version);
+		if (cmp < 0 || (cmp == 0 && strcmp(c->digest, s->floor_digest) != 0))
+			return HV_ROLLBACK;
+	}
+	memset(r, 0, sizeof *r);
+	r->id = index;
+	r->active = true;
+	snprintf(r->bundle, sizeof r->bundle, "%s", c->bundle);
+	snprintf(r->version, sizeof r->version, "%s", c->version);
+	snprintf(r->digest, sizeof r->digest, "%s", c->digest);
+	snprintf(r->key_id, sizeof r->key_id, "%s", c->key_id);
+	snprintf(r->source, sizeof r->source, "%s", c->source);
+	snprintf(r->by, sizeof r->by, "%s", c->by);
+	r->submitted_ms = c->time_ms;
+	snprintf(s->floor_version, sizeof s->floor_version, "%s", c->version);
+	snprintf(s->floor_digest, sizeof s->floor_digest, "%s", c->digest);
+	for (unsigned i = 0; i < s->n_members; i++) {
+		struct hv_member *m = &s->members[i];
+		if (m->removed)
+			continue;
+		memset(m->phase_ms, 0, sizeof m->phase_ms);
+		m->cycle_error[0] = '\0';
+		m->cycle_start_ms = m->cycle_end_ms = 0;
+		m->cycle_since_ms = c->time_ms;
+		if (strcmp(m->version, c->version) == 0) {
+			m->cycle = HV_PH_DONE; /* already there */
+			r->done++;
+		} else {
+			m->cycle = HV_PH_WAIT_LEASE;
+			waiting++;
+		}
+	}
+	hv_state_event_add(
+	    s, index, c->time_ms,
+	    "patch %s %s (digest %.12s) submitted by %s: %u host%s to patch", c->bundle,
+	    c->version, c->digest, c->by, waiting, waiting == 1 ? "" : "s");
+	hv_rollout_advance(s, index, c->time_ms);
+	return HV_OK;
+}
+
+/* The state's own part of a transition's actions. */
+static void state_actions(struct hv_state *s, uint64_t index, struct hv_member *m,
+                          unsigned acts, const char *why, uint64_t t)
+{
+	struct hv_rollout *r = &s->rollout;
+
+	if (acts & HV_ACT_RELEASE_LEASE)
+		for (unsigned i = 0; i < s->n_holders; i++)
+			if (strcmp(s->holders[i].name, m->name) == 0) {
+				hv_state_event_add(
+				    s, index, t, "lease released by %s (token %llu)",
+				    m->name, (unsigned long long)s->holders[i].token);
+				hv_state_holder_remove(s, i);
+				break;
+			}
+	if ((acts & HV_ACT_QUARANTINE) && !hv_state_quarantined(s, r->digest)) {
+		struct hv_quarantine *q;
+		if (s->n_quarantine == HV_QUARANTINE_MAX) {
+			memmove(&s->quarantine[0], &s->quarantine[1],
+			        (HV_QUARANTINE_MAX - 1) * sizeof s->quarantine[0]);
+			s->n_quarantine--;
+		}
+		q = &s->quarantine[s->n_quarantine++];
+		q->index = index;
+		snprintf(q->digest, sizeof q->digest, "%s", r->digest);
+		snprintf(q->version, sizeof q->version, "%s", r->version);
+		snprintf(q->reason, sizeof q->reason, "%s: %s", m->name, why);
+		hv_state_event_add(s, index, t, "patch %s %s quarantined: failed on %s",
+		                   r->bundle, r->version, m->name);
+	}
+	if ((acts & HV_ACT_PAUSE_CLUSTER) && !s->paused) {
+		s->paused = true;
+		snprintf(s->paused_by, sizeof s->paused_by, "hvpeerd@%.40s", m->name);
+		snprintf(s->pause_reason, sizeof s->pause_reason,
+		         "%s: patch %s failed in %s: %s", m->name, r->version,
+		         hv_phase_name(m->cycle), why[0] ? why : "no reason given");
+		s->paused_ms = t;
+		hv_state_event_add(s, index, t, "paused by %s: %s", s->paused_by,
+		                   s->pause_reason);
+	}
+}
+
+int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_rollout *r = &s->rollout;
+	struct hv_member *m = hv_state_member(s, c->name);
+	unsigned acts;
+	int next, from, rv;
+
+	if (m == NULL)
+		return HV_NOMEMBER;
+	if (m->removed)
+		return HV_REMOVED;
+	if (r->id == 0 || c->id != r->id)
+		return HV_BADTOKEN; /* a step of another rollout */
+	/* A host reports outcomes; grants, pauses and aborts are the state's. */
+	if (c->event != HV_EV_OK && c->event != HV_EV_FAIL &&
+	    c->event != HV_EV_BOOTED_NEW && c->event != HV_EV_BOOTED_OLD)
+		return HV_INVAL;
+	from = hv_phase_parse(c->phase);
+	if (from < 0 || from != m->cycle)
+		return HV_INVAL; /* not the phase the host is in: stale or repeated */
+	if ((hv_phase_flags(from) & HV_PHF_LEASED) &&
+	    (rv = hv_state_fenced(s, m->name, c->token)) != HV_OK)
+		return rv;
+	if (hv_cycle_step(from, c->event, &next, &acts) != HV_OK)
+		return HV_INVAL;
+	/* Leaving the lease needs the host out of maintenance. */
+	if ((acts & HV_ACT_RELEASE_LEASE) && m->maint != HV_MAINT_NONE)
+		return HV_INMAINT;
+	if (c->event == HV_EV_FAIL || c->event == HV_EV_BOOTED_OLD)
+		snprintf(m->cycle_error, sizeof m->cycle_error, "%s", c->reason);
+	if (from == HV_PH_PRECHECK && next == HV_PH_ENTER_MAINT)
+		m->cycle_start_ms = c->time_ms;
+	if (c->version[0] != '\0')
+		snprintf(m->version, sizeof m->version, "%s", c->version);
+	state_actions(s, index, m, acts, c->reason, c->time_ms);
+	set_phase(m, next, c->time_ms);
+	if (next == HV_PH_DONE) {
+		m->cycle_end_ms = c->time_ms;
+		r->done++;
+	} else if (next == HV_PH_FAILED) {
+		m->cycle_end_ms = c->time_ms;
+		r->failed++;
+	}
+	hv_state_event_add(s, index, c->time_ms, "%s: patch %s: %s -> %s%s%s", m->name,
+	                   r->version, hv_phase_name(from), hv_phase_name(next),
+	                   c->reason[0] ? ": " : "", c->reason);
+	hv_rollout_advance(s, index, c->time_ms);
+	return HV_OK;
+}
+
+int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_rollout *r = &s->rollout;
+	unsigned stopped = 0;
+
+	if (c->by[0] == '\0' || c->reason[0] == '\0')
+		return HV_INVAL;
+	if (r->id == 0)
+		return HV_NOMEMBER;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		struct hv_member *m = &s->members[i];
+		int next;
+		unsigned acts;
+		if (m->removed ||
+		    hv_cycle_step(m->cycle, HV_EV_ABORT, &next, &acts) != HV_OK)
+			continue;
+		state_actions(s, index, m, acts & HV_ACT_RELEASE_LEASE, "", c->time_ms);
+		set_phase(m, next, c->time_ms);
+		stopped++;
+	}
+	if (!r->active && stopped == 0)
+		return HV_INVAL; /* nothing to abort */
+	r->aborted = true;
+	hv_state_event_add(
+	    s, index, c->time_ms, "patch %s %s aborted by %s: %s (%u host%s stopped)",
+	    r->bundle, r->version, c->by, c->reason, stopped, stopped == 1 ? "" : "s");
+	hv_rollout_advance(s, index, c->time_ms);
+	return HV_OK;
+}
+
+void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms)
+{
+	(void)index;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		struct hv_member *m = &s->members[i];
+		int next;
+		unsigned acts;
+		if (!m->removed && m->cycle == HV_PH_PAUSED &&
+		    hv_cycle_step(m->cycle, HV_EV_RESUME, &next, &acts) == HV_OK)
+			set_phase(m, next, time_ms);
+	}
+}
+
+void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
+{
+	struct hv_rollout *r = &s->rollout;
+	struct hv_member *next = NULL;
+	bool busy = false;
+
+	if (!r->active)
+		return;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		struct hv_member *m = &s->members[i];
+		if (mid_cycle(m))
+			busy = true;
+		else if (!m->removed && m->cycle == HV_PH_WAIT_LEASE && !r->aborted &&
+		         (next == NULL || strcmp(m->name, next->name) < 0))
+			next = m;
+	}
+	if (busy)
+		return;
+	if (next == NULL) {
+		bool paused_hosts = false;
+		for (unsigned i = 0; i < s->n_members; i++)
+			if (!s->members[i].removed && s->members[i].cycle == HV_PH_PAUSED)
+				paused_hosts = true;
+		if (paused_hosts && !r->aborted)
+			return; /* they go on after a resume */
+		r->active = false;
+		r->finished_ms = time_ms;
+		hv_state_event_add(
+		    s, index, time_ms, "patch %s %s %s: %u host%s patched, %u failed",
+		    r->bundle, r->version, r->aborted ? "aborted" : "rolled out", r->done,
+		    r->done == 1 ? "" : "s", r->failed);
+		return;
+	}
+	if (s->paused || s->n_holders > 0 || s->n_holders >= s->max_concurrent ||
+	    hv_state_quarantined(s, r->digest) || index <= s->last_token)
+		return;
+	/* The grant: the same entry that unblocked the line. */
+	{
+		struct hv_holder *h = &s->holders[s->n_holders++];
+		int phase;
+		unsigned acts;
+		snprintf(h->name, sizeof h->name, "%s", next->name);
+		h->token = index;
+		h->granted_ms = time_ms;
+		s->last_token = index;
+		hv_cycle_step(HV_PH_WAIT_LEASE, HV_EV_GRANTED, &phase, &acts);
+		set_phase(next, phase, time_ms);
+		hv_state_event_add(s, index, time_ms,
+		                   "lease granted to %s (token %llu) for patch %s",
+		                   next->name, (unsigned long long)index, r->version);
+	}
+}

@@ -1,0 +1,1072 @@
+/*
+ * The patch cycle's driver: what this host does in each phase of a rollout.
+ *
+ * The phase is in the replicated state (consensus/rollout.c), never only
+ * here. After every applied command, when a job ends and on every tick, the
+ * driver looks at this host's committed phase; when the phase has work and
+ * no job runs, it starts one on a worker thread (node/job.h). The job does
+ * the phase's work and commits its outcome as a PATCH_STEP, which moves the
+ * phase on (and, at DONE, hands the lease to the next host in the same log
+ * entry). A host that crashes or reboots finds its phase in the log and
+ * does that phase's work again: every phase's work can be repeated.
+ *
+ *   precheck     fresh inventory, every peer reporting, an evacuation plan
+ *   enter-maint  maintenance ENTERING, plan committed, EVACUATING
+ *   evacuate     the plan's moves (fenced), IN
+ *   stage        the bundle from bundle-dir, verified with this host's keys
+ *   apply        inactive boot bank written, next boot tries it
+ *   reboot       a marker with the boot id, then reboot-command; after the
+ *                boot: booted-new or booted-old from the booted version
+ *   validate     booted version, libvirt answers, health hooks
+ *   exit-maint   the new bank marked good
+ *   rebalance    guests back home, maintenance NONE (the state then releases
+ *                the lease and grants it to the next host)
+ *   rollback     the trial dropped; a reboot when the host runs it
+ *
+ * A job stopped by a pause, a lost lease, a lost quorum or shutdown commits
+ * nothing: the phase stays and the work is retried when the line moves
+ * again. Only a real failure of the phase's work commits a FAIL.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "../migrate/hypervisor.h"
+#include "../migrate/plan.h"
+#include "../patchfsm/bootbank.h"
+#include "../patchfsm/bundle.h"
+#include "../patchfsm/cycle.h"
+#include "job.h"
+#include "node.h"
+#include "patch.h"
+
+#define RETRY_MS 2000 /* after a job that moved nothing */
+
+/* ---- banks ---------------------------------------------------------------- */
+
+int hv_patch_open(struct hv_node *n)
+{
+	struct hv_config *cfg = &n->cfg;
+	struct hv_bootbank_status st;
+	struct hv_bootbank_exec ex = {
+	    .apply = cfg->bootbank_apply,
+	    .set_next = cfg->bootbank_set_next,
+	    .mark_good = cfg->bootbank_mark_good,
+	    .rollback = cfg->bootbank_rollback,
+	    .status = cfg->bootbank_status,
+	};
+	char err[512];
+
+	if (cfg->bootbank[0] == '\0')
+		return 0;
+	n->bank = calloc(1, sizeof *n->bank);
+	if (n->bank == NULL) {
+		snprintf(n->errmsg, sizeof n->errmsg, "out of memory");
+		return -1;
+	}
+	if (hv_bootbank_open(n->bank, cfg->bootbank, &ex, err, sizeof err) != HV_OK ||
+	    n->bank->status(n->bank, &st, err, sizeof err) != HV_OK) {
+		snprintf(n->errmsg, sizeof n->errmsg, "boot banks (%s): %s",
+		         cfg->bootbank, err);
+		hv_patch_close(n);
+		return -1;
+	}
+	if (st.booted_version[0] != '\0')
+		snprintf(cfg->host_version, sizeof cfg->host_version, "%s",
+		         st.booted_version);
+	hv_info("boot banks %s: booted %s%s", cfg->bootbank, cfg->host_version,
+	        st.booted_is_trial ? " (on trial: not marked good yet)" : "");
+	return 0;
+}
+
+void hv_patch_close(struct hv_node *n)
+{
+	if (n->bank != NULL) {
+		hv_bootbank_close(n->bank);
+		free(n->bank);
+		n->bank = NULL;
+	}
+}
+
+/* ---- what the job knows ---------------------------------------------------- */
+
+struct phase_ctx {
+	/* a copy of the committed state the job started from */
+	int phase;
+	uint64_t rollout, token;
+	char version[HV_VERSION_MAX + 1], digest[HV_DIGEST_MAX + 1];
+	char bundle[HV_NAME_MAX + 1];
+	bool paused;
+	/* filled by the job */
+	int event;
+	char reason[HV_REASON_MAX + 1];
+	char booted[HV_VERSION_MAX + 1];
+};
+
+__attribute__((format(printf, 2, 3))) static void reasonf(struct phase_ctx *p,
+                                                          const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
+	va_end(ap);
+}
+
+static bool transient(int rc)
+{
+	return rc == HV_PAUSED || rc == HV_BADTOKEN || rc == HV_NOTHOLDER ||
+	       rc == HV_SHUTDOWN || rc == HV_NOQUORUM || rc == HV_NOTLEADER ||
+	       rc == HV_UNREACHABLE || rc == HV_TIMEOUT;
+}
+
+static void bundle_path(const struct hv_config *cfg, const char *digest, char *out,
+                        size_t len)
+{
+	if (cfg->bundle_dir[0] != '\0')
+		snprintf(out, len, "%s/%s.bundle", cfg->bundle_dir, digest);
+	else
+		snprintf(out, len, "%s/bundles/%s.bundle", cfg->data_dir, digest);
+}
+
+static void staging_path(const struct hv_config *cfg, const char *digest, char *out,
+                         size_t len)
+{
+	snprintf(out, len, "%s/staging/%.16s", cfg->data_dir, digest);
+}
+
+static void marker_path(const struct hv_config *cfg, char *out, size_t len)
+{
+	snprintf(out, len, "%s/reboot.marker", cfg->data_dir);
+}
+
+static int read_boot_id(const struct hv_config *cfg, char *out, size_t len)
+{
+	FILE *f = fopen(cfg->boot_id_file, "r");
+	int rv = -1;
+
+	out[0] = '\0';
+	if (f != NULL) {
+		if (fgets(out, (int)len, f) != NULL) {
+			out[strcspn(out, "\n")] = '\0';
+			rv = out[0] != '\0' ? 0 : -1;
+		}
+		fclose(f);
+	}
+	return rv;
+}
+
+/* mkdir -p, 0755. */
+static int hv_mkdir_p(const char *path)
+{
+	char tmp[HV_PATH_MAX + 128];
+	size_t len = strlen(path);
+
+	if (len >= sizeof tmp)
+		return -1;
+	memcpy(tmp, path, len + 1);
+	for (char *q = tmp + 1; *q != '\0'; q++)
+		if (*q == '/') {
+			*q = '\0';
+			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+				return -1;
+			*q = '/';
+		}
+	return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* rm -rf of a staging directory (ours, under the data dir). */
+static void remove_tree(const char *path)
+{
+	char cmd[HV_PATH_MAX * 2 + 32];
+	pid_t pid;
+
+	snprintf(cmd, sizeof cmd, "%s", path);
+	pid = fork();
+	if (pid == 0) {
+		execl("/bin/rm", "rm", "-rf", "--", cmd, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+/* Run a command with /bin/sh -c, a timeout, the output appended to err. */
+static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
+                    const char *dir, char *err, size_t errlen)
+{
+	int fds[2];
+	pid_t pid;
+	char out[512] = "";
+	size_t got = 0;
+	int status = 0;
+	uint64_t deadline = hv_now_ms() + (uint64_t)timeout_s * 1000;
+
+	if (pipe(fds) != 0) {
+		snprintf(err, errlen, "%s: pipe: %s", what, strerror(errno));
+		return HV_IO;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		snprintf(err, errlen, "%s: fork: %s", what, strerror(errno));
+		return HV_IO;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		if (dir != NULL && chdir(dir) != 0)
+			_exit(126);
+		execl("/bin/sh", "sh", "-c", cmdline, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	for (;;) {
+		ssize_t r;
+		char buf[256];
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		while ((r = read(fds[0], buf, sizeof buf)) > 0)
+			for (ssize_t i = 0; i < r; i++) {
+				if (got == sizeof out - 1) { /* keep the tail */
+					memmove(out, out + 128, got - 128);
+					got -= 128;
+				}
+				out[got++] = buf[i] == '\n' ? ' ' : buf[i];
+			}
+		out[got] = '\0';
+		if (w == pid)
+			break;
+		if (hv_now_ms() > deadline) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			close(fds[0]);
+			snprintf(err, errlen, "%s timed out after %u s: %s", what,
+			         timeout_s, out);
+			return HV_TIMEOUT;
+		}
+		usleep(20000);
+	}
+	close(fds[0]);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return HV_OK;
+	if (WIFEXITED(status))
+		snprintf(err, errlen, "%s exited %d: %s", what, WEXITSTATUS(status), out);
+	else
+		snprintf(err, errlen, "%s killed by signal %d: %s", what,
+		         WIFSIGNALED(status) ? WTERMSIG(status) : 0, out);
+	return HV_IO;
+}
+
+/* Start a command that is not waited for (a reboot kills us). */
+static int spawn_detached(const char *cmdline)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return HV_IO;
+	if (pid == 0) {
+		if (fork() != 0)
+			_exit(0);
+		setsid();
+		int fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl("/bin/sh", "sh", "-c", cmdline, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, NULL, 0);
+	return HV_OK;
+}
+
+/* ---- queries (on the loop) ------------------------------------------------ */
+
+struct q_precheck {
+	uint64_t stale_ms;
+	struct hv_cmd plan;
+	int rc;
+	char why[512];
+};
+
+static void q_precheck_fn(struct hv_node *n, void *arg)
+{
+	struct q_precheck *q = arg;
+	uint64_t now = hv_now_ms();
+
+	q->rc = HV_OK;
+	for (unsigned i = 0; i < n->state.n_members; i++) {
+		const struct hv_member *m = &n->state.members[i];
+		if (m->removed)
+			continue;
+		if (m->report_ms + q->stale_ms < now) {
+			q->rc = HV_UNREACHABLE;
+			snprintf(
+			    q->why, sizeof q->why,
+			    "peer %s has not reported for %llu s: the cluster is not "
+			    "healthy (check that hvpeerd runs there)",
+			    m->name, (unsigned long long)((now - m->report_ms) / 1000));
+			return;
+		}
+	}
+	q->rc = hv_plan_evacuation(&n->state, n->cfg.name, now, q->stale_ms, NULL, NULL,
+	                           &q->plan, q->why, sizeof q->why);
+}
+
+/* ---- the phases (worker thread) ------------------------------------------ */
+
+static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
+{
+	struct hv_node *n = hv_job_node(j);
+	struct q_precheck *q = calloc(1, sizeof *q);
+	int rc;
+
+	if (q == NULL)
+		return HV_NOMEM;
+	/* a fresh inventory first: the plan must see today's guests */
+	rc = hv_maint_refresh_inventory(j);
+	if (rc != HV_OK) {
+		free(q);
+		return transient(rc) ? rc : (p->event = HV_EV_FAIL, HV_OK);
+	}
+	q->stale_ms = 3ull * n->cfg.report_interval_ms + 5000;
+	hv_job_query(j, q_precheck_fn, q);
+	if (q->rc != HV_OK) {
+		p->event = HV_EV_FAIL;
+		reasonf(p, "pre-check: %s", q->why);
+	} else {
+		p->event = HV_EV_OK;
+		reasonf(p, "%u guest%s to move", q->plan.n_moves,
+		        q->plan.n_moves == 1 ? "" : "s");
+	}
+	free(q);
+	return HV_OK;
+}
+
+static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
+{
+	struct hv_node *n = hv_job_node(j);
+	const struct hv_config *cfg = &n->cfg;
+	struct hv_manifest *m = malloc(sizeof *m);
+	char path[HV_PATH_MAX + 128], stage[HV_PATH_MAX + 64], digest[HV_DIGEST_LEN + 1];
+	char err[512];
+	struct hv_verify_opts o = {
+	    .trusted_dir = cfg->trusted_keys,
+	    .installed_version = NULL, /* this host's: equal or older is fine */
+	    .host_class = cfg->host_class,
+	    .now = time(NULL),
+	};
+	int rc;
+
+	if (m == NULL)
+		return HV_NOMEM;
+	bundle_path(cfg, p->digest, path, sizeof path);
+	staging_path(cfg, p->digest, stage, sizeof stage);
+	p->event = HV_EV_FAIL;
+	if (access(path, R_OK) != 0) {
+		reasonf(p,
+		        "stage: bundle %s not found at %s (bundle-dir must be a "
+		        "directory every host sees)",
+		        p->bundle, path);
+		goto out;
+	}
+	if (hv_bundle_digest(path, digest, err, sizeof err) != HV_OK) {
+		reasonf(p, "stage: %s", err);
+		goto out;
+	}
+	if (strcmp(digest, p->digest) != 0) {
+		reasonf(p,
+		        "stage: %s has digest %.16s..., the cluster committed %.16s...",
+		        path, digest, p->digest);
+		goto out;
+	}
+	remove_tree(stage);
+	if (hv_mkdir_p(stage) != 0) {
+		reasonf(p, "stage: cannot create %s: %s", stage, strerror(errno));
+		goto out;
+	}
+	o.extract_dir = stage;
+	rc = hv_bundle_verify(path, &o, m, err, sizeof err);
+	if (rc != HV_OK) {
+		reasonf(p, "stage: %s", err);
+		goto out;
+	}
+	if (strcmp(m->version, p->version) != 0) {
+		reasonf(p, "stage: the bundle says version %s, the cluster committed %s",
+		        m->version, p->version);
+		goto out;
+	}
+	p->event = HV_EV_OK;
+	reasonf(p, "bundle verified (key %s, %u files)", m->key_id, m->n_files);
+out:
+	free(m);
+	return HV_OK;
+}
+
+static int do_apply(struct hv_maint_job *j, struct phase_ctx *p)
+{
+	struct hv_node *n = hv_job_node(j);
+	char stage[HV_PATH_MAX + 64], err[512];
+
+	staging_path(&n->cfg, p->digest, stage, sizeof stage);
+	p->event = HV_EV_FAIL;
+	if (n->bank->apply(n->bank, stage, p->version, err, sizeof err) != HV_OK ||
+	    n->bank->set_next(n->bank, err, sizeof err) != HV_OK) {
+		reasonf(p, "apply: %s", err);
+		return HV_OK;
+	}
+	p->event = HV_EV_OK;
+	reasonf(p, "version %s written to the other bank", p->version);
+	return HV_OK;
+}
+
+/* The reboot phase (and the rollback's reboot): before the reboot, write a
+ * marker with the boot id and reboot; after it (a new boot id), report the
+ * version that booted. Returns HV_OK with p->event set, or HV_EXISTS while
+ * the reboot is under way (nothing to commit). */
+static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollback)
+{
+	struct hv_node *n = hv_job_node(j);
+	const struct hv_config *cfg = &n->cfg;
+	struct hv_bootbank_status st;
+	char marker[HV_PATH_MAX + 32], boot_id[128], then[128] = "", err[512];
+	unsigned long long rollout = 0, since = 0;
+	FILE *f;
+
+	marker_path(cfg, marker, sizeof marker);
+	if (read_boot_id(cfg, boot_id, sizeof boot_id) != 0) {
+		p->event = HV_EV_FAIL;
+		reasonf(p, "reboot: cannot read the boot id (%s)", cfg->boot_id_file);
+		return HV_OK;
+	}
+	f = fopen(marker, "r");
+	if (f != NULL) {
+		if (fscanf(f, "%llu %llu %127s", &rollout, &since, then) != 3)
+			then[0] = '\0';
+		fclose(f);
+	}
+	if (then[0] != '\0' && rollout == p->rollout && strcmp(then, boot_id) != 0) {
+		/* We are past the reboot. */
+		if (n->bank->status(n->bank, &st, err, sizeof err) != HV_OK) {
+			p->event = HV_EV_FAIL;
+			reasonf(p, "after the reboot: %s", err);
+			return HV_OK;
+		}
+		snprintf(p->booted, sizeof p->booted, "%s", st.booted_version);
+		if (strcmp(st.booted_version, p->version) == 0) {
+			p->event = HV_EV_BOOTED_NEW;
+			reasonf(p, "booted %s", st.booted_version);
+		} else {
+			p->event = HV_EV_BOOTED_OLD;
+			reasonf(p, "booted %s, not %s%s", st.booted_version, p->version,
+			        rollback
+			            ? " (rolled back)"
+			            : ": the new bank did not come up (rolled back)");
+		}
+		return HV_OK;
+	}
+	if (then[0] != '\0' && rollout == p->rollout) {
+		/* Reboot issued in this boot and we still run. */
+		if (hv_now_ms() / 1000 > since + cfg->reboot_timeout_s) {
+			p->event = HV_EV_FAIL;
+			reasonf(p, "reboot: '%s' did not reboot the host within %u s",
+			        cfg->reboot_command, cfg->reboot_timeout_s);
+			return HV_OK;
+		}
+		return HV_EXISTS;
+	}
+	/* Fenced, then marked, then rebooted: a crash in between re-issues. */
+	if (hv_job_fence(j) != HV_OK)
+		return HV_PAUSED;
+	f = fopen(marker, "w");
+	if (f == NULL ||
+	    fprintf(f, "%llu %llu %s\n", (unsigned long long)p->rollout,
+	            (unsigned long long)(hv_now_ms() / 1000), boot_id) < 0 ||
+	    fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		if (f != NULL)
+			fclose(f);
+		p->event = HV_EV_FAIL;
+		reasonf(p, "reboot: cannot write %s: %s", marker, strerror(errno));
+		return HV_OK;
+	}
+	fclose(f);
+	hv_info("patch %s: rebooting with '%s'", p->version, cfg->reboot_command);
+	if (spawn_detached(cfg->reboot_command) != HV_OK) {
+		p->event = HV_EV_FAIL;
+		reasonf(p, "reboot: cannot run '%s'", cfg->reboot_command);
+		return HV_OK;
+	}
+	return HV_EXISTS;
+}
+
+static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
+{
+	struct hv_node *n = hv_job_node(j);
+	const struct hv_config *cfg = &n->cfg;
+	struct hv_bootbank_status st;
+	char err[512], stage[HV_PATH_MAX + 64], hook[HV_PATH_MAX + 128];
+
+	p->event = HV_EV_FAIL;
+	if (n->bank->status(n->bank, &st, err, sizeof err) != HV_OK) {
+		reasonf(p, "validate: %s", err);
+		return HV_OK;
+	}
+	if (strcmp(st.booted_version, p->version) != 0) {
+		reasonf(p, "validate: booted %s, not %s", st.booted_version, p->version);
+		return HV_OK;
+	}
+	if (n->hyp->ping(cfg->libvirt_uri, err, sizeof err) != HV_OK) {
+		reasonf(p, "validate: %s", err);
+		return HV_OK;
+	}
+	staging_path(cfg, p->digest, stage, sizeof stage);
+	snprintf(hook, sizeof hook, "%s/hooks/validate", stage);
+	{
+		/* the bundle's validate hook, as its manifest names it */
+		struct hv_manifest *m = malloc(sizeof *m);
+		char path[HV_PATH_MAX + 128];
+		bundle_path(cfg, p->digest, path, sizeof path);
+		if (m != NULL && hv_bundle_inspect(path, m, err, sizeof err) == HV_OK &&
+		    m->hooks[HV_HOOK_VALIDATE][0] != '\0') {
+			snprintf(hook, sizeof hook, "./%s", m->hooks[HV_HOOK_VALIDATE]);
+			if (run_hook("the bundle's validate hook", hook,
+			             cfg->hook_timeout_s, stage, err,
+			             sizeof err) != HV_OK) {
+				free(m);
+				reasonf(p, "validate: %s", err);
+				return HV_OK;
+			}
+		}
+		free(m);
+	}
+	if (cfg->health_hook[0] != '\0' &&
+	    run_hook("health-hook", cfg->health_hook, cfg->hook_timeout_s, NULL, err,
+	             sizeof err) != HV_OK) {
+		reasonf(p, "validate: %s", err);
+		return HV_OK;
+	}
+	p->event = HV_EV_OK;
+	reasonf(p, "booted %s, libvirt answers, hooks passed", st.booted_version);
+	return HV_OK;
+}
+
+static int do_rollback(struct hv_maint_job *j, struct phase_ctx *p)
+{
+	struct hv_node *n = hv_job_node(j);
+	struct hv_bootbank_status st;
+	char err[512], marker[HV_PATH_MAX + 32];
+
+	marker_path(&n->cfg, marker, sizeof marker);
+	if (access(marker, F_OK) == 0) /* a rollback reboot under way or done */
+		return reboot_step(j, p, true);
+	if (n->bank->status(n->bank, &st, err, sizeof err) != HV_OK ||
+	    n->bank->rollback(n->bank, err, sizeof err) != HV_OK) {
+		p->event = HV_EV_FAIL;
+		reasonf(p, "rollback: %s", err);
+		return HV_OK;
+	}
+	if (st.booted_is_trial)
+		return reboot_step(j, p, true);
+	p->event = HV_EV_OK;
+	reasonf(p, "rolled back: the next boot starts %s", st.active_version);
+	return HV_OK;
+}
+
+static void phase_job(struct hv_maint_job *j, void *arg)
+{
+	struct phase_ctx *p = arg;
+	struct hv_node *n = hv_job_node(j);
+	char err[512];
+	int rc = HV_OK;
+
+	hv_job_set_token(j, p->token);
+	p->event = -1;
+	switch (p->phase) {
+	case HV_PH_PRECHECK:
+		rc = do_precheck(j, p);
+		break;
+	case HV_PH_ENTER_MAINT:
+		rc = hv_maint_plan_out(j);
+		break;
+	case HV_PH_EVACUATE:
+		rc = hv_maint_move_out(j);
+		break;
+	case HV_PH_STAGE:
+		rc = do_stage(j, p);
+		break;
+	case HV_PH_APPLY:
+		rc = do_apply(j, p);
+		break;
+	case HV_PH_REBOOT:
+		rc = reboot_step(j, p, false);
+		break;
+	case HV_PH_VALIDATE:
+		rc = do_validate(j, p);
+		break;
+	case HV_PH_EXIT_MAINT:
+		if (n->bank->mark_good(n->bank, err, sizeof err) != HV_OK) {
+			p->event = HV_EV_FAIL;
+			reasonf(p, "mark good: %s", err);
+		}
+		break;
+	case HV_PH_REBALANCE:
+		rc = hv_maint_move_back(j, false);
+		break;
+	case HV_PH_ROLLBACK:
+		rc = do_rollback(j, p);
+		break;
+	}
+	if (p->phase == HV_PH_ENTER_MAINT || p->phase == HV_PH_EVACUATE ||
+	    p->phase == HV_PH_REBALANCE) {
+		/* maintenance steps report through the job's message */
+		int res = hv_job_result(j, err, sizeof err);
+		if (rc == HV_OK && res == HV_OK) {
+			p->event = HV_EV_OK;
+		} else if (!transient(rc) && !transient(res)) {
+			p->event = HV_EV_FAIL;
+			reasonf(p, "%s", err[0] ? err : hv_strerror(rc));
+		}
+		rc = HV_OK;
+	} else if (p->phase == HV_PH_EXIT_MAINT && p->event < 0) {
+		p->event = HV_EV_OK;
+	}
+	if (rc == HV_OK && p->event >= 0) {
+		struct hv_cmd cmd = {.type = HV_CMD_PATCH_STEP,
+		                     .token = p->token,
+		                     .id = p->rollout,
+		                     .event = p->event};
+		snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
+		snprintf(cmd.phase, sizeof cmd.phase, "%s", hv_phase_name(p->phase));
+		snprintf(cmd.version, sizeof cmd.version, "%s", p->booted);
+		snprintf(cmd.reason, sizeof cmd.reason, "%s", p->reason);
+		rc = hv_job_commit(j, &cmd, NULL);
+		if (rc == HV_OK) {
+			char marker[HV_PATH_MAX + 32];
+			if (p->event == HV_EV_BOOTED_NEW ||
+			    p->event == HV_EV_BOOTED_OLD) {
+				marker_path(&n->cfg, marker, sizeof marker);
+				unlink(marker);
+			}
+			hv_job_done(j, "patch %s: %s: %s%s%s", p->version,
+			            hv_phase_name(p->phase), hv_event_name(p->event),
+			            p->reason[0] ? ": " : "", p->reason);
+		} else {
+			hv_job_fail(j, rc, "patch %s: committing %s of %s: %s",
+			            p->version, hv_event_name(p->event),
+			            hv_phase_name(p->phase), hv_strerror(rc));
+		}
+	} else if (rc == HV_EXISTS) {
+		hv_job_done(j, "patch %s: %s: under way", p->version,
+		            hv_phase_name(p->phase));
+	} else {
+		hv_job_fail(j, rc == HV_OK ? HV_PAUSED : rc,
+		            "patch %s: %s stopped (%s); it resumes when the line moves",
+		            p->version, hv_phase_name(p->phase),
+		            hv_strerror(rc == HV_OK ? HV_PAUSED : rc));
+	}
+	free(p);
+}
+
+/* ---- the kick (loop) ------------------------------------------------------ */
+
+static bool has_work(int phase)
+{
+	switch (phase) {
+	case HV_PH_PRECHECK:
+	case HV_PH_ENTER_MAINT:
+	case HV_PH_EVACUATE:
+	case HV_PH_STAGE:
+	case HV_PH_APPLY:
+	case HV_PH_REBOOT:
+	case HV_PH_VALIDATE:
+	case HV_PH_EXIT_MAINT:
+	case HV_PH_REBALANCE:
+	case HV_PH_ROLLBACK:
+		return true;
+	}
+	return false;
+}
+
+void hv_patch_kick(struct hv_node *n)
+{
+	const struct hv_state *s = &n->state;
+	const struct hv_member *m;
+	const struct hv_holder *h;
+	struct phase_ctx *p;
+	char err[256];
+	uint64_t now = hv_now_ms();
+
+	if (n->stopping || n->maint != NULL || n->bank == NULL || n->hyp == NULL ||
+	    s->rollout.id == 0)
+		return;
+	m = hv_state_member(&n->state, n->cfg.name);
+	if (m == NULL || m->id != n->id || !has_work(m->cycle) || s->paused)
+		return;
+	/* the same phase again only after a pause (a job that moved nothing) */
+	if (m->cycle == n->patch_last_phase && s->rollout.id == n->patch_last_rollout &&
+	    now < n->patch_retry_ms)
+		return;
+	h = hv_state_holder(s, n->cfg.name);
+	if (h == NULL)
+		return; /* a leased phase without the lease: an operator broke it */
+	p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return;
+	p->phase = m->cycle;
+	p->rollout = s->rollout.id;
+	p->token = h->token;
+	snprintf(p->version, sizeof p->version, "%s", s->rollout.version);
+	snprintf(p->digest, sizeof p->digest, "%s", s->rollout.digest);
+	snprintf(p->bundle, sizeof p->bundle, "%s", s->rollout.bundle);
+	n->patch_last_phase = m->cycle;
+	n->patch_last_rollout = s->rollout.id;
+	n->patch_retry_ms = now + RETRY_MS;
+	if (hv_job_start(n, phase_job, p, err, sizeof err) != HV_OK) {
+		hv_warn("patch %s: %s: %s", p->version, hv_phase_name(p->phase), err);
+		free(p);
+		return;
+	}
+	hv_debug("patch %s: %s: started", p->version, hv_phase_name(p->phase));
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+struct submit_work {
+	uv_work_t req;
+	struct hv_node *n;
+	struct hv_rpc_conn *conn;
+	char path[HV_PATH_MAX];
+	int rc;
+	char err[1024];
+	struct hv_manifest m;
+	struct hv_cmd cmd;
+};
+
+static void submit_answered(struct hv_node *n, void *data, int rc, uint64_t index,
+                            uint64_t token)
+{
+	struct submit_work *w = data;
+	struct hv_state *s = &n->state;
+	struct json_object *o;
+
+	(void)token;
+	if (rc == HV_OK) {
+		o = hv_rpc_ok();
+		json_object_object_add(
+		    o, "message",
+		    json_object_new_string(
+		        s->rollout.id == index && s->n_holders > 0
+		            ? "submitted; the first host has the lease"
+		            : "submitted; hosts start when the line is free"));
+		json_object_object_add(o, "index", json_object_new_uint64(index));
+		json_object_object_add(o, "digest", json_object_new_string(w->m.digest));
+		json_object_object_add(o, "version",
+		                       json_object_new_string(w->m.version));
+	} else if (rc == HV_ROLLBACK) {
+		o = hv_rpc_error(rc,
+		                 "patch %s refused: the cluster has already committed "
+		                 "version %s (anti-rollback); submit a newer version",
+		                 w->m.version, s->floor_version);
+	} else if (rc == HV_QUARANTINED) {
+		o = hv_rpc_error(rc,
+		                 "patch %s (digest %.16s...) is quarantined: it failed "
+		                 "before; build a fixed bundle with a new version",
+		                 w->m.version, w->m.digest);
+	} else if (rc == HV_EXISTS) {
+		o = hv_rpc_error(
+		    rc,
+		    "a rollout is in progress (patch %s %s): wait for it, or "
+		    "'hvpeer patch abort'",
+		    s->rollout.bundle, s->rollout.version);
+	} else {
+		o = hv_rpc_error(rc, "patch submit refused: %s", hv_strerror(rc));
+	}
+	hv_rpc_reply(w->conn, o);
+	free(w);
+}
+
+/* Verify the bundle the operator names, then keep a copy in bundle-dir. */
+static void submit_verify(uv_work_t *req)
+{
+	struct submit_work *w = req->data;
+	const struct hv_config *cfg = &w->n->cfg;
+	struct hv_verify_opts o = {
+	    .trusted_dir = cfg->trusted_keys,
+	    .floor_version =
+	        w->n->state.floor_version[0] ? w->n->state.floor_version : NULL,
+	    .now = time(NULL),
+	};
+	char dst[HV_PATH_MAX + 128], tmp[HV_PATH_MAX + 160], dir[HV_PATH_MAX + 16];
+	FILE *in = NULL, *out = NULL;
+	char buf[65536];
+	size_t r;
+
+	w->rc = hv_bundle_verify(w->path, &o, &w->m, w->err, sizeof w->err);
+	if (w->rc != HV_OK)
+		return;
+	w->rc = hv_bundle_digest(w->path, w->m.digest, w->err, sizeof w->err);
+	if (w->rc != HV_OK)
+		return;
+	if (cfg->bundle_dir[0] != '\0')
+		snprintf(dir, sizeof dir, "%s", cfg->bundle_dir);
+	else
+		snprintf(dir, sizeof dir, "%s/bundles", cfg->data_dir);
+	hv_mkdir_p(dir);
+	bundle_path(cfg, w->m.digest, dst, sizeof dst);
+	if (access(dst, R_OK) == 0)
+		return; /* already there (same digest, same bytes) */
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", dst, (int)getpid());
+	in = fopen(w->path, "rb");
+	out = fopen(tmp, "wb");
+	w->rc = HV_IO;
+	if (in == NULL || out == NULL) {
+		snprintf(w->err, sizeof w->err, "cannot copy %s to %s: %s", w->path, tmp,
+		         strerror(errno));
+		goto out;
+	}
+	while ((r = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, r, out) != r)
+			break;
+	if (ferror(in) || fflush(out) != 0 || fsync(fileno(out)) != 0) {
+		snprintf(w->err, sizeof w->err, "cannot copy %s to %s: %s", w->path, tmp,
+		         strerror(errno));
+		goto out;
+	}
+	fclose(out);
+	out = NULL;
+	if (rename(tmp, dst) != 0) {
+		snprintf(w->err, sizeof w->err, "cannot rename %s: %s", tmp,
+		         strerror(errno));
+		goto out;
+	}
+	w->rc = HV_OK;
+out:
+	if (in != NULL)
+		fclose(in);
+	if (out != NULL)
+		fclose(out);
+	if (w->rc != HV_OK)
+		unlink(tmp);
+}
+
+static void submit_verified(uv_work_t *req, int status)
+{
+	struct submit_work *w = req->data;
+	struct hv_node *n = w->n;
+	int rc;
+
+	if (status != 0 || n->stopping) {
+		hv_rpc_reply(w->conn, hv_rpc_error(HV_SHUTDOWN, "node is shutting down"));
+		free(w);
+		return;
+	}
+	if (w->rc != HV_OK) {
+		hv_rpc_reply(w->conn, hv_rpc_error(w->rc, "%s", w->err));
+		free(w);
+		return;
+	}
+	w->cmd.type = HV_CMD_PATCH_SUBMIT;
+	snprintf(w->cmd.by, sizeof w->cmd.by, "%s", n->cfg.name);
+	snprintf(w->cmd.version, sizeof w->cmd.version, "%s", w->m.version);
+	snprintf(w->cmd.bundle, sizeof w->cmd.bundle, "%s", w->m.name);
+	snprintf(w->cmd.digest, sizeof w->cmd.digest, "%s", w->m.digest);
+	snprintf(w->cmd.key_id, sizeof w->cmd.key_id, "%s", w->m.key_id);
+	snprintf(w->cmd.source, sizeof w->cmd.source, "%s", n->cfg.name);
+	rc = hv_node_commit(n, &w->cmd, submit_answered, w);
+	if (rc != HV_OK) {
+		hv_rpc_reply(w->conn,
+		             hv_rpc_error(rc, "patch submit: %s%s", hv_strerror(rc),
+		                          rc == HV_NOQUORUM
+		                              ? " (no leader: nothing changed)"
+		                              : ""));
+		free(w);
+	}
+}
+
+struct abort_ctx {
+	struct hv_rpc_conn *conn;
+	struct hv_cmd cmd;
+};
+
+static void abort_answered(struct hv_node *n, void *data, int rc, uint64_t index,
+                           uint64_t token)
+{
+	struct abort_ctx *a = data;
+	struct json_object *o;
+
+	(void)token;
+	(void)index;
+	if (rc == HV_OK) {
+		o = hv_rpc_ok();
+		json_object_object_add(
+		    o, "message",
+		    json_object_new_string(
+		        "aborted: no further host starts; a host "
+		        "mid-cycle finishes it ('hvpeer pause' stops it "
+		        "at the next safe point)"));
+	} else if (rc == HV_INVAL && n->state.rollout.id != 0 &&
+	           !n->state.rollout.active) {
+		o = hv_rpc_error(rc, "no rollout in progress");
+	} else {
+		o = hv_rpc_error(rc, "patch abort refused: %s", hv_strerror(rc));
+	}
+	hv_rpc_reply(a->conn, o);
+	free(a);
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
+                 struct json_object *req)
+{
+	if (!strcmp(op, "patch-submit")) {
+		const char *path = jstr(req, "path");
+		struct submit_work *w;
+		if (path == NULL || path[0] != '/' || strlen(path) >= HV_PATH_MAX) {
+			hv_rpc_reply(
+			    c, hv_rpc_error(HV_INVAL,
+			                    "patch submit needs the bundle's absolute "
+			                    "path"));
+			return;
+		}
+		w = calloc(1, sizeof *w);
+		if (w == NULL) {
+			hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
+			return;
+		}
+		w->n = n;
+		w->conn = c;
+		w->req.data = w;
+		snprintf(w->path, sizeof w->path, "%s", path);
+		if (uv_queue_work(n->loop, &w->req, submit_verify, submit_verified) !=
+		    0) {
+			hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "cannot queue the work"));
+			free(w);
+		}
+	} else if (!strcmp(op, "patch-abort")) {
+		const char *reason = jstr(req, "reason");
+		struct abort_ctx *a;
+		int rc;
+		if (reason == NULL || reason[0] == '\0') {
+			hv_rpc_reply(
+			    c, hv_rpc_error(HV_INVAL, "patch abort needs --reason TEXT"));
+			return;
+		}
+		a = calloc(1, sizeof *a);
+		if (a == NULL) {
+			hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
+			return;
+		}
+		a->conn = c;
+		a->cmd.type = HV_CMD_PATCH_ABORT;
+		snprintf(a->cmd.by, sizeof a->cmd.by, "%s", n->cfg.name);
+		if (hv_text_copy(a->cmd.reason, sizeof a->cmd.reason, reason) != HV_OK) {
+			hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
+			                             "reason: at most %d printable "
+			                             "characters",
+			                             HV_REASON_MAX));
+			free(a);
+			return;
+		}
+		rc = hv_node_commit(n, &a->cmd, abort_answered, a);
+		if (rc != HV_OK) {
+			hv_rpc_reply(
+			    c, hv_rpc_error(rc, "patch abort: %s", hv_strerror(rc)));
+			free(a);
+		}
+	} else {
+		hv_rpc_reply(c, hv_rpc_error(HV_INVAL, "unknown operation '%s'", op));
+	}
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+struct json_object *hv_patch_status_json(const struct hv_state *s)
+{
+	const struct hv_rollout *r = &s->rollout;
+	struct json_object *o = json_object_new_object();
+	struct json_object *hosts = json_object_new_array();
+	struct json_object *q = json_object_new_array();
+
+	json_object_object_add(o, "id", json_object_new_uint64(r->id));
+	json_object_object_add(o, "active", json_object_new_boolean(r->active));
+	json_object_object_add(o, "aborted", json_object_new_boolean(r->aborted));
+	json_object_object_add(o, "bundle", json_object_new_string(r->bundle));
+	json_object_object_add(o, "version", json_object_new_string(r->version));
+	json_object_object_add(o, "digest", json_object_new_string(r->digest));
+	json_object_object_add(o, "key_id", json_object_new_string(r->key_id));
+	json_object_object_add(o, "by", json_object_new_string(r->by));
+	json_object_object_add(o, "submitted_ms",
+	                       json_object_new_uint64(r->submitted_ms));
+	json_object_object_add(o, "finished_ms", json_object_new_uint64(r->finished_ms));
+	json_object_object_add(o, "done", json_object_new_uint64(r->done));
+	json_object_object_add(o, "failed", json_object_new_uint64(r->failed));
+	json_object_object_add(o, "floor_version",
+	                       json_object_new_string(s->floor_version));
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		struct json_object *h, *ph;
+		if (m->removed)
+			continue;
+		h = json_object_new_object();
+		ph = json_object_new_object();
+		json_object_object_add(h, "name", json_object_new_string(m->name));
+		json_object_object_add(h, "phase",
+		                       json_object_new_string(hv_phase_name(m->cycle)));
+		json_object_object_add(h, "version", json_object_new_string(m->version));
+		json_object_object_add(h, "since_ms",
+		                       json_object_new_uint64(m->cycle_since_ms));
+		json_object_object_add(h, "start_ms",
+		                       json_object_new_uint64(m->cycle_start_ms));
+		json_object_object_add(h, "end_ms",
+		                       json_object_new_uint64(m->cycle_end_ms));
+		json_object_object_add(h, "error",
+		                       json_object_new_string(m->cycle_error));
+		for (int k = 0; k < HV__PH_N; k++)
+			if (m->phase_ms[k] != 0)
+				json_object_object_add(
+				    ph, hv_phase_name(k),
+				    json_object_new_uint64(m->phase_ms[k]));
+		json_object_object_add(h, "phase_ms", ph);
+		json_object_array_add(hosts, h);
+	}
+	json_object_object_add(o, "hosts", hosts);
+	for (unsigned i = 0; i < s->n_quarantine; i++) {
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "digest",
+		                       json_object_new_string(s->quarantine[i].digest));
+		json_object_object_add(e, "version",
+		                       json_object_new_string(s->quarantine[i].version));
+		json_object_object_add(e, "reason",
+		                       json_object_new_string(s->quarantine[i].reason));
+		json_object_array_add(q, e);
+	}
+	json_object_object_add(o, "quarantine", q);
+	return o;
+}

@@ -1,0 +1,31 @@
+/*
+ * The patch cycle's driver on this host (see patch.c).
+ */
+#ifndef HV_PATCH_H
+#define HV_PATCH_H
+
+#include <json-c/json.h>
+
+#include "rpc.h"
+
+struct hv_node;
+struct hv_state;
+
+/* Open the boot banks (cfg.bootbank) and take the booted version as this
+ * host's version. Returns 0, or -1 with n->errmsg. */
+int hv_patch_open(struct hv_node *n);
+void hv_patch_close(struct hv_node *n);
+
+/* Look at this host's committed phase and start its work when it has some
+ * and nothing else runs. Called after every applied command, when a job
+ * ends and on the node's tick. */
+void hv_patch_kick(struct hv_node *n);
+
+/* Control-socket operations: "patch-submit" {path}, "patch-abort" {reason}. */
+void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
+                 struct json_object *req);
+
+/* The rollout and each member's phase, for `hvpeer status --json`. */
+struct json_object *hv_patch_status_json(const struct hv_state *s);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * The patch rollout in the replicated state (consensus/rollout.c): submit,
+ * the lease handed host to host in name order in the same entry as the
+ * previous host's DONE, fenced steps, failures that pause and quarantine,
+ * anti-rollback, abort, resume, and the snapshot round trip.
+ *
+ * Commands go through the codec (encode, then hv_state_apply), as on a
+ * replica.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../consensus/codec.h"
+#include "../../consensus/state.h"
+#include "../../lib/err.h"
+#include "../../patchfsm/cycle.h"
+
+#define D1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define D3 "3333333333333333333333333333333333333333333333333333333333333333"
+
+struct sm {
+	struct hv_state *s;
+	uint64_t index;
+};
+
+static int apply(struct sm *m, struct hv_cmd *c)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	c->time_ms = 1000 * (m->index + 1);
+	rv = hv_cmd_encode(c, NULL, &buf, &len);
+	if (rv != HV_OK)
+		return rv;
+	rv = hv_state_apply(m->s, ++m->index, buf, len, NULL);
+	free(buf);
+	return rv;
+}
+
+static int add(struct sm *m, const char *name, uint64_t id, const char *version)
+{
+	struct hv_cmd c = {.type = HV_CMD_MEMBER_ADD, .id = id, .role = HV_ROLE_VOTER};
+	struct hv_cmd r = {.type = HV_CMD_REPORT};
+	int rv;
+
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(c.address, sizeof c.address, "10.0.0.%llu:7000", (unsigned long long)id);
+	if ((rv = apply(m, &c)) != HV_OK)
+		return rv;
+	snprintf(r.name, sizeof r.name, "%s", name);
+	snprintf(r.phase, sizeof r.phase, "idle");
+	snprintf(r.version, sizeof r.version, "%s", version);
+	return apply(m, &r);
+}
+
+static int submit(struct sm *m, const char *version, const char *digest)
+{
+	struct hv_cmd c = {.type = HV_CMD_PATCH_SUBMIT};
+
+	snprintf(c.by, sizeof c.by, "op");
+	snprintf(c.version, sizeof c.version, "%s", version);
+	snprintf(c.bundle, sizeof c.bundle, "os");
+	snprintf(c.digest, sizeof c.digest, "%s", digest);
+	snprintf(c.key_id, sizeof c.key_id, "k1");
+	snprintf(c.source, sizeof c.source, "h1");
+	return apply(m, &c);
+}
+
+static struct hv_member *mem(struct sm *m, const char *name)
+{
+	return hv_state_member(m->s, name);
+}
+
+static uint64_t token_of(struct sm *m, const char *name)
+{
+	const struct hv_holder *h = hv_state_holder(m->s, name);
+
+	return h != NULL ? h->token : 0;
+}
+
+/* The step the driver commits from name's current phase. */
+static int step_tok(struct sm *m, const char *name, int event, uint64_t token,
+                    const char *reason)
+{
+	struct hv_cmd c = {.type = HV_CMD_PATCH_STEP, .event = event, .token = token};
+
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(c.phase, sizeof c.phase, "%s", hv_phase_name(mem(m, name)->cycle));
+	snprintf(c.reason, sizeof c.reason, "%s", reason);
+	c.id = m->s->rollout.id;
+	return apply(m, &c);
+}
+
+static int step(struct sm *m, const char *name, int event)
+{
+	return step_tok(m, name, event, token_of(m, name), "");
+}
+
+static int maint(struct sm *m, const char *name, const char *phase)
+{
+	struct hv_cmd c = {.type = HV_CMD_MAINT, .token = token_of(m, name)};
+
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(c.phase, sizeof c.phase, "%s", phase);
+	return apply(m, &c);
+}
+
+/* One host's whole happy cycle, from PRECHECK to DONE. */
+static void cycle_ok(struct sm *m, const char *name)
+{
+	assert_int_equal(mem(m, name)->cycle, HV_PH_PRECHECK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, name, "entering"), HV_OK);
+	assert_int_equal(maint(m, name, "evacuating"), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> evacuate */
+	assert_int_equal(maint(m, name, "in"), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> stage */
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> apply */
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> reboot */
+	assert_int_equal(step(m, name, HV_EV_BOOTED_NEW), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> exit-maint */
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> rebalance */
+	assert_int_equal(maint(m, name, "exiting"), HV_OK);
+	assert_int_equal(maint(m, name, "none"), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK); /* -> done */
+	assert_int_equal(mem(m, name)->cycle, HV_PH_DONE);
+}
+
+static int setup(void **state)
+{
+	struct sm *m = calloc(1, sizeof *m);
+
+	m->s = malloc(sizeof *m->s);
+	hv_state_init(m->s);
+	assert_int_equal(add(m, "h2", 2, "1.0"), HV_OK);
+	assert_int_equal(add(m, "h1", 1, "1.0"), HV_OK);
+	assert_int_equal(add(m, "h3", 3, "1.0"), HV_OK);
+	*state = m;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct sm *m = *state;
+
+	free(m->s);
+	free(m);
+	return 0;
+}
+
+/* Hosts go in name order; each handoff is the DONE entry itself. */
+static void test_rolling_order_and_handoff(void **state)
+{
+	struct sm *m = *state;
+	uint64_t t1, t2, t3;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_true(m->s->rollout.active);
+	t1 = token_of(m, "h1");
+	assert_int_equal(t1, m->index); /* granted in the submit entry */
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_WAIT_LEASE);
+	cycle_ok(m, "h1");
+	t2 = token_of(m, "h2");
+	assert_int_equal(t2, m->index); /* granted in h1's DONE entry */
+	assert_int_equal(token_of(m, "h1"), 0);
+	assert_true(t2 > t1);
+	cycle_ok(m, "h2");
+	t3 = token_of(m, "h3");
+	assert_true(t3 > t2);
+	cycle_ok(m, "h3");
+	assert_false(m->s->rollout.active);
+	assert_int_equal(m->s->rollout.done, 3);
+	assert_int_equal(m->s->n_holders, 0);
+	assert_string_equal(mem(m, "h3")->version, "1.0"); /* reports update it */
+}
+
+/* A step with a stale token, from the wrong phase, of another rollout or by
+ * a host that is not the holder changes nothing. */
+static void test_steps_are_fenced(void **state)
+{
+	struct sm *m = *state;
+	uint64_t t1;
+	int rej;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	t1 = token_of(m, "h1");
+	rej = (int)m->s->rejected;
+	assert_int_equal(step_tok(m, "h1", HV_EV_OK, t1 - 1, ""), HV_BADTOKEN);
+	assert_int_equal(step_tok(m, "h2", HV_EV_GRANTED, 0, ""), HV_INVAL);
+	assert_int_equal(step(m, "h1", HV_EV_BOOTED_NEW), HV_INVAL); /* not in reboot */
+	{
+		struct hv_cmd c = {
+		    .type = HV_CMD_PATCH_STEP, .event = HV_EV_OK, .token = t1};
+		snprintf(c.name, sizeof c.name, "h1");
+		snprintf(c.phase, sizeof c.phase, "precheck");
+		c.id = m->s->rollout.id + 1;
+		assert_int_equal(apply(m, &c), HV_BADTOKEN);
+		c.id = m->s->rollout.id;
+		snprintf(c.phase, sizeof c.phase, "stage"); /* a repeated step */
+		assert_int_equal(apply(m, &c), HV_INVAL);
+	}
+	assert_int_equal((int)m->s->rejected, rej + 5);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK);
+	/* DONE needs the host out of maintenance */
+	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, "h1", "entering"), HV_OK);
+	assert_int_equal(maint(m, "h1", "evacuating"), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_FAILED);
+}
+
+/* A failed validation rolls back; the boot into the old bank ends FAILED,
+ * pauses the cluster, quarantines the patch, keeps the lease. */
+static void test_validation_failure_quarantines(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, "h1", "entering"), HV_OK);
+	assert_int_equal(maint(m, "h1", "evacuating"), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, "h1", "in"), HV_OK);
+	for (int i = 0; i < 3; i++) /* stage, apply, reboot */
+		assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_BOOTED_NEW), HV_OK);
+	assert_int_equal(
+	    step_tok(m, "h1", HV_EV_FAIL, token_of(m, "h1"), "health hook exited 1"),
+	    HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_ROLLBACK);
+	assert_false(m->s->paused);
+	assert_int_equal(step(m, "h1", HV_EV_BOOTED_OLD), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_FAILED);
+	assert_true(m->s->paused);
+	assert_non_null(strstr(m->s->pause_reason, "h1"));
+	assert_true(hv_state_quarantined(m->s, D1));
+	assert_non_null(hv_state_holder(m->s, "h1")); /* never handed on */
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_WAIT_LEASE);
+	/* a resume does not hand a quarantined patch on */
+	{
+		struct hv_cmd r = {.type = HV_CMD_RESUME};
+		snprintf(r.by, sizeof r.by, "op");
+		assert_int_equal(apply(m, &r), HV_OK);
+	}
+	assert_null(hv_state_holder(m->s, "h2"));
+	/* nor can it be submitted again, after an abort */
+	{
+		struct hv_cmd a = {.type = HV_CMD_PATCH_ABORT};
+		snprintf(a.by, sizeof a.by, "op");
+		snprintf(a.reason, sizeof a.reason, "bad patch");
+		assert_int_equal(apply(m, &a), HV_OK);
+	}
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_IDLE);
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_IDLE);
+	assert_int_equal(submit(m, "1.1", D1), HV_QUARANTINED);
+}
+
+/* Anti-rollback: older versions, and another bundle of the same version. */
+static void test_anti_rollback(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(submit(m, "1.2", D1), HV_OK);
+	assert_int_equal(submit(m, "1.3", D2), HV_EXISTS); /* one at a time */
+	cycle_ok(m, "h1");
+	cycle_ok(m, "h2");
+	cycle_ok(m, "h3");
+	assert_int_equal(submit(m, "1.1", D2), HV_ROLLBACK);
+	assert_int_equal(submit(m, "1.2", D3), HV_ROLLBACK);
+	assert_string_equal(m->s->floor_version, "1.2");
+	assert_int_equal(submit(m, "1.10", D3), HV_OK); /* 1.10 > 1.2 */
+}
+
+/* A refused pre-check gives the lease back and stops the line; a resume
+ * sends the host back to the queue. Hosts already on the version skip. */
+static void test_precheck_failure_and_resume(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd r = {.type = HV_CMD_RESUME};
+
+	{
+		struct hv_cmd rep = {.type = HV_CMD_REPORT};
+		snprintf(rep.name, sizeof rep.name, "h3");
+		snprintf(rep.phase, sizeof rep.phase, "idle");
+		snprintf(rep.version, sizeof rep.version, "2.0");
+		assert_int_equal(apply(m, &rep), HV_OK);
+	}
+	assert_int_equal(submit(m, "2.0", D1), HV_OK);
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_DONE);
+	assert_int_equal(step_tok(m, "h1", HV_EV_FAIL, token_of(m, "h1"), "no room"),
+	                 HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PAUSED);
+	assert_true(m->s->paused);
+	assert_int_equal(m->s->n_holders, 0);
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_WAIT_LEASE);
+	snprintf(r.by, sizeof r.by, "op");
+	assert_int_equal(apply(m, &r), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK); /* back, first again */
+	assert_int_equal(token_of(m, "h1"), m->index);
+	cycle_ok(m, "h1");
+	cycle_ok(m, "h2");
+	assert_false(m->s->rollout.active);
+	assert_int_equal(m->s->rollout.done, 3);
+}
+
+/* A manual lease holder blocks the rollout; its release lets it go on. */
+static void test_manual_lease_blocks(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd a = {.type = HV_CMD_LEASE_ACQUIRE};
+	struct hv_cmd rel = {.type = HV_CMD_LEASE_RELEASE};
+
+	snprintf(a.name, sizeof a.name, "h3");
+	assert_int_equal(apply(m, &a), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_null(hv_state_holder(m->s, "h1"));
+	snprintf(rel.name, sizeof rel.name, "h3");
+	rel.token = token_of(m, "h3");
+	assert_int_equal(apply(m, &rel), HV_OK);
+	assert_int_equal(token_of(m, "h1"), m->index);
+}
+
+/* The snapshot keeps the rollout, the quarantine and every host's phase. */
+static void test_snapshot_round_trip(void **state)
+{
+	struct sm *m = *state;
+	struct hv_state *copy = malloc(sizeof *copy);
+	void *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(hv_state_encode(m->s, NULL, &buf, &len), HV_OK);
+	hv_state_init(copy);
+	assert_int_equal(hv_state_decode(copy, buf, len), HV_OK);
+	assert_true(hv_state_equal(m->s, copy));
+	assert_int_equal(hv_state_member(copy, "h1")->cycle, HV_PH_ENTER_MAINT);
+	assert_string_equal(copy->rollout.digest, D1);
+	assert_string_equal(copy->floor_version, "1.1");
+	free(buf);
+	free(copy);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_rolling_order_and_handoff, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_steps_are_fenced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_validation_failure_quarantines, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_anti_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_precheck_failure_and_resume, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_manual_lease_blocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
