@@ -41,7 +41,7 @@ enum hv_phase {
 	HV__PH_N
 };
 
-enum hv_event {
+enum hv_cycle_event {
 	HV_EV_DUE = 0,    /* a patch was submitted and this host's turn may come */
 	HV_EV_GRANTED,    /* the lease was granted */
 	HV_EV_OK,         /* the current phase's work succeeded */
