@@ -158,8 +158,8 @@ static void state_actions(struct hv_state *s, uint64_t index, struct hv_member *
 		s->paused = true;
 		snprintf(s->paused_by, sizeof s->paused_by, "hvpeerd@%.40s", m->name);
 		snprintf(s->pause_reason, sizeof s->pause_reason,
-		         "%s: patch %s failed in %s: %s", m->name, r->version,
-		         hv_phase_name(m->cycle), why[0] ? why : "no reason given");
+		         "%s: patch %s failed: %s", m->name, r->version,
+		         why[0] ? why : "no reason given");
 		s->paused_ms = t;
 		hv_state_event_add(s, index, t, "paused by %s: %s", s->paused_by,
 		                   s->pause_reason);
@@ -170,6 +170,7 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_rollout *r = &s->rollout;
 	struct hv_member *m = hv_state_member(s, c->name);
+	char why[HV_REASON_MAX + 1];
 	unsigned acts;
 	int next, from, rv;
 
@@ -194,13 +195,19 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	/* Leaving the lease needs the host out of maintenance. */
 	if ((acts & HV_ACT_RELEASE_LEASE) && m->maint != HV_MAINT_NONE)
 		return HV_INMAINT;
+	/* The first failure stays in front: a rollback's outcome follows it. */
+	if (from == HV_PH_ROLLBACK && m->cycle_error[0] != '\0')
+		snprintf(why, sizeof why, "%.150s; rollback: %.90s", m->cycle_error,
+		         c->reason);
+	else
+		snprintf(why, sizeof why, "%s", c->reason);
 	if (c->event == HV_EV_FAIL || c->event == HV_EV_BOOTED_OLD)
-		snprintf(m->cycle_error, sizeof m->cycle_error, "%s", c->reason);
+		snprintf(m->cycle_error, sizeof m->cycle_error, "%s", why);
 	if (from == HV_PH_PRECHECK && next == HV_PH_ENTER_MAINT)
 		m->cycle_start_ms = c->time_ms;
 	if (c->version[0] != '\0')
 		snprintf(m->version, sizeof m->version, "%s", c->version);
-	state_actions(s, index, m, acts, c->reason, c->time_ms);
+	state_actions(s, index, m, acts, why, c->time_ms);
 	set_phase(m, next, c->time_ms);
 	if (next == HV_PH_DONE) {
 		m->cycle_end_ms = c->time_ms;
@@ -224,7 +231,7 @@ int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (c->by[0] == '\0' || c->reason[0] == '\0')
 		return HV_INVAL;
 	if (r->id == 0)
-		return HV_NOMEMBER;
+		return HV_NOROLLOUT;
 	for (unsigned i = 0; i < s->n_members; i++) {
 		struct hv_member *m = &s->members[i];
 		int next;
@@ -237,7 +244,7 @@ int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		stopped++;
 	}
 	if (!r->active && stopped == 0)
-		return HV_INVAL; /* nothing to abort */
+		return HV_NOROLLOUT; /* nothing to abort */
 	r->aborted = true;
 	hv_state_event_add(
 	    s, index, c->time_ms, "patch %s %s aborted by %s: %s (%u host%s stopped)",

@@ -37,7 +37,8 @@
 	X(TRUNCATED, "truncated or corrupt archive")     \
 	X(UNSAFEPATH, "path escapes the archive")        \
 	X(OVERSIZE, "payload too large")                 \
-	X(QUARANTINED, "patch is quarantined")
+	X(QUARANTINED, "patch is quarantined")           \
+	X(NOROLLOUT, "no rollout in progress")
 
 enum {
 #define HV__ERR_ENUM(name, text) HV_##name,

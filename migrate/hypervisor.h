@@ -20,7 +20,7 @@
 #include "../consensus/codec.h"
 
 /* The interface version a module must carry (bumped on any change). */
-#define HV_HYPERVISOR_ABI 1
+#define HV_HYPERVISOR_ABI 2
 
 /* The module's file name and the symbol it exports. */
 #define HV_VIRT_MODULE "hvpeer-virt.so"
@@ -79,6 +79,11 @@ struct hv_hypervisor {
 
 	/* Does the hypervisor answer? (validation after a reboot) */
 	int (*ping)(const char *uri, char *err, size_t errlen);
+
+	/* Is the guest defined or running there? *present false when libvirt
+	 * does not know it; *running true when it runs (or is paused). */
+	int (*guest_state)(const char *uri, const char *guest, bool *present,
+	                   bool *running, char *err, size_t errlen);
 };
 
 /*

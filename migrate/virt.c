@@ -306,6 +306,32 @@ static int virt_ping(const char *uri, char *err, size_t errlen)
 	return alive == 1 ? HV_OK : HV_IO;
 }
 
+static int virt_guest_state(const char *uri, const char *guest, bool *present,
+                            bool *running, char *err, size_t errlen)
+{
+	virConnectPtr c = virConnectOpen(uri);
+	virDomainPtr dom;
+	int state = 0, reason;
+
+	*present = *running = false;
+	if (c == NULL) {
+		snprintf(err, errlen, "cannot reach the hypervisor (%s): %s", uri,
+		         virt_error());
+		return HV_IO;
+	}
+	dom = virDomainLookupByName(c, guest);
+	if (dom != NULL) {
+		*present = true;
+		if (virDomainGetState(dom, &state, &reason, 0) == 0)
+			*running = state == VIR_DOMAIN_RUNNING ||
+			           state == VIR_DOMAIN_PAUSED ||
+			           state == VIR_DOMAIN_BLOCKED;
+		virDomainFree(dom);
+	}
+	virConnectClose(c);
+	return HV_OK;
+}
+
 /* The one symbol hvpeerd looks up. */
 const struct hv_hypervisor hv_virt_module = {
     .abi = HV_HYPERVISOR_ABI,
@@ -316,4 +342,5 @@ const struct hv_hypervisor hv_virt_module = {
     .park = virt_park,
     .start = virt_start,
     .ping = virt_ping,
+    .guest_state = virt_guest_state,
 };

@@ -245,6 +245,7 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		    {"trusted-keys", offsetof(struct hv_config, trusted_keys)},
 		    {"bundle-dir", offsetof(struct hv_config, bundle_dir)},
 		    {"health-hook", offsetof(struct hv_config, health_hook)},
+		    {"test-hold-dir", offsetof(struct hv_config, test_hold_dir)},
 		};
 		for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 			if (!strcmp(key, strs[i].key))
@@ -319,6 +320,7 @@ static const struct {
     {"patch", "bundle-dir"},
     {"patch", "health-hook"},
     {"patch", "hook-timeout"},
+    {"patch", "test-hold-dir"},
 };
 
 static int on_ini(void *user, const char *section, const char *key, const char *value)

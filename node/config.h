@@ -47,7 +47,7 @@ struct hv_config {
 	char shared_storage[HV_PATH_MAX * 2]; /* comma-separated directories */
 
 	/* [patch] */
-	char bootbank[HV_PATH_MAX];      /* "dir:PATH", "exec" or "" (none) */
+	char bootbank[HV_PATH_MAX];       /* "dir:PATH", "exec" or "" (none) */
 	char bootbank_apply[HV_PATH_MAX]; /* exec: operator commands */
 	char bootbank_set_next[HV_PATH_MAX];
 	char bootbank_mark_good[HV_PATH_MAX];
@@ -61,6 +61,7 @@ struct hv_config {
 	char bundle_dir[HV_PATH_MAX]; /* "" = DATA_DIR/bundles */
 	char health_hook[HV_PATH_MAX];
 	unsigned hook_timeout_s;
+	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
 };
 
 void hv_config_defaults(struct hv_config *c);

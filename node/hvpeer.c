@@ -674,11 +674,6 @@ static int cmd_report(int argc, char **argv)
 	return run(request("status"), print_report);
 }
 
-static void print_message(struct json_object *resp)
-{
-	printf("%s\n", s_of(resp, "message", "done"));
-}
-
 static void print_patch(struct json_object *resp)
 {
 	struct json_object *r = o_of(resp, "rollout");
@@ -757,7 +752,7 @@ static int cmd_patch(int argc, char **argv)
 		json_object_object_add(req, "path", json_object_new_string(abs));
 		if (!timeout_set)
 			timeout_ms = 120000; /* hashing a large bundle */
-		return run(req, print_message);
+		return run(req, NULL);
 	}
 	if (!strcmp(sub, "status")) {
 		if (i != argc)
@@ -771,7 +766,7 @@ static int cmd_patch(int argc, char **argv)
 			return usage_error("patch abort needs --reason TEXT");
 		req = request("patch-abort");
 		json_object_object_add(req, "reason", json_object_new_string(o.reason));
-		return run(req, print_message);
+		return run(req, NULL);
 	}
 	return usage_error("unknown patch command '%s' (submit, status, abort)", sub);
 }

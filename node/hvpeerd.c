@@ -109,6 +109,9 @@ static void usage(FILE *f)
 	    "      --health-hook CMD       run after a reboot; non-zero fails "
 	    "validation\n"
 	    "      --hook-timeout S        limit for each hook (default 300)\n"
+	    "      --test-hold-dir DIR     for tests: a phase whose name is a file in "
+	    "DIR waits\n"
+	    "                              (a breakpoint before the phase's work)\n"
 	    "      --log-level LEVEL       error, warn, info (default) or debug\n"
 	    "  -h, --help                  this help\n"
 	    "  -V, --version               print the version\n");
@@ -156,6 +159,7 @@ static const struct option longopts[] = {
     {"bundle-dir", required_argument, NULL, 1},
     {"health-hook", required_argument, NULL, 1},
     {"hook-timeout", required_argument, NULL, 1},
+    {"test-hold-dir", required_argument, NULL, 1},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},

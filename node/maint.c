@@ -474,6 +474,17 @@ struct failure {
 	char error[HV_ERROR_MAX + 1];
 };
 
+/* True when the guest is gone from the source and runs on the target. */
+static bool already_moved(const struct hv_hypervisor *h, const char *src, const char *dst,
+                          const char *guest)
+{
+	bool sp, sr, dp, dr;
+	char err[256];
+
+	return h->guest_state(src, guest, &sp, &sr, err, sizeof err) == HV_OK && !sp &&
+	       h->guest_state(dst, guest, &dp, &dr, err, sizeof err) == HV_OK && dr;
+}
+
 /* nested: a retry; a failed migration is left to the caller to report. */
 static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move mv,
                     bool retry, struct failure *last, bool nested)
@@ -501,13 +512,21 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 			peer_uri(cfg, sa != NULL ? sa : mv.source, src_uri,
 			         sizeof src_uri);
 		peer_uri(cfg, da != NULL ? da : mv.target, dst_uri, sizeof dst_uri);
-		hv_info("moving %s: %s -> %s", mv.guest, mv.source, mv.target);
 		struct hv_migration m = {.guest = mv.guest,
 		                         .src_uri = src_uri,
 		                         .dst_uri = dst_uri,
 		                         .downtime_ms = cfg->migrate_downtime_ms,
 		                         .timeout_s = cfg->migrate_timeout_s};
-		j->n->hyp->migrate(&m, &o);
+		if (already_moved(j->n->hyp, src_uri, dst_uri, mv.guest)) {
+			/* A migration that finished while this job was cut short
+			 * (hvpeerd restarted mid-move): libvirt completed it. */
+			memset(&o, 0, sizeof o);
+			hv_info("%s is already on %s (moved before a restart)", mv.guest,
+			        mv.target);
+		} else {
+			hv_info("moving %s: %s -> %s", mv.guest, mv.source, mv.target);
+			j->n->hyp->migrate(&m, &o);
+		}
 		if (o.timed_out)
 			hv_warn("migration of %s still running after %u s: aborted",
 			        mv.guest, cfg->migrate_timeout_s);

@@ -42,13 +42,13 @@ struct hv_node {
 	bool raft_started;
 	bool ctl_open;
 
-	bool joined;                /* a member of the cluster (bootstrapped or joined) */
-	struct hv_join *join;       /* join in progress */
+	bool joined;          /* a member of the cluster (bootstrapped or joined) */
+	struct hv_join *join; /* join in progress */
 	const struct hv_hypervisor *hyp; /* the local hypervisor, or NULL */
 	struct hv_bootbank *bank;        /* the boot banks, or NULL (no patching) */
 	int patch_last_phase;            /* the patch driver's last job (patch.c) */
 	uint64_t patch_last_rollout, patch_retry_ms;
-	uv_timer_t kick;                 /* runs the patch driver after an apply */
+	uv_timer_t kick;            /* runs the patch driver after an apply */
 	struct hv_maint_job *maint; /* maintenance job in progress */
 	bool change_busy;           /* a Raft configuration change is in flight */
 	bool reconcile_busy;        /* a reconcile proposal is in flight */

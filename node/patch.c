@@ -152,6 +152,21 @@ static void marker_path(const struct hv_config *cfg, char *out, size_t len)
 	snprintf(out, len, "%s/reboot.marker", cfg->data_dir);
 }
 
+/* The phase a reboot marker was written in, or -1. */
+static int marker_phase(const char *path)
+{
+	unsigned long long rollout;
+	int phase = -1;
+	FILE *f = fopen(path, "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%llu %d", &rollout, &phase) != 2)
+			phase = -1;
+		fclose(f);
+	}
+	return phase;
+}
+
 static int read_boot_id(const struct hv_config *cfg, char *out, size_t len)
 {
 	FILE *f = fopen(cfg->boot_id_file, "r");
@@ -449,6 +464,7 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 	struct hv_bootbank_status st;
 	char marker[HV_PATH_MAX + 32], boot_id[128], then[128] = "", err[512];
 	unsigned long long rollout = 0, since = 0;
+	int phase = -1;
 	FILE *f;
 
 	marker_path(cfg, marker, sizeof marker);
@@ -459,8 +475,10 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 	}
 	f = fopen(marker, "r");
 	if (f != NULL) {
-		if (fscanf(f, "%llu %llu %127s", &rollout, &since, then) != 3)
-			then[0] = '\0';
+		if (fscanf(f, "%llu %d %llu %127s", &rollout, &phase, &since, then) !=
+		        4 ||
+		    phase != p->phase)
+			then[0] = '\0'; /* another phase's (a crash before its removal) */
 		fclose(f);
 	}
 	if (then[0] != '\0' && rollout == p->rollout && strcmp(then, boot_id) != 0) {
@@ -493,12 +511,22 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 		}
 		return HV_EXISTS;
 	}
+	/* A power cycle may have done the reboot already: the banks know. */
+	if (n->bank->status(n->bank, &st, err, sizeof err) == HV_OK &&
+	    (rollback
+	         ? !st.booted_is_trial && strcmp(st.booted_version, p->version) != 0
+	         : st.booted_is_trial && strcmp(st.booted_version, p->version) == 0)) {
+		snprintf(p->booted, sizeof p->booted, "%s", st.booted_version);
+		p->event = rollback ? HV_EV_BOOTED_OLD : HV_EV_BOOTED_NEW;
+		reasonf(p, "booted %s (after a power cycle)", st.booted_version);
+		return HV_OK;
+	}
 	/* Fenced, then marked, then rebooted: a crash in between re-issues. */
 	if (hv_job_fence(j) != HV_OK)
 		return HV_PAUSED;
 	f = fopen(marker, "w");
 	if (f == NULL ||
-	    fprintf(f, "%llu %llu %s\n", (unsigned long long)p->rollout,
+	    fprintf(f, "%llu %d %llu %s\n", (unsigned long long)p->rollout, p->phase,
 	            (unsigned long long)(hv_now_ms() / 1000), boot_id) < 0 ||
 	    fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		if (f != NULL)
@@ -575,7 +603,7 @@ static int do_rollback(struct hv_maint_job *j, struct phase_ctx *p)
 	char err[512], marker[HV_PATH_MAX + 32];
 
 	marker_path(&n->cfg, marker, sizeof marker);
-	if (access(marker, F_OK) == 0) /* a rollback reboot under way or done */
+	if (marker_phase(marker) == HV_PH_ROLLBACK) /* its reboot is under way or done */
 		return reboot_step(j, p, true);
 	if (n->bank->status(n->bank, &st, err, sizeof err) != HV_OK ||
 	    n->bank->rollback(n->bank, err, sizeof err) != HV_OK) {
@@ -727,6 +755,13 @@ void hv_patch_kick(struct hv_node *n)
 	h = hv_state_holder(s, n->cfg.name);
 	if (h == NULL)
 		return; /* a leased phase without the lease: an operator broke it */
+	if (n->cfg.test_hold_dir[0] != '\0') {
+		char hold[HV_PATH_MAX + 32];
+		snprintf(hold, sizeof hold, "%s/%s", n->cfg.test_hold_dir,
+		         hv_phase_name(m->cycle));
+		if (access(hold, F_OK) == 0)
+			return; /* a test's breakpoint */
+	}
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return;

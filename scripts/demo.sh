@@ -4,7 +4,10 @@
 # each running hvpeerd. A few guests boot; host h1 is put in maintenance (its
 # guests are live-migrated to h2 and h3 while they keep running), comes back
 # (they return home), and the report shows each guest's measured downtime.
-# Then a quorum-committed pause/resume round trip, and the lab is removed.
+# Then a quorum-committed pause/resume round trip, and a signed patch is
+# rolled out: each host in turn evacuates, writes the patch to its other boot
+# bank, reboots into it, validates and takes its guests back, with no
+# controller. Then the lab is removed.
 # Traffic stays on the lab's own bridge and namespaces. Run as root.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,6 +62,24 @@ run "$lab" hvpeer h2 pause --reason "demo: storage array firmware upgrade"
 run "$lab" hvpeer h3 maintenance enter || printf '(refused while paused, as it should be)\n'
 run "$lab" hvpeer h1 resume
 
+step "a signed patch bundle (Ed25519), its key trusted by every host"
+keys=$(mktemp -d /tmp/hvpeer-demo.XXXXXX)
+trap '"$lab" down >/dev/null 2>&1 || true; rm -rf "$keys"' EXIT
+echo "demo operating system 1.1.0" >"$keys/os.img"
+printf '#!/bin/sh\n# a health check run after the reboot\ntest -r /proc/cpuinfo\n' >"$keys/health.sh"
+run "$top/build/hvpeer" bundle keygen "$keys/ops.key"
+cp "$keys/ops.key.pub" "$("$lab" dir)/keys/ops.pub"
+run "$top/build/hvpeer" bundle create --name demo-os --version 1.1.0 --host-class lab \
+	--hook "validate=$keys/health.sh" -o "$keys/demo-os-1.1.0.tar" "$keys/os.img"
+run "$top/build/hvpeer" bundle sign --key "$keys/ops.key" "$keys/demo-os-1.1.0.tar"
+step "rolling it out: one host at a time, guests keep running (submitted on h2)"
+run "$lab" hvpeer h2 patch submit "$keys/demo-os-1.1.0.tar"
+for _ in $(seq 600); do # bounded: 120 s
+	"$lab" hvpeer h3 --json status 2>/dev/null | grep -q '"active": *false' && break
+	sleep 0.2
+done
+run "$lab" hvpeer h3 patch status
+run "$lab" guest list
 step "the report: every move with libvirt's measured downtime"
 run "$lab" hvpeer h3 report
 
