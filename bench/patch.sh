@@ -34,7 +34,7 @@ ip link show hvlab0 >/dev/null 2>&1 && { echo "  (skipped: a lab is already up)"
 T=$(mktemp -d /tmp/hvpeer-bench-patch.XXXXXX)
 trap '"$LABT" down >/dev/null 2>&1; rm -rf "$T"' EXIT
 "$LABT" up 3 --guest-memory 512 >"$T/up.log" 2>&1 || { tail -5 "$T/up.log"; exit 1; }
-for n in 1 2 3; do "$LABT" guest add "h$n" --name "g$n" --mem 128 >/dev/null || exit 1; done
+for n in 1 2 3; do "$LABT" guest add "h$n" --name "g$n" --mem 128 >/dev/null 2>&1 || exit 1; done
 for _ in $(seq 100); do # bounded: until the inventories are in the state
 	[ "$("$LABT" hvpeer h2 --json status | python3 -c 'import json,sys; print(sum(len(m["guests"]) for m in json.load(sys.stdin)["members"]))')" = 3 ] && break
 	sleep 0.2

@@ -448,4 +448,10 @@ if [ "$errs" -gt 0 ]; then
 	cat "$T"/n?.log | grep -E ' (error|warn): ' | sed -E 's/^[0-9:.]+ //' | sort | uniq -c |
 		sort -rn | head -n 10 | sed 's/^/    /'
 fi
+
+echo
+echo "=== 7. the patch cycle in the lab: coordination overhead per host and handoff (bench/patch.sh) ==="
+bash "$(dirname "$0")/patch.sh" "$B"
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 77 ] && failed=1
 exit $failed
