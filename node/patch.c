@@ -799,18 +799,19 @@ static void submit_answered(struct hv_node *n, void *data, int rc, uint64_t inde
                             uint64_t token)
 {
 	struct submit_work *w = data;
-	struct hv_state *s = &n->state;
+	const struct hv_state *s = &n->state;
 	struct json_object *o;
 
 	(void)token;
 	if (rc == HV_OK) {
+		char msg[256];
 		o = hv_rpc_ok();
-		json_object_object_add(
-		    o, "message",
-		    json_object_new_string(
-		        s->rollout.id == index && s->n_holders > 0
-		            ? "submitted; the first host has the lease"
-		            : "submitted; hosts start when the line is free"));
+		snprintf(msg, sizeof msg,
+		         "patch %.63s %.63s submitted (log index %llu): the hosts patch "
+		         "themselves one at a time, in name order; 'hvpeer patch status' "
+		         "follows it",
+		         w->m.name, w->m.version, (unsigned long long)index);
+		json_object_object_add(o, "message", json_object_new_string(msg));
 		json_object_object_add(o, "index", json_object_new_uint64(index));
 		json_object_object_add(o, "digest", json_object_new_string(w->m.digest));
 		json_object_object_add(o, "version",
