@@ -34,6 +34,11 @@ int hv_job_query(struct hv_maint_job *j, hv_query_fn fn, void *arg);
 /* The fencing check with the job's token (hv_job_set_token). */
 int hv_job_fence(struct hv_maint_job *j);
 void hv_job_set_token(struct hv_maint_job *j, uint64_t token);
+/* A request to a peer's RPC (req not consumed); *resp is the answer, owned
+ * by the caller (json_object_put), when HV_OK. */
+struct json_object;
+int hv_job_call(struct hv_maint_job *j, const char *address, struct json_object *req,
+                unsigned timeout_ms, struct json_object **resp);
 /* Record a failure (the first one counts) and return rc. */
 int hv_job_fail(struct hv_maint_job *j, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -34,7 +34,7 @@
 #include "patch.h"
 #include "node.h"
 
-enum { REQ_NONE, REQ_COMMIT, REQ_FENCE, REQ_QUERY };
+enum { REQ_NONE, REQ_COMMIT, REQ_FENCE, REQ_QUERY, REQ_CALL };
 
 typedef hv_query_fn query_fn;
 
@@ -62,6 +62,9 @@ struct hv_maint_job {
 	uint64_t token;
 	query_fn query;
 	void *arg;
+	const char *call_addr; /* REQ_CALL: a peer RPC */
+	struct json_object *call_req, *call_resp;
+	unsigned call_timeout_ms;
 
 	/* The worker's own state. */
 	uint64_t my_token;
@@ -80,6 +83,8 @@ static void job_unref(struct hv_maint_job *j)
 	uv_mutex_destroy(&j->ask_lock);
 	uv_mutex_destroy(&j->msg_lock);
 	uv_cond_destroy(&j->cond);
+	if (j->call_resp != NULL) /* a call answered after a cancel */
+		json_object_put(j->call_resp);
 	free(j);
 }
 
@@ -112,6 +117,15 @@ static void fence_cb(struct hv_node *n, void *data, int rc)
 
 	(void)n;
 	request_done(j, rc, 0);
+	job_unref(j);
+}
+
+static void call_cb(void *data, int status, struct json_object *resp)
+{
+	struct hv_maint_job *j = data;
+
+	j->call_resp = status == HV_OK && resp != NULL ? json_object_get(resp) : NULL;
+	request_done(j, status, 0);
 	job_unref(j);
 }
 
@@ -179,6 +193,16 @@ static void on_async(uv_async_t *a)
 	case REQ_QUERY:
 		j->query(n, j->arg);
 		request_done(j, HV_OK, 0);
+		break;
+	case REQ_CALL:
+		j->refs++;
+		rv = n->stopping ? HV_SHUTDOWN
+		                 : hv_rpc_call(&n->rpc, j->call_addr, j->call_req,
+		                               j->call_timeout_ms, call_cb, j);
+		if (rv != HV_OK) {
+			j->refs--;
+			request_done(j, rv, 0);
+		}
 		break;
 	}
 	if (j->finished && !uv_is_closing((uv_handle_t *)&j->async))
@@ -989,6 +1013,27 @@ int hv_job_query(struct hv_maint_job *j, hv_query_fn fn, void *arg)
 int hv_job_fence(struct hv_maint_job *j)
 {
 	return fence(j);
+}
+
+int hv_job_call(struct hv_maint_job *j, const char *address, struct json_object *req,
+                unsigned timeout_ms, struct json_object **resp)
+{
+	int rc;
+
+	uv_mutex_lock(&j->ask_lock);
+	j->call_addr = address;
+	j->call_req = req;
+	j->call_resp = NULL;
+	j->call_timeout_ms = timeout_ms;
+	rc = ask_locked(j, REQ_CALL);
+	*resp = j->call_resp;
+	j->call_resp = NULL;
+	uv_mutex_unlock(&j->ask_lock);
+	if (rc != HV_OK && *resp != NULL) {
+		json_object_put(*resp);
+		*resp = NULL;
+	}
+	return rc;
 }
 
 void hv_job_set_token(struct hv_maint_job *j, uint64_t token)

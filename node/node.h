@@ -48,6 +48,7 @@ struct hv_node {
 	struct hv_bootbank *bank;        /* the boot banks, or NULL (no patching) */
 	int patch_last_phase;            /* the patch driver's last job (patch.c) */
 	uint64_t patch_last_rollout, patch_retry_ms;
+	unsigned patch_fetch_failures;
 	uv_timer_t kick;            /* runs the patch driver after an apply */
 	struct hv_maint_job *maint; /* maintenance job in progress */
 	bool change_busy;           /* a Raft configuration change is in flight */

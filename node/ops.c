@@ -766,6 +766,10 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		hv_rpc_reply(c, o);
 	} else if (!strcmp(op, "join")) {
 		op_join(n, c, req, forwarded);
+	} else if (!strcmp(op, "bundle-get")) {
+		uint64_t off = 0;
+		juint(req, "offset", &off);
+		hv_patch_serve_bundle(n, c, jstr(req, "digest"), off);
 	} else if (!strncmp(op, "patch-", 6)) {
 		if (!peer->local)
 			hv_rpc_reply(

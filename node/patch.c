@@ -108,6 +108,7 @@ struct phase_ctx {
 	uint64_t rollout, token;
 	char version[HV_VERSION_MAX + 1], digest[HV_DIGEST_MAX + 1];
 	char bundle[HV_NAME_MAX + 1];
+	char source[HV_NAME_MAX + 1];
 	bool paused;
 	/* filled by the job */
 	int event;
@@ -376,6 +377,199 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 	return HV_OK;
 }
 
+/* ---- fetching a bundle from a peer --------------------------------------- */
+
+#define CHUNK (384u * 1024) /* raw bytes per answer: ~512 KiB of base64 */
+
+struct q_peers {
+	const char *source;
+	unsigned n;
+	char names[HV_MAX_MEMBERS][HV_NAME_MAX + 1];
+	char addrs[HV_MAX_MEMBERS][HV_ADDR_MAX + 1];
+};
+
+/* The members to ask, the bundle's source first. */
+static void q_peers_fn(struct hv_node *n, void *arg)
+{
+	struct q_peers *q = arg;
+
+	q->n = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < n->state.n_members; i++) {
+			const struct hv_member *m = &n->state.members[i];
+			bool src = strcmp(m->name, q->source) == 0;
+			if (m->removed || strcmp(m->name, n->cfg.name) == 0 ||
+			    (pass == 0) != src)
+				continue;
+			snprintf(q->names[q->n], sizeof q->names[0], "%s", m->name);
+			snprintf(q->addrs[q->n], sizeof q->addrs[0], "%s", m->address);
+			q->n++;
+		}
+}
+
+static int fetch_from(struct hv_maint_job *j, const char *addr, const char *digest,
+                      const char *tmp, char *err, size_t errlen)
+{
+	struct hv_node *n = hv_job_node(j);
+	uint64_t off = 0, size = UINT64_MAX;
+	unsigned char *buf = malloc(CHUNK + 4);
+	FILE *f = fopen(tmp, "wb");
+	int rc = HV_OK;
+
+	if (buf == NULL || f == NULL) {
+		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+		rc = HV_IO;
+		goto out;
+	}
+	while (off < size && rc == HV_OK) {
+		struct json_object *req = json_object_new_object(), *resp = NULL, *v;
+		const char *b64;
+		size_t blen;
+		int dl;
+		json_object_object_add(req, "op", json_object_new_string("bundle-get"));
+		json_object_object_add(req, "digest", json_object_new_string(digest));
+		json_object_object_add(req, "offset", json_object_new_uint64(off));
+		rc = hv_job_call(j, addr, req, 10000, &resp);
+		json_object_put(req);
+		if (rc != HV_OK) {
+			snprintf(err, errlen, "%s: %s", addr, hv_strerror(rc));
+			break;
+		}
+		if (!json_object_object_get_ex(resp, "data", &v) ||
+		    (b64 = json_object_get_string(v)) == NULL ||
+		    !json_object_object_get_ex(resp, "size", &v)) {
+			json_object_object_get_ex(resp, "message", &v);
+			snprintf(err, errlen, "%s: %s", addr,
+			         v != NULL ? json_object_get_string(v) : "bad answer");
+			json_object_put(resp);
+			rc = HV_PROTO;
+			break;
+		}
+		size = (uint64_t)json_object_get_uint64(v);
+		blen = strlen(b64);
+		dl = blen <= (CHUNK / 3 + 1) * 4
+		         ? EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)blen)
+		         : -1;
+		if (dl > 0 && blen > 0 && b64[blen - 1] == '=')
+			dl--;
+		if (dl > 0 && blen > 1 && b64[blen - 2] == '=')
+			dl--;
+		json_object_put(resp);
+		if (dl < 0 || (dl == 0 && off < size) || off + (uint64_t)dl > size ||
+		    size > HV_BUNDLE_DEFAULT_MAX_PAYLOAD + HV_BUNDLE_MANIFEST_MAX) {
+			snprintf(err, errlen, "%s: a bad chunk at offset %llu", addr,
+			         (unsigned long long)off);
+			rc = HV_PROTO;
+			break;
+		}
+		if (fwrite(buf, 1, (size_t)dl, f) != (size_t)dl) {
+			snprintf(err, errlen, "cannot write %s: %s", tmp,
+			         strerror(errno));
+			rc = HV_IO;
+			break;
+		}
+		off += (uint64_t)dl;
+		if (n->stopping || hv_job_cancelled(j))
+			rc = HV_SHUTDOWN;
+	}
+	if (rc == HV_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
+		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+		rc = HV_IO;
+	}
+out:
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	if (rc != HV_OK)
+		unlink(tmp);
+	return rc;
+}
+
+/* Get the bundle into this host's bundle store from a peer that has it.
+ * The digest is checked after (stage), so a peer cannot slip another in. */
+static int fetch_bundle(struct hv_maint_job *j, const struct phase_ctx *p,
+                        const char *path, const char *source, char *err, size_t errlen)
+{
+	struct hv_node *n = hv_job_node(j);
+	struct q_peers *q = calloc(1, sizeof *q);
+	char tmp[HV_PATH_MAX + 160], dir[HV_PATH_MAX + 160];
+	int rc = HV_UNREACHABLE;
+
+	if (q == NULL)
+		return HV_NOMEM;
+	q->source = source;
+	hv_job_query(j, q_peers_fn, q);
+	snprintf(dir, sizeof dir, "%s", path);
+	if (strrchr(dir, '/') != NULL)
+		*strrchr(dir, '/') = '\0';
+	hv_mkdir_p(dir);
+	snprintf(tmp, sizeof tmp, "%s.part", path);
+	snprintf(err, errlen, "no peer to fetch it from");
+	for (unsigned i = 0; i < q->n && rc != HV_OK && rc != HV_SHUTDOWN; i++) {
+		rc = fetch_from(j, q->addrs[i], p->digest, tmp, err, errlen);
+		if (rc == HV_OK && rename(tmp, path) != 0) {
+			snprintf(err, errlen, "cannot rename %s: %s", tmp,
+			         strerror(errno));
+			rc = HV_IO;
+		}
+		if (rc == HV_OK)
+			hv_info("patch %s: bundle fetched from %s", p->version,
+			        q->names[i]);
+		else
+			hv_warn("patch %s: fetching the bundle from %s: %s", p->version,
+			        q->names[i], err);
+	}
+	(void)n;
+	free(q);
+	return rc;
+}
+
+/* Serve a chunk of a bundle this host keeps ("bundle-get", to peers). */
+void hv_patch_serve_bundle(struct hv_node *n, struct hv_rpc_conn *c, const char *digest,
+                           uint64_t offset)
+{
+	char path[HV_PATH_MAX + 128];
+	unsigned char *buf = NULL;
+	char *b64 = NULL;
+	struct json_object *o;
+	struct stat st;
+	size_t got = 0;
+	FILE *f = NULL;
+
+	if (digest == NULL || strlen(digest) != HV_DIGEST_LEN ||
+	    strspn(digest, "0123456789abcdef") != HV_DIGEST_LEN) {
+		hv_rpc_reply(
+		    c, hv_rpc_error(HV_INVAL, "bundle-get: a digest is 64 hex digits"));
+		return;
+	}
+	bundle_path(&n->cfg, digest, path, sizeof path);
+	f = fopen(path, "rb");
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		hv_rpc_reply(c,
+		             hv_rpc_error(HV_NOMEMBER, "%s does not have bundle %.16s...",
+		                          n->cfg.name, digest));
+		goto out;
+	}
+	buf = malloc(CHUNK);
+	b64 = malloc((CHUNK / 3 + 1) * 4 + 1);
+	if (buf == NULL || b64 == NULL) {
+		hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
+		goto out;
+	}
+	if ((uint64_t)st.st_size > offset && fseeko(f, (off_t)offset, SEEK_SET) == 0)
+		got = fread(buf, 1, CHUNK, f);
+	EVP_EncodeBlock((unsigned char *)b64, buf, (int)got);
+	o = hv_rpc_ok();
+	json_object_object_add(o, "size", json_object_new_uint64((uint64_t)st.st_size));
+	json_object_object_add(o, "data", json_object_new_string(b64));
+	hv_rpc_reply(c, o);
+out:
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	free(b64);
+}
+
 static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
 {
 	struct hv_node *n = hv_job_node(j);
@@ -396,13 +590,17 @@ static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
 	bundle_path(cfg, p->digest, path, sizeof path);
 	staging_path(cfg, p->digest, stage, sizeof stage);
 	p->event = HV_EV_FAIL;
-	if (access(path, R_OK) != 0) {
-		reasonf(p,
-		        "stage: bundle %s not found at %s (bundle-dir must be a "
-		        "directory every host sees)",
-		        p->bundle, path);
+	if (access(path, R_OK) != 0 &&
+	    (rc = fetch_bundle(j, p, path, p->source, err, sizeof err)) != HV_OK) {
+		if (rc == HV_SHUTDOWN || ++n->patch_fetch_failures < 5) {
+			free(m);
+			return HV_UNREACHABLE; /* tried again shortly */
+		}
+		reasonf(p, "stage: bundle %s is not in %s and no peer gave it: %s",
+		        p->bundle, path, err);
 		goto out;
 	}
+	n->patch_fetch_failures = 0;
 	if (hv_bundle_digest(path, digest, err, sizeof err) != HV_OK) {
 		reasonf(p, "stage: %s", err);
 		goto out;
@@ -442,6 +640,8 @@ static int do_apply(struct hv_maint_job *j, struct phase_ctx *p)
 	char stage[HV_PATH_MAX + 64], err[512];
 
 	staging_path(&n->cfg, p->digest, stage, sizeof stage);
+	if (hv_job_fence(j) != HV_OK) /* the banks change: holder only */
+		return HV_PAUSED;
 	p->event = HV_EV_FAIL;
 	if (n->bank->apply(n->bank, stage, p->version, err, sizeof err) != HV_OK ||
 	    n->bank->set_next(n->bank, err, sizeof err) != HV_OK) {
@@ -605,6 +805,8 @@ static int do_rollback(struct hv_maint_job *j, struct phase_ctx *p)
 	marker_path(&n->cfg, marker, sizeof marker);
 	if (marker_phase(marker) == HV_PH_ROLLBACK) /* its reboot is under way or done */
 		return reboot_step(j, p, true);
+	if (hv_job_fence(j) != HV_OK)
+		return HV_PAUSED;
 	if (n->bank->status(n->bank, &st, err, sizeof err) != HV_OK ||
 	    n->bank->rollback(n->bank, err, sizeof err) != HV_OK) {
 		p->event = HV_EV_FAIL;
@@ -650,6 +852,8 @@ static void phase_job(struct hv_maint_job *j, void *arg)
 		rc = do_validate(j, p);
 		break;
 	case HV_PH_EXIT_MAINT:
+		if ((rc = hv_job_fence(j)) != HV_OK)
+			break;
 		if (n->bank->mark_good(n->bank, err, sizeof err) != HV_OK) {
 			p->event = HV_EV_FAIL;
 			reasonf(p, "mark good: %s", err);
@@ -673,7 +877,7 @@ static void phase_job(struct hv_maint_job *j, void *arg)
 			reasonf(p, "%s", err[0] ? err : hv_strerror(rc));
 		}
 		rc = HV_OK;
-	} else if (p->phase == HV_PH_EXIT_MAINT && p->event < 0) {
+	} else if (p->phase == HV_PH_EXIT_MAINT && p->event < 0 && rc == HV_OK) {
 		p->event = HV_EV_OK;
 	}
 	if (rc == HV_OK && p->event >= 0) {
@@ -771,6 +975,7 @@ void hv_patch_kick(struct hv_node *n)
 	snprintf(p->version, sizeof p->version, "%s", s->rollout.version);
 	snprintf(p->digest, sizeof p->digest, "%s", s->rollout.digest);
 	snprintf(p->bundle, sizeof p->bundle, "%s", s->rollout.bundle);
+	snprintf(p->source, sizeof p->source, "%s", s->rollout.source);
 	n->patch_last_phase = m->cycle;
 	n->patch_last_rollout = s->rollout.id;
 	n->patch_retry_ms = now + RETRY_MS;

@@ -5,6 +5,7 @@
 #define HV_PATCH_H
 
 #include <json-c/json.h>
+#include <stdint.h>
 
 #include "rpc.h"
 
@@ -24,6 +25,10 @@ void hv_patch_kick(struct hv_node *n);
 /* Control-socket operations: "patch-submit" {path}, "patch-abort" {reason}. */
 void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
                  struct json_object *req);
+
+/* "bundle-get" from a peer: a chunk of a bundle this host keeps. */
+void hv_patch_serve_bundle(struct hv_node *n, struct hv_rpc_conn *c, const char *digest,
+                           uint64_t offset);
 
 /* The rollout and each member's phase, for `hvpeer status --json`. */
 struct json_object *hv_patch_status_json(const struct hv_state *s);

@@ -4,7 +4,8 @@
 # reboot restarts the host's daemons through the bootloader.
 #   1. refused before anything moves: an unsigned bundle, one signed by an
 #      untrusted key;
-#   2. a rolling patch of 3 hosts: one host at a time, guests keep running
+#   2. a rolling patch of 3 hosts: one host at a time, each fetching the
+#      bundle from the host it was submitted to; guests keep running
 #      (heartbeat, uptime), every host boots the new version, banks marked
 #      good, guests back home;
 #   3. a rollback attack (an older version) is refused;
@@ -152,6 +153,9 @@ sampler_stop
 hv h2 patch status 2>&1 | sed 's/^/#   /'
 check "every host is done" test "$(state "sorted(h['phase'] for h in d['rollout']['hosts'])")" = "['done', 'done', 'done']"
 check "every host runs 1.1.0" test "$(version_of h1)$(version_of h2)$(version_of h3)" = 1.1.01.1.01.1.0
+fetched_from() { grep -q "patch $2: bundle fetched from $3" "$LAB/$1/hvpeerd.log"; }
+check "h2 and h3 fetched the bundle from h1, where it was submitted" \
+	eval 'fetched_from h2 1.1.0 h1 && fetched_from h3 1.1.0 h1'
 check "every host's new bank (b) is marked good" test "$(bank_of h1)$(bank_of h2)$(bank_of h3)" = bbb
 check "never more than one host in maintenance (max $(max_in_maint) over $(wc -l <"$T/in-maint") samples)" test "$(max_in_maint)" -le 1
 check "hosts went in name order (h1, h2, h3)" test "$(state "' '.join(h['name'] for h in sorted(d['rollout']['hosts'], key=lambda h: h['end_ms']))")" = "h1 h2 h3"
