@@ -1,3 +1,5 @@
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
@@ -34,4 +36,16 @@ int hv_errcode(const char *name)
 		if (strcmp(names[i], name) == 0)
 			return i;
 	return -1;
+}
+
+int hv_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
 }

@@ -2,6 +2,8 @@
 #ifndef HV_ERR_H
 #define HV_ERR_H
 
+#include <stddef.h>
+
 #define HV_ERRORS(X)                                     \
 	X(OK, "success")                                 \
 	X(NOMEM, "out of memory")                        \
@@ -55,5 +57,10 @@ const char *hv_errname(int code);
 
 /* The code for a symbolic name, or -1. */
 int hv_errcode(const char *name);
+
+/* Write a message into err (when not NULL) and return code: the one-line
+ * "fail with a reason" of every module that reports through a buffer. */
+int hv_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

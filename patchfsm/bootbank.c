@@ -81,18 +81,7 @@ bool hv_bootbank_version_valid(const char *v)
 	return n > 0 && n < HV_BANK_VERSION_MAX;
 }
 
-__attribute__((format(printf, 4, 5))) static int say(char *err, size_t errlen, int code,
-                                                     const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+#define say hv_errf /* lib/err.h */
 
 /* ---- dirbank: one operation on a locked DIR ---------------------------- */
 

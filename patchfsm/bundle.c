@@ -63,18 +63,7 @@ int hv_hook_parse(const char *s)
 
 /* ---- small helpers ------------------------------------------------------- */
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
-                                                      const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+#define fail hv_errf /* lib/err.h */
 
 /* The reason of the last OpenSSL error, for a message; clears the queue so
  * that a later caller does not see a stale error. */

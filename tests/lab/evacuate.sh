@@ -11,46 +11,7 @@
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it cannot
 # run here (not root, lab packages missing, a lab already up).
 set -u
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-LABT=${HVPEER_LAB_TOOL:-$TOP/lab/hvpeer-lab}
-export HVPEER_BUILDDIR=${HVPEER_BUILDDIR:-$TOP/build}
-
-[[ $(id -u) == 0 ]] || { echo "1..0 # SKIP not root"; exit 77; }
-for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 busybox-static; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		{ echo "1..0 # SKIP missing $p (scripts/setup.sh installs it)"; exit 77; }
-done
-# One lab at a time on a machine: lab tests run one after the other even
-# under make -j (bounded wait).
-exec 9>/tmp/hvpeer-lab-tests.lock
-flock -w 900 9 || { echo "Bail out! another lab test held the lab for 15 minutes"; exit 99; }
-ip link show hvlab0 >/dev/null 2>&1 && { echo "1..0 # SKIP a lab is already up"; exit 77; }
-
-N=0 PASS=0 FAIL=0
-ok() { N=$((N + 1)); PASS=$((PASS + 1)); echo "ok $N - $1"; }
-nok() { N=$((N + 1)); FAIL=$((FAIL + 1)); echo "not ok $N - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; }
-check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else nok "$d"; fi; }
-lab() { "$LABT" "$@"; }
-hv() { local h=$1; shift; "$LABT" hvpeer "$h" "$@"; }
-wait_for() { # wait_for SECONDS cmd...: poll every 0.2 s, bounded
-	local t=$1; shift
-	for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-	return 1
-}
-finish() {
-	if [ "$FAIL" -gt 0 ]; then
-		for h in h1 h2 h3; do
-			echo "# --- $h hvpeerd.log (tail)"
-			lab exec "$h" true >/dev/null 2>&1 && tail -n 25 "$(lab_dir)/$h/hvpeerd.log" 2>/dev/null | sed 's/^/#   /'
-		done
-	fi
-	lab down >/dev/null 2>&1
-	echo "$PASS passed, $FAIL failed"
-	[ "$FAIL" = 0 ]
-}
-lab_dir() { if [ -n "${HVPEER_LAB_DIR:-}" ]; then echo "$HVPEER_LAB_DIR"; elif [ -w /run ]; then echo /run/hvpeer-lab; else echo /tmp/hvpeer-lab; fi; }
-trap 'finish; exit $?' EXIT
-trap 'exit 1' INT TERM
+. "$(dirname "$0")/lib.sh"
 
 # Host state from h2's view of the replicated state (JSON through python3).
 state() { # state PYTHON-EXPRESSION over d (the status JSON)
@@ -59,6 +20,9 @@ state() { # state PYTHON-EXPRESSION over d (the status JSON)
 guests_on() { state "' '.join(sorted(g['name'] for m in d['members'] if m['name']=='$1' for g in m['guests'] if g['running']))"; }
 phase_of() { state "[m['maintenance'] for m in d['members'] if m['name']=='$1'][0]"; }
 beat() { lab guest heartbeat "$1" | awk '{print $1}'; }
+guests_are() { test "$(guests_on "$1")" = "$2"; }   # HOST "G1 G2 ..."
+beat_above() { test "$(beat "$1")" -gt "$2"; }
+hostdev_known() { test -n "$(state "[g.get('hostdev','') for m in d['members'] for g in m['guests'] if g['name']=='$1'][0]")"; }
 where() { lab guest heartbeat "$1" | awk '{print $2}'; }
 uptime_of() { lab guest heartbeat "$1" | awk '{print $3}'; }
 
@@ -76,7 +40,7 @@ lab guest add h1 --name web1 --mem 128 >/dev/null && lab guest add h1 --name web
 	lab guest add h1 --name devbox --mem 96 --level dev >/dev/null &&
 	lab guest add h2 --name db1 --mem 256 >/dev/null
 check "four guests boot (three on h1, one on h2)" test "$(where web1)$(where web2)$(where devbox)$(where db1)" = "h1h1h1h2"
-wait_for 20 test "$(guests_on h1)" = "devbox web1 web2"
+wait_for 20 guests_are h1 "devbox web1 web2"
 check "inventories reach the replicated state" test "$(guests_on h1)" = "devbox web1 web2"
 
 b1=$(beat web1) u1=$(uptime_of web1)
@@ -88,7 +52,7 @@ check "h1 runs no guest any more (libvirt)" test -z "$(lab exec h1 virsh -q list
 for g in web1 web2 devbox; do
 	check "$g now runs on h2 or h3" test "$(where "$g")" = h2 -o "$(where "$g")" = h3
 done
-wait_for 10 test "$(beat web1)" -gt "$((b1 + 2))"
+wait_for 10 beat_above web1 "$((b1 + 2))"
 b2=$(beat web1) u2=$(uptime_of web1)
 if [ "$b2" -gt "$b1" ] && awk "BEGIN{exit !($u2 > $u1)}"; then
 	ok "web1 kept running across the move (heartbeat $b1 -> $b2, uptime $u1 -> $u2 s)"
@@ -130,11 +94,11 @@ for g in web1 web2 devbox; do # spare the two cores for what follows
 	lab exec "$h" virsh -q destroy "$g" >/dev/null 2>&1
 	lab exec "$h" virsh -q undefine "$g" >/dev/null 2>&1
 done
-wait_for 20 test "$(guests_on h1)$(guests_on h3)" = ""
+wait_for 20 eval 'guests_are h1 "" && guests_are h3 ""'
 
 # ---- 2. a passthrough device refuses maintenance ------------------------------
 lab guest add h3 --name pci1 --mem 96 --usb-passthrough >/dev/null
-wait_for 20 test "$(state "[g.get('hostdev','') for m in d['members'] for g in m['guests'] if g['name']=='pci1'][0]")" != ""
+wait_for 20 hostdev_known pci1
 out=$(hv h3 maintenance enter 2>&1)
 rc=$?
 if [ $rc != 0 ] && echo "$out" | grep -q "pci1 holds hostdev" && echo "$out" | grep -q "Device or resource busy"; then
@@ -150,7 +114,7 @@ lab exec h3 virsh -q undefine pci1 >/dev/null 2>&1
 
 # ---- 3. not enough capacity -------------------------------------------------
 lab guest add h2 --name big1 --mem 700 >/dev/null # more than any peer has
-wait_for 20 test "$(guests_on h2)" = "big1 db1"
+wait_for 20 guests_are h2 "big1 db1"
 out=$(hv h2 maintenance enter 2>&1)
 rc=$?
 if [ $rc != 0 ] && echo "$out" | grep -q "cannot place guest" && echo "$out" | grep -q "MiB"; then
@@ -166,7 +130,7 @@ lab exec h2 virsh -q undefine big1 >/dev/null 2>&1
 # ---- 3b. levels: legacy saved, dev shut down when no peer has room --------------
 lab guest add h3 --name leg --mem 700 --level legacy >/dev/null
 lab guest add h3 --name dv --mem 700 --level dev >/dev/null
-wait_for 20 test "$(guests_on h3)" = "dv leg"
+wait_for 20 guests_are h3 "dv leg"
 out=$(hv h3 maintenance enter 2>&1)
 rc=$?
 if [ $rc = 0 ]; then ok "maintenance enter h3 with a legacy and a dev guest that fit nowhere"; else nok "maintenance enter h3 with a legacy and a dev guest that fit nowhere (exit $rc)" "$out"; fi
@@ -199,7 +163,7 @@ killer() { # poll every 10 ms; each incoming QEMU is killed at once, once
 	done
 	echo "$killed"
 }
-wait_for 20 test "$(guests_on h2)" = db1
+wait_for 20 guests_are h2 db1
 b1=$(beat db1)
 killer >/tmp/hvpeer-evacuate-killed &
 kpid=$!
@@ -215,7 +179,7 @@ else
 	nok "the failed migration is reported clearly" "exit $rc: $out"
 fi
 check "db1 keeps running on the source h2" test "$(where db1)" = h2
-wait_for 10 test "$(beat db1)" -gt "$((b1 + 1))"
+wait_for 10 beat_above db1 "$((b1 + 1))"
 check "db1's heartbeat goes on" test "$(beat db1)" -gt "$b1"
 check "the line stopped: the cluster is paused with the reason" \
 	test "$(state "d['pause']['paused'] and 'db1' in d['pause']['reason']")" = True
@@ -223,8 +187,8 @@ check "h2 keeps the lease (never handed on after a failure)" test "$(state "[h['
 check "the failures are in the report" test "$(state "sum(1 for m in d['moves'] if m['guest']=='db1' and m['status']=='failed')")" -ge 1
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
-if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$(lab_dir)"/h*/hvpeerd.log >/dev/null 2>&1; then
-	nok "no sanitizer report in any hvpeerd log" "$(grep -h -E 'Sanitizer|runtime error:' "$(lab_dir)"/h*/hvpeerd.log | head -n 5)"
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
+	nok "no sanitizer report in any hvpeerd log" "$(grep -h -E 'Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log | head -n 5)"
 else
 	ok "no sanitizer report in any hvpeerd log"
 fi

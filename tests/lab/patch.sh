@@ -18,50 +18,14 @@
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it cannot
 # run here (not root, lab packages missing, a lab already up).
 set -u
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-LABT=${HVPEER_LAB_TOOL:-$TOP/lab/hvpeer-lab}
-export HVPEER_BUILDDIR=${HVPEER_BUILDDIR:-$TOP/build}
+. "$(dirname "$0")/lib.sh"
 HVPEER=$HVPEER_BUILDDIR/hvpeer
-
-[[ $(id -u) == 0 ]] || { echo "1..0 # SKIP not root"; exit 77; }
-for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 busybox-static; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		{ echo "1..0 # SKIP missing $p (scripts/setup.sh installs it)"; exit 77; }
-done
-exec 9>/tmp/hvpeer-lab-tests.lock
-flock -w 900 9 || { echo "Bail out! another lab test held the lab for 15 minutes"; exit 99; }
-ip link show hvlab0 >/dev/null 2>&1 && { echo "1..0 # SKIP a lab is already up"; exit 77; }
-
-N=0 PASS=0 FAIL=0
-ok() { N=$((N + 1)); PASS=$((PASS + 1)); echo "ok $N - $1"; }
-nok() { N=$((N + 1)); FAIL=$((FAIL + 1)); echo "not ok $N - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; }
-check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else nok "$d"; fi; }
-lab() { "$LABT" "$@"; }
-hv() { local h=$1; shift; "$LABT" hvpeer "$h" "$@"; }
-wait_for() { # wait_for SECONDS cmd...: poll every 0.2 s, bounded
-	local t=$1; shift
-	for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-	return 1
-}
-lab_dir() { if [ -n "${HVPEER_LAB_DIR:-}" ]; then echo "$HVPEER_LAB_DIR"; elif [ -w /run ]; then echo /run/hvpeer-lab; else echo /tmp/hvpeer-lab; fi; }
-LAB=$(lab_dir)
 T=$(mktemp -d /tmp/hvpeer-patch.XXXXXX)
 SAMPLER=
-finish() {
+finish_extra() {
 	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
-	if [ "$FAIL" -gt 0 ]; then
-		for h in h1 h2 h3; do
-			echo "# --- $h hvpeerd.log (tail)"
-			tail -n 30 "$LAB/$h/hvpeerd.log" 2>/dev/null | sed 's/^/#   /'
-		done
-	fi
-	lab down >/dev/null 2>&1
 	rm -rf "$T"
-	echo "$PASS passed, $FAIL failed"
-	[ "$FAIL" = 0 ]
 }
-trap 'finish; exit $?' EXIT
-trap 'exit 1' INT TERM
 
 # The replicated state as h2 sees it (JSON through python3); a host may be
 # rebooting, so ask the others in turn.

@@ -1,0 +1,58 @@
+# Shared by the lab tests (sourced): the checks that decide whether a lab
+# test can run here, the lab lock, TAP-like output and bounded waits.
+#
+# After sourcing: TOP, LABT (the lab tool), HVPEER_BUILDDIR (exported), LAB
+# (the lab dir), N/PASS/FAIL and ok, nok, check, lab, hv, wait_for. The test
+# sets FINISH_HOSTS (hosts whose hvpeerd log tails are shown on a failure)
+# and may define finish_extra (run before the lab goes down). Exits 77 when
+# the test cannot run here (not root, lab packages missing, a lab already
+# up), 99 when another lab test held the lab for 15 minutes.
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LABT=${HVPEER_LAB_TOOL:-$TOP/lab/hvpeer-lab}
+export HVPEER_BUILDDIR=${HVPEER_BUILDDIR:-$TOP/build}
+
+[[ $(id -u) == 0 ]] || { echo "1..0 # SKIP not root"; exit 77; }
+for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 busybox-static; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		{ echo "1..0 # SKIP missing $p (scripts/setup.sh installs it)"; exit 77; }
+done
+# One lab at a time on a machine: lab tests run one after the other even
+# under make -j (bounded wait).
+exec 9>/tmp/hvpeer-lab-tests.lock
+flock -w 900 9 || { echo "Bail out! another lab test held the lab for 15 minutes"; exit 99; }
+ip link show hvlab0 >/dev/null 2>&1 && { echo "1..0 # SKIP a lab is already up"; exit 77; }
+
+if [ -n "${HVPEER_LAB_DIR:-}" ]; then LAB=$HVPEER_LAB_DIR
+elif [ -w /run ]; then LAB=/run/hvpeer-lab
+else LAB=/tmp/hvpeer-lab; fi
+
+N=0 PASS=0 FAIL=0
+FINISH_HOSTS="h1 h2 h3"
+ok() { N=$((N + 1)); PASS=$((PASS + 1)); echo "ok $N - $1"; }
+nok() { N=$((N + 1)); FAIL=$((FAIL + 1)); echo "not ok $N - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; }
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else nok "$d"; fi; }
+lab() { "$LABT" "$@"; }
+hv() { local h=$1; shift; "$LABT" hvpeer "$h" "$@"; }
+# wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds (bounded).
+# CMD runs each time: pass a function, not "test $(...)", whose $(...)
+# would be expanded once, before the wait.
+wait_for() {
+	local t=$1; shift
+	for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	return 1
+}
+finish() {
+	declare -F finish_extra >/dev/null && finish_extra
+	if [ "$FAIL" -gt 0 ]; then
+		for h in $FINISH_HOSTS; do
+			echo "# --- $h hvpeerd.log (tail)"
+			tail -n 30 "$LAB/$h/hvpeerd.log" 2>/dev/null | sed 's/^/#   /'
+		done
+	fi
+	lab down >/dev/null 2>&1
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" = 0 ]
+}
+trap 'finish; exit $?' EXIT
+trap 'exit 1' INT TERM
