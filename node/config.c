@@ -434,3 +434,26 @@ int hv_addr_split(const char *addr, char *host, int hostlen, int *port)
 	*port = (int)p;
 	return 0;
 }
+
+#ifndef HV_BINDIR
+#define HV_BINDIR "/usr/local/bin"
+#endif
+
+void hv_program_path(const char *name, char *out, size_t len)
+{
+	char exe[HV_PATH_MAX * 4];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash;
+
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			if ((size_t)snprintf(out, len, "%s/%s", exe, name) < len &&
+			    access(out, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, len, "%s/%s", HV_BINDIR, name);
+}

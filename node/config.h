@@ -7,6 +7,7 @@
 #define HV_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "../consensus/codec.h"
 
@@ -77,6 +78,11 @@ int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen)
 
 /* Check the settings as a whole (required values, ranges). */
 int hv_config_check(const struct hv_config *c, char *err, int errlen);
+
+/* The path of another hvpeer program (e.g. "hvpeer-bundle"): next to the
+ * running one when it is there (a build tree, or installed side by side),
+ * else in HV_BINDIR. */
+void hv_program_path(const char *name, char *out, size_t len);
 
 /* Split "host:port" (IPv4 or [IPv6]). Returns 0 or -1. */
 int hv_addr_split(const char *addr, char *host, int hostlen, int *port);

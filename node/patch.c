@@ -46,8 +46,8 @@
 #include "../migrate/hypervisor.h"
 #include "../migrate/plan.h"
 #include "../patchfsm/bootbank.h"
-#include "../patchfsm/bundle.h"
 #include "../patchfsm/cycle.h"
+#include "config.h"
 #include "job.h"
 #include "node.h"
 #include "patch.h"
@@ -377,6 +377,141 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 	return HV_OK;
 }
 
+/* ---- checking a bundle: in hvpeer-bundle, not here --------------------- */
+
+/* What a verified bundle's manifest says (from hvpeer-bundle --json). */
+struct verified {
+	char name[HV_NAME_MAX + 1];
+	char version[HV_VERSION_MAX + 1];
+	char key_id[HV_KEYID_MAX + 1];
+	char digest[HV_DIGEST_MAX + 1];
+	char validate_hook[HV_PATH_MAX];
+	unsigned n_files;
+};
+
+static void jcopy(struct json_object *o, const char *key, char *out, size_t len)
+{
+	struct json_object *v;
+
+	out[0] = '\0';
+	if (json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_string))
+		snprintf(out, len, "%s", json_object_get_string(v));
+}
+
+/*
+ * Verify (and with extract, unpack) a bundle with hvpeer-bundle, whose
+ * archive code runs in a process of its own. Its manifest goes to
+ * manifest_out (for the validate hook later) when that is not NULL.
+ * Returns HV_OK, the refusal's code with its message in err, or HV_IO.
+ */
+static int verify_bundle(const struct hv_config *cfg, const char *path, const char *floor,
+                         const char *extract, const char *manifest_out,
+                         struct verified *v, char *err, size_t errlen)
+{
+	char tool[HV_PATH_MAX * 2];
+	const char *argv[16];
+	int fds[2], status = 0, argc = 0, rc;
+	size_t cap = 1 << 20, got = 0;
+	char *out = malloc(cap + 1);
+	struct json_object *o = NULL, *m, *x;
+	pid_t pid;
+
+	memset(v, 0, sizeof *v);
+	if (out == NULL)
+		return hv_errf(err, errlen, HV_NOMEM, "out of memory");
+	hv_program_path("hvpeer-bundle", tool, sizeof tool);
+	argv[argc++] = tool;
+	argv[argc++] = "--json";
+	argv[argc++] = "verify";
+	argv[argc++] = "--keys";
+	argv[argc++] = cfg->trusted_keys;
+	argv[argc++] = "--host-class";
+	argv[argc++] = cfg->host_class;
+	if (floor != NULL && floor[0] != '\0') {
+		argv[argc++] = "--floor";
+		argv[argc++] = floor;
+	}
+	if (extract != NULL) {
+		argv[argc++] = "--extract";
+		argv[argc++] = extract;
+	}
+	argv[argc++] = path;
+	argv[argc] = NULL;
+	if (pipe(fds) != 0) {
+		free(out);
+		return hv_errf(err, errlen, HV_IO, "pipe: %s", strerror(errno));
+	}
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(fds[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		close(fds[0]);
+		close(fds[1]);
+		execv(tool, (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		free(out);
+		return hv_errf(err, errlen, HV_IO, "fork: %s", strerror(errno));
+	}
+	for (;;) {
+		ssize_t r = read(fds[0], out + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == cap)
+			break; /* more than a manifest: cut, the parse fails */
+	}
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	out[got] = '\0';
+	o = json_tokener_parse(out);
+	free(out);
+	if (o == NULL || !json_object_object_get_ex(o, "ok", &x)) {
+		json_object_put(o);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			return hv_errf(err, errlen, HV_IO, "cannot run %s", tool);
+		return hv_errf(err, errlen, HV_IO, "%s gave no answer (status %d)", tool,
+		               status);
+	}
+	if (!json_object_get_boolean(x)) {
+		char name[32], msg[512];
+		jcopy(o, "error", name, sizeof name);
+		jcopy(o, "message", msg, sizeof msg);
+		rc = hv_errcode(name);
+		json_object_put(o);
+		return hv_errf(err, errlen, rc > 0 ? rc : HV_IO, "%s", msg);
+	}
+	if (!json_object_object_get_ex(o, "manifest", &m)) {
+		json_object_put(o);
+		return hv_errf(err, errlen, HV_PROTO, "%s: no manifest in its answer",
+		               tool);
+	}
+	jcopy(m, "name", v->name, sizeof v->name);
+	jcopy(m, "version", v->version, sizeof v->version);
+	jcopy(m, "key-id", v->key_id, sizeof v->key_id);
+	jcopy(m, "digest", v->digest, sizeof v->digest);
+	if (json_object_object_get_ex(m, "files", &x))
+		v->n_files = (unsigned)json_object_array_length(x);
+	if (json_object_object_get_ex(m, "hooks", &x))
+		jcopy(x, "validate", v->validate_hook, sizeof v->validate_hook);
+	rc = HV_OK;
+	if (manifest_out != NULL &&
+	    json_object_to_file_ext(manifest_out, m, JSON_C_TO_STRING_PLAIN) != 0)
+		rc = hv_errf(err, errlen, HV_IO, "cannot write %s", manifest_out);
+	json_object_put(o);
+	return rc;
+}
+
 /* ---- fetching a bundle from a peer --------------------------------------- */
 
 #define CHUNK (384u * 1024) /* raw bytes per answer: ~512 KiB of base64 */
@@ -456,7 +591,7 @@ static int fetch_from(struct hv_maint_job *j, const char *addr, const char *dige
 			dl--;
 		json_object_put(resp);
 		if (dl < 0 || (dl == 0 && off < size) || off + (uint64_t)dl > size ||
-		    size > HV_BUNDLE_DEFAULT_MAX_PAYLOAD + HV_BUNDLE_MANIFEST_MAX) {
+		    size > (8ull << 30) + (1u << 20) /* payload + manifest limits */) {
 			snprintf(err, errlen, "%s: a bad chunk at offset %llu", addr,
 			         (unsigned long long)off);
 			rc = HV_PROTO;
@@ -536,8 +671,8 @@ void hv_patch_serve_bundle(struct hv_node *n, struct hv_rpc_conn *c, const char 
 	size_t got = 0;
 	FILE *f = NULL;
 
-	if (digest == NULL || strlen(digest) != HV_DIGEST_LEN ||
-	    strspn(digest, "0123456789abcdef") != HV_DIGEST_LEN) {
+	if (digest == NULL || strlen(digest) != HV_DIGEST_MAX ||
+	    strspn(digest, "0123456789abcdef") != HV_DIGEST_MAX) {
 		hv_rpc_reply(
 		    c, hv_rpc_error(HV_INVAL, "bundle-get: a digest is 64 hex digits"));
 		return;
@@ -570,67 +705,64 @@ out:
 	free(b64);
 }
 
+static void manifest_path(const struct hv_config *cfg, const char *digest, char *out,
+                          size_t len)
+{
+	snprintf(out, len, "%s/staging/%.16s.manifest.json", cfg->data_dir, digest);
+}
+
 static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
 {
 	struct hv_node *n = hv_job_node(j);
 	const struct hv_config *cfg = &n->cfg;
-	struct hv_manifest *m = malloc(sizeof *m);
-	char path[HV_PATH_MAX + 128], stage[HV_PATH_MAX + 64], digest[HV_DIGEST_LEN + 1];
+	char path[HV_PATH_MAX + 128], stage[HV_PATH_MAX + 64], mpath[HV_PATH_MAX + 64];
 	char err[512];
-	struct hv_verify_opts o = {
-	    .trusted_dir = cfg->trusted_keys,
-	    .installed_version = NULL, /* this host's: equal or older is fine */
-	    .host_class = cfg->host_class,
-	    .now = time(NULL),
-	};
+	struct verified v;
 	int rc;
 
-	if (m == NULL)
-		return HV_NOMEM;
 	bundle_path(cfg, p->digest, path, sizeof path);
 	staging_path(cfg, p->digest, stage, sizeof stage);
+	manifest_path(cfg, p->digest, mpath, sizeof mpath);
 	p->event = HV_EV_FAIL;
 	if (access(path, R_OK) != 0 &&
 	    (rc = fetch_bundle(j, p, path, p->source, err, sizeof err)) != HV_OK) {
-		if (rc == HV_SHUTDOWN || ++n->patch_fetch_failures < 5) {
-			free(m);
+		if (rc == HV_SHUTDOWN || ++n->patch_fetch_failures < 5)
 			return HV_UNREACHABLE; /* tried again shortly */
-		}
 		reasonf(p, "stage: bundle %s is not in %s and no peer gave it: %s",
 		        p->bundle, path, err);
-		goto out;
+		return HV_OK;
 	}
 	n->patch_fetch_failures = 0;
-	if (hv_bundle_digest(path, digest, err, sizeof err) != HV_OK) {
-		reasonf(p, "stage: %s", err);
-		goto out;
-	}
-	if (strcmp(digest, p->digest) != 0) {
-		reasonf(p,
-		        "stage: %s has digest %.16s..., the cluster committed %.16s...",
-		        path, digest, p->digest);
-		goto out;
-	}
 	remove_tree(stage);
 	if (hv_mkdir_p(stage) != 0) {
 		reasonf(p, "stage: cannot create %s: %s", stage, strerror(errno));
-		goto out;
+		return HV_OK;
 	}
-	o.extract_dir = stage;
-	rc = hv_bundle_verify(path, &o, m, err, sizeof err);
+	/* This host's keys and class; equal or older installed versions are
+	 * fine (the floor is the cluster's, checked at submit). */
+	rc = verify_bundle(cfg, path, NULL, stage, mpath, &v, err, sizeof err);
+	if (rc == HV_IO && strstr(err, "cannot run") != NULL)
+		return HV_UNREACHABLE; /* not the bundle's fault: tried again */
 	if (rc != HV_OK) {
+		remove_tree(stage);
 		reasonf(p, "stage: %s", err);
-		goto out;
+		return HV_OK;
 	}
-	if (strcmp(m->version, p->version) != 0) {
+	if (strcmp(v.digest, p->digest) != 0) {
+		remove_tree(stage);
+		reasonf(p,
+		        "stage: %s has digest %.16s..., the cluster committed %.16s...",
+		        path, v.digest, p->digest);
+		return HV_OK;
+	}
+	if (strcmp(v.version, p->version) != 0) {
+		remove_tree(stage);
 		reasonf(p, "stage: the bundle says version %s, the cluster committed %s",
-		        m->version, p->version);
-		goto out;
+		        v.version, p->version);
+		return HV_OK;
 	}
 	p->event = HV_EV_OK;
-	reasonf(p, "bundle verified (key %s, %u files)", m->key_id, m->n_files);
-out:
-	free(m);
+	reasonf(p, "bundle verified (key %s, %u files)", v.key_id, v.n_files);
 	return HV_OK;
 }
 
@@ -768,22 +900,23 @@ static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
 	staging_path(cfg, p->digest, stage, sizeof stage);
 	snprintf(hook, sizeof hook, "%s/hooks/validate", stage);
 	{
-		/* the bundle's validate hook, as its manifest names it */
-		struct hv_manifest *m = malloc(sizeof *m);
-		char path[HV_PATH_MAX + 128];
-		bundle_path(cfg, p->digest, path, sizeof path);
-		if (m != NULL && hv_bundle_inspect(path, m, err, sizeof err) == HV_OK &&
-		    m->hooks[HV_HOOK_VALIDATE][0] != '\0') {
-			snprintf(hook, sizeof hook, "./%s", m->hooks[HV_HOOK_VALIDATE]);
+		/* the bundle's validate hook, as its manifest (kept at stage) names it */
+		char mpath[HV_PATH_MAX + 64], vh[HV_PATH_MAX] = "";
+		struct json_object *m, *h;
+		manifest_path(cfg, p->digest, mpath, sizeof mpath);
+		m = json_object_from_file(mpath);
+		if (m != NULL && json_object_object_get_ex(m, "hooks", &h))
+			jcopy(h, "validate", vh, sizeof vh);
+		json_object_put(m);
+		if (vh[0] != '\0') {
+			snprintf(hook, sizeof hook, "./%s", vh);
 			if (run_hook("the bundle's validate hook", hook,
 			             cfg->hook_timeout_s, stage, err,
 			             sizeof err) != HV_OK) {
-				free(m);
 				reasonf(p, "validate: %s", err);
 				return HV_OK;
 			}
 		}
-		free(m);
 	}
 	if (cfg->health_hook[0] != '\0' &&
 	    run_hook("health-hook", cfg->health_hook, cfg->hook_timeout_s, NULL, err,
@@ -996,7 +1129,8 @@ struct submit_work {
 	char path[HV_PATH_MAX];
 	int rc;
 	char err[1024];
-	struct hv_manifest m;
+	char floor[HV_VERSION_MAX + 1]; /* the state's, read on the loop */
+	struct verified m;
 	struct hv_cmd cmd;
 };
 
@@ -1049,34 +1183,20 @@ static void submit_verify(uv_work_t *req)
 {
 	struct submit_work *w = req->data;
 	const struct hv_config *cfg = &w->n->cfg;
-	struct hv_verify_opts o = {
-	    .trusted_dir = cfg->trusted_keys,
-	    .floor_version =
-	        w->n->state.floor_version[0] ? w->n->state.floor_version : NULL,
-	    .now = time(NULL),
-	};
 	char dst[HV_PATH_MAX + 128], tmp[HV_PATH_MAX + 160], dir[HV_PATH_MAX + 16];
 	FILE *in = NULL, *out = NULL;
 	char buf[65536];
 	size_t r;
 
-	w->rc = hv_bundle_verify(w->path, &o, &w->m, w->err, sizeof w->err);
-	if (w->rc != HV_OK)
-		return;
-	w->rc = hv_bundle_digest(w->path, w->m.digest, w->err, sizeof w->err);
-	if (w->rc != HV_OK)
-		return;
+	/* Copy first, then check the copy: what is checked is what is kept. */
 	if (cfg->bundle_dir[0] != '\0')
 		snprintf(dir, sizeof dir, "%s", cfg->bundle_dir);
 	else
 		snprintf(dir, sizeof dir, "%s/bundles", cfg->data_dir);
 	hv_mkdir_p(dir);
-	bundle_path(cfg, w->m.digest, dst, sizeof dst);
-	if (access(dst, R_OK) == 0)
-		return; /* already there (same digest, same bytes) */
-	snprintf(tmp, sizeof tmp, "%s.tmp.%d", dst, (int)getpid());
+	snprintf(tmp, sizeof tmp, "%s/submit.%d.part", dir, (int)getpid());
 	in = fopen(w->path, "rb");
-	out = fopen(tmp, "wb");
+	out = in != NULL ? fopen(tmp, "wb") : NULL;
 	w->rc = HV_IO;
 	if (in == NULL || out == NULL) {
 		snprintf(w->err, sizeof w->err, "cannot copy %s to %s: %s", w->path, tmp,
@@ -1093,12 +1213,26 @@ static void submit_verify(uv_work_t *req)
 	}
 	fclose(out);
 	out = NULL;
+	/* This host's class too: a bundle for another class would fail on
+	 * every host of this one, so it is refused here already. */
+	w->rc =
+	    verify_bundle(cfg, tmp, w->floor, NULL, NULL, &w->m, w->err, sizeof w->err);
+	if (w->rc != HV_OK) {
+		/* name the operator's file, not the copy */
+		char msg[sizeof w->err], *at;
+		while ((at = strstr(w->err, tmp)) != NULL) {
+			snprintf(msg, sizeof msg, "%.*s%s%s", (int)(at - w->err), w->err,
+			         w->path, at + strlen(tmp));
+			memcpy(w->err, msg, sizeof msg);
+		}
+		goto out;
+	}
+	bundle_path(cfg, w->m.digest, dst, sizeof dst);
 	if (rename(tmp, dst) != 0) {
 		snprintf(w->err, sizeof w->err, "cannot rename %s: %s", tmp,
 		         strerror(errno));
-		goto out;
+		w->rc = HV_IO;
 	}
-	w->rc = HV_OK;
 out:
 	if (in != NULL)
 		fclose(in);
@@ -1205,6 +1339,7 @@ void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 		w->conn = c;
 		w->req.data = w;
 		snprintf(w->path, sizeof w->path, "%s", path);
+		snprintf(w->floor, sizeof w->floor, "%s", n->state.floor_version);
 		if (uv_queue_work(n->loop, &w->req, submit_verify, submit_verified) !=
 		    0) {
 			hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "cannot queue the work"));
