@@ -23,7 +23,7 @@ count() {
 }
 
 echo "== clang-format (.clang-format)"
-(cd "$top" && clang-format --dry-run --Werror consensus/*.[ch] node/*.[ch] migrate/*.[ch] patchfsm/*.[ch] \
+(cd "$top" && clang-format --dry-run --Werror consensus/*.[ch] node/*.[ch] migrate/*.[ch] patchfsm/*.[ch] bmc/*.[ch] tests/bmc/*.c \
 	lib/*.[ch] bench/*.c tests/unit/*.c tests/sim/*.c) || {
 	echo "clang-format: run 'clang-format -i' on the files above"
 	exit 1
@@ -34,7 +34,7 @@ echo "== build and test (normal build)"
 make -C "$top/build" check || { cat "$top"/build/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
 
 echo "== unit and fixture tests under valgrind"
-for t in tests/unit/test_codec tests/unit/test_state tests/unit/test_placement tests/unit/test_maint tests/unit/test_inventory tests/unit/test_cycle tests/unit/test_bundle tests/unit/test_bootbank tests/unit/test_rollout tests/sim/test_fixture; do
+for t in tests/unit/test_codec tests/unit/test_state tests/unit/test_placement tests/unit/test_maint tests/unit/test_inventory tests/unit/test_cycle tests/unit/test_bundle tests/unit/test_bootbank tests/unit/test_rollout tests/unit/test_bmc_creds tests/sim/test_fixture; do
 	"$top/build/libtool" --mode=execute valgrind -q --leak-check=full \
 		--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 "$top/build/$t" >"$top/build/$t.valgrind.log" 2>&1 ||
