@@ -40,7 +40,8 @@
 	X(UNSAFEPATH, "path escapes the archive")        \
 	X(OVERSIZE, "payload too large")                 \
 	X(QUARANTINED, "patch is quarantined")           \
-	X(NOROLLOUT, "no rollout in progress")
+	X(NOROLLOUT, "no rollout in progress")           \
+	X(NOTINMAINT, "host is not in maintenance")
 
 enum {
 #define HV__ERR_ENUM(name, text) HV_##name,

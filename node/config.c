@@ -46,6 +46,8 @@ void hv_config_defaults(struct hv_config *c)
 	snprintf(c->trusted_keys, sizeof c->trusted_keys, "/etc/hvpeer/keys");
 	snprintf(c->host_class, sizeof c->host_class, "default");
 	c->hook_timeout_s = 300;
+	snprintf(c->bmc, sizeof c->bmc, "none");
+	c->bmc_timeout_ms = 5000;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
@@ -260,6 +262,28 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		}
 		return set_str(c->host_class, sizeof c->host_class, v, key, err, errlen);
 	}
+	if (!strcmp(key, "bmc")) {
+		if (strcmp(v, "none") != 0 && strcmp(v, "ipmi") != 0) {
+			snprintf(err, (size_t)errlen,
+			         "bmc: '%s' is not none or ipmi (redfish comes later)",
+			         v);
+			return -1;
+		}
+		return set_str(c->bmc, sizeof c->bmc, v, key, err, errlen);
+	}
+	if (!strcmp(key, "bmc-address"))
+		return set_str(c->bmc_address, sizeof c->bmc_address, v, key, err,
+		               errlen);
+	if (!strcmp(key, "bmc-credentials"))
+		return set_str(c->bmc_credentials, sizeof c->bmc_credentials, v, key, err,
+		               errlen);
+	if (!strcmp(key, "bmc-workarounds"))
+		return set_str(c->bmc_workarounds, sizeof c->bmc_workarounds, v, key, err,
+		               errlen);
+	if (!strcmp(key, "bmc-cipher-suite"))
+		return set_uint(&c->bmc_cipher_suite, v, 0, 17, key, err, errlen);
+	if (!strcmp(key, "bmc-timeout"))
+		return set_uint(&c->bmc_timeout_ms, v, 100, 120000, key, err, errlen);
 	if (!strcmp(key, "reboot-timeout"))
 		return set_uint(&c->reboot_timeout_s, v, 10, 86400, key, err, errlen);
 	if (!strcmp(key, "hook-timeout"))
@@ -321,6 +345,12 @@ static const struct {
     {"patch", "health-hook"},
     {"patch", "hook-timeout"},
     {"patch", "test-hold-dir"},
+    {"bmc", "bmc"},
+    {"bmc", "bmc-address"},
+    {"bmc", "bmc-credentials"},
+    {"bmc", "bmc-cipher-suite"},
+    {"bmc", "bmc-workarounds"},
+    {"bmc", "bmc-timeout"},
 };
 
 static int on_ini(void *user, const char *section, const char *key, const char *value)

@@ -63,6 +63,14 @@ struct hv_config {
 	char health_hook[HV_PATH_MAX];
 	unsigned hook_timeout_s;
 	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
+
+	/* [bmc] this host's BMC, driven through hvpeer-bmc */
+	char bmc[16]; /* "none" (default) or "ipmi" */
+	char bmc_address[HV_ADDR_MAX + 1];
+	char bmc_credentials[HV_PATH_MAX]; /* root-only INI file */
+	unsigned bmc_cipher_suite;         /* 0: the file's, else 17 */
+	char bmc_workarounds[64];
+	unsigned bmc_timeout_ms;
 };
 
 void hv_config_defaults(struct hv_config *c);

@@ -74,6 +74,10 @@ static void usage(FILE *f)
 	    "  patch status                   the rollout: each host's phase and "
 	    "version\n"
 	    "  patch abort --reason TEXT      no further host starts\n"
+	    "  bmc status|sensors [HOST]      HOST's BMC: power state, sensors and "
+	    "thresholds\n"
+	    "  bmc power on|off|cycle|reset|soft [HOST] [--force]\n"
+	    "                                 power HOST through its BMC\n"
 	    "  bundle create|sign|verify|keygen|show ...\n"
 	    "                                 make, sign and check signed patch bundles "
 	    "(local\n"
@@ -433,7 +437,10 @@ static int run(struct json_object *req, void (*print)(struct json_object *))
 	if (print != NULL && b_of(resp, "ok")) {
 		if (!want_json)
 			print(resp);
-		code = b_of(resp, "quorum") ? EXIT_OK : EXIT_NOQUORUM;
+		/* a status answer says whether it had quorum; others are done */
+		code = o_of(resp, "quorum") == NULL || b_of(resp, "quorum")
+		           ? EXIT_OK
+		           : EXIT_NOQUORUM;
 	} else {
 		code = outcome(resp);
 	}
@@ -772,6 +779,90 @@ static int cmd_patch(int argc, char **argv)
 	return usage_error("unknown patch command '%s' (submit, status, abort)", sub);
 }
 
+static void print_bmc(struct json_object *resp)
+{
+	struct json_object *sv = o_of(resp, "sensors");
+	size_t n = sv != NULL ? json_object_array_length(sv) : 0;
+	const char *action = s_of(resp, "action", "status");
+
+	if (!strcmp(action, "status")) {
+		printf("%s: BMC %s: power %s\n", s_of(resp, "host", "?"),
+		       s_of(resp, "address", "?"), s_of(resp, "power", "?"));
+		return;
+	}
+	if (strcmp(action, "sensors") != 0) {
+		printf("%s: BMC %s: power %s done\n", s_of(resp, "host", "?"),
+		       s_of(resp, "address", "?"), action);
+		return;
+	}
+	printf("%s: BMC %s\n%-20s %-12s %12s %-8s %s\n", s_of(resp, "host", "?"),
+	       s_of(resp, "address", "?"), "SENSOR", "STATE", "VALUE", "UNIT",
+	       "THRESHOLDS");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *x = json_object_array_get_idx(sv, i), *v, *t;
+		char val[32] = "-";
+		if (json_object_object_get_ex(x, "value", &v) && v != NULL)
+			snprintf(val, sizeof val, "%g", json_object_get_double(v));
+		t = o_of(x, "thresholds");
+		printf("%-20s %-12s %12s %-8s %s\n", s_of(x, "name", "?"),
+		       s_of(x, "state", "?"), val, s_of(x, "unit", ""),
+		       t != NULL
+		           ? json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN)
+		           : "");
+	}
+}
+
+/* hvpeer bmc status|sensors [HOST], hvpeer bmc power ACTION [HOST] [--force] */
+static int cmd_bmc(int argc, char **argv)
+{
+	struct subopts o = {0};
+	struct json_object *req;
+	const char *sub, *action, *host = NULL;
+	int i;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf(
+		    "usage: hvpeer bmc status [HOST] | sensors [HOST] |\n"
+		    "                  power on|off|cycle|reset|soft [HOST] [--force]\n"
+		    "  HOST's BMC, through HOST's hvpeerd (its [bmc] settings and\n"
+		    "  credentials; default: this host). off, cycle, reset and soft are\n"
+		    "  refused while the host runs guests outside maintenance, unless\n"
+		    "  --force.\n");
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	i = parse_sub(argc, argv, &o);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (!strcmp(sub, "status") || !strcmp(sub, "sensors")) {
+		action = sub;
+	} else if (!strcmp(sub, "power")) {
+		if (i >= argc)
+			return usage_error(
+			    "usage: hvpeer bmc power on|off|cycle|reset|soft "
+			    "[HOST]");
+		action = argv[i++];
+	} else {
+		return usage_error("unknown bmc command '%s' (status, sensors, power)",
+		                   sub);
+	}
+	if (i < argc)
+		host = argv[i++];
+	if (i != argc)
+		return usage_error("too many operands for bmc %s", sub);
+	req = request("bmc");
+	json_object_object_add(req, "action", json_object_new_string(action));
+	if (host != NULL)
+		json_object_object_add(req, "name", json_object_new_string(host));
+	if (o.force)
+		json_object_object_add(req, "force", json_object_new_boolean(1));
+	if (!timeout_set)
+		timeout_ms = 60000; /* a power cycle and a slow BMC */
+	return run(req, print_bmc);
+}
+
 /* `hvpeer bundle ...` runs hvpeer-bundle (node/hvpeer-bundle.c): the
  * archive code stays out of this program, which every status call starts. */
 static int run_bundle_tool(int argc, char **argv)
@@ -959,6 +1050,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc, argv);
 	if (!strcmp(cmd, "patch"))
 		return cmd_patch(argc, argv);
+	if (!strcmp(cmd, "bmc"))
+		return cmd_bmc(argc, argv);
 	if (!strcmp(cmd, "bundle"))
 		return run_bundle_tool(argc, argv);
 	if (!strcmp(cmd, "bootbank"))

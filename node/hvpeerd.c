@@ -111,6 +111,15 @@ static void usage(FILE *f)
 	    "      --test-hold-dir DIR     for tests: a phase whose name is a file in "
 	    "DIR waits\n"
 	    "                              (a breakpoint before the phase's work)\n"
+	    "BMC (hvpeerd.conf(5), section [bmc]; driven through hvpeer-bmc):\n"
+	    "      --bmc none|ipmi         this host's BMC (default none)\n"
+	    "      --bmc-address HOST[:PORT]  its address (IPMI: UDP port 623)\n"
+	    "      --bmc-credentials FILE  root-only INI file with user and password\n"
+	    "                              (never on a command line)\n"
+	    "      --bmc-cipher-suite N    RMCP+ cipher suite (default: the file's, else "
+	    "17)\n"
+	    "      --bmc-workarounds LIST  FreeIPMI workaround flags, e.g. opensesspriv\n"
+	    "      --bmc-timeout MS        per BMC exchange (default 5000)\n"
 	    "      --log-level LEVEL       error, warn, info (default) or debug\n"
 	    "  -h, --help                  this help\n"
 	    "  -V, --version               print the version\n");
@@ -159,6 +168,12 @@ static const struct option longopts[] = {
     {"health-hook", required_argument, NULL, 1},
     {"hook-timeout", required_argument, NULL, 1},
     {"test-hold-dir", required_argument, NULL, 1},
+    {"bmc", required_argument, NULL, 1},
+    {"bmc-address", required_argument, NULL, 1},
+    {"bmc-credentials", required_argument, NULL, 1},
+    {"bmc-cipher-suite", required_argument, NULL, 1},
+    {"bmc-workarounds", required_argument, NULL, 1},
+    {"bmc-timeout", required_argument, NULL, 1},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},

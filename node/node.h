@@ -109,6 +109,10 @@ void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64);
 void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
                   uint64_t token);
 
+/* `hvpeer bmc ACTION` on this host (node/bmcop.c); force: power off,
+ * cycle, reset or soft even when the host serves guests. */
+void hv_bmc_op(struct hv_node *n, struct hv_rpc_conn *c, const char *action, bool force);
+
 /* Handle one request (control socket or peer): node/ops.c. */
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_object *req);
 

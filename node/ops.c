@@ -699,6 +699,41 @@ static void op_join(struct hv_node *n, struct hv_rpc_conn *c, struct json_object
 
 /* Maintenance runs on the host itself: a request for another host goes to
  * that host's hvpeerd, and the answer comes back when the job ends. */
+/* An operation about another host runs on that host: forward it there.
+ * Returns true when the request was handled here (forwarded or refused). */
+static bool forward_to_host(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
+                            struct json_object *req, const char *name, bool forwarded)
+{
+	struct hv_member *m;
+	struct relay *r;
+
+	if (strcmp(name, n->cfg.name) == 0)
+		return false;
+	m = hv_state_member(&n->state, name);
+	if (forwarded || m == NULL || m->removed) {
+		hv_rpc_reply(c,
+		             hv_rpc_error(HV_NOMEMBER,
+		                          "'%s' is not a member of this cluster", name));
+		return true;
+	}
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
+		return true;
+	}
+	r->n = n;
+	r->conn = c;
+	snprintf(r->what, sizeof r->what, "%s", op);
+	snprintf(r->leader, sizeof r->leader, "%s", m->address);
+	json_object_object_add(req, "forwarded", json_object_new_boolean(1));
+	if (hv_rpc_call(&n->rpc, m->address, req, 3600 * 1000, relay_answered, r) != 0) {
+		free(r);
+		hv_rpc_reply(
+		    c, hv_rpc_error(HV_UNREACHABLE, "%s: cannot reach %s", op, name));
+	}
+	return true;
+}
+
 static void op_maint(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
                      struct json_object *req, bool forwarded)
 {
@@ -707,39 +742,23 @@ static void op_maint(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 	char err[512];
 	int rc;
 
-	if (name == NULL)
-		name = n->cfg.name;
-	if (strcmp(name, n->cfg.name) != 0) {
-		struct hv_member *m = hv_state_member(&n->state, name);
-		struct relay *r;
-		if (forwarded || m == NULL || m->removed) {
-			hv_rpc_reply(c,
-			             hv_rpc_error(HV_NOMEMBER,
-			                          "'%s' is not a member of this cluster",
-			                          name));
-			return;
-		}
-		r = calloc(1, sizeof *r);
-		if (r == NULL) {
-			hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
-			return;
-		}
-		r->n = n;
-		r->conn = c;
-		snprintf(r->what, sizeof r->what, "%s", op);
-		snprintf(r->leader, sizeof r->leader, "%s", m->address);
-		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
-		if (hv_rpc_call(&n->rpc, m->address, req, 3600 * 1000, relay_answered,
-		                r) != 0) {
-			free(r);
-			hv_rpc_reply(c, hv_rpc_error(HV_UNREACHABLE,
-			                             "%s: cannot reach %s", op, name));
-		}
+	if (forward_to_host(n, c, op, req, name != NULL ? name : n->cfg.name, forwarded))
 		return;
-	}
 	rc = hv_maint_start(n, exit_op, jbool(req, "rebalance"), c, err, sizeof err);
 	if (rc != HV_OK)
 		hv_rpc_reply(c, hv_rpc_error(rc, "%s", err));
+}
+
+static void op_bmc(struct hv_node *n, struct hv_rpc_conn *c, struct json_object *req,
+                   bool forwarded)
+{
+	const char *name = jstr(req, "name");
+	const char *action = jstr(req, "action");
+
+	if (forward_to_host(n, c, "bmc", req, name != NULL ? name : n->cfg.name,
+	                    forwarded))
+		return;
+	hv_bmc_op(n, c, action != NULL ? action : "status", jbool(req, "force"));
 }
 
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_object *req)
@@ -777,6 +796,13 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 			                    "operation '%s' is not served to peers", op));
 		else
 			hv_patch_op(n, c, op, req);
+	} else if (!strcmp(op, "bmc")) {
+		if (!peer->local && !forwarded)
+			hv_rpc_reply(
+			    c, hv_rpc_error(HV_INVAL,
+			                    "operation '%s' is not served to peers", op));
+		else
+			op_bmc(n, c, req, forwarded);
 	} else if (!strcmp(op, "maint-enter") || !strcmp(op, "maint-exit")) {
 		if (!peer->local && !forwarded)
 			hv_rpc_reply(

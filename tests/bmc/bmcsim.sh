@@ -9,8 +9,8 @@
 #   bmcsim.sh start DIR CHASSIS-COMMAND
 #       Make DIR (must not exist, or be empty) the BMC's directory and start
 #       ipmi_sim in it; print the UDP port once the BMC answers a real IPMI
-#       session (bmc-probe status). DIR gets:
-#         creds        the credentials file (mode 600) for bmc-probe/hvpeerd
+#       session (hvpeer-bmc status). DIR gets:
+#         creds        the credentials file (mode 600) for hvpeer-bmc/hvpeerd
 #         port, sim.pid, sim.out, lan.conf, sim.emu, state/
 #         cpu_temp.val, p12v.val  the sensor values ipmi_sim polls every 1 s
 #                      (raw: degrees C; tenths of a volt)
@@ -33,7 +33,7 @@
 #
 # Environment for start: BMCSIM_PORT (else a free port is picked),
 # BMCSIM_USER (admin), BMCSIM_PASS (else random; read it from DIR/creds),
-# BMCSIM_PROBE (the bmc-probe program; else $HVPEER_BUILDDIR/tests/bmc/bmc-probe
+# BMCSIM_PROBE (the hvpeer-bmc program; else $HVPEER_BUILDDIR/hvpeer-bmc
 # or the one next to this script's build tree), BMCSIM_SDRS (host.sdrs here).
 #
 # Why the care: ipmi_sim binds a port another process already holds without a
@@ -146,8 +146,8 @@ chassis_main() {
 
 find_probe() {
 	local p
-	for p in "${BMCSIM_PROBE:-}" "${HVPEER_BUILDDIR:-/nonexistent}/tests/bmc/bmc-probe" \
-		"$here/../../build/tests/bmc/bmc-probe" "$here/bmc-probe"; do
+	for p in "${BMCSIM_PROBE:-}" "${HVPEER_BUILDDIR:-/nonexistent}/hvpeer-bmc" \
+		"$here/../../build/hvpeer-bmc"; do
 		[ -n "$p" ] && [ -x "$p" ] && { echo "$p"; return 0; }
 	done
 	return 1
@@ -236,7 +236,7 @@ start_main() {
 	fi
 	command -v ss >/dev/null || die "ss not found: install the Debian package iproute2"
 	probe=$(find_probe) ||
-		die "bmc-probe not found: build it (make -C BUILDDIR tests/bmc/bmc-probe) and set BMCSIM_PROBE"
+		die "hvpeer-bmc not found: build it (make -C BUILDDIR hvpeer-bmc) and set BMCSIM_PROBE"
 	case $D in *[!A-Za-z0-9_./+-]*) die "directory '$D': use only [A-Za-z0-9_./+-] in its path" ;; esac
 	case $D in /*) ;; *) D=$PWD/$D ;; esac
 	mkdir -p "$D" || die "cannot create $D"

@@ -4,7 +4,7 @@
 # The ipmi BMC driver (bmc/ipmi.c) against real RMCP+ BMCs: two ipmi_sim
 # processes on free UDP ports of 127.0.0.1 (tests/bmc/bmcsim.sh), each with
 # a chassis command that plays a host (a detached process that power off
-# stops and power on starts), driven through tests/bmc/bmc-probe.
+# stops and power on starts), driven through hvpeer-bmc.
 #
 #   HVPEER_BUILDDIR=BUILD HVPEER_SRCDIR=SRC bash tests/bmc/ipmi-sim.sh
 #
@@ -21,13 +21,13 @@
 #
 # Output: "ok N - ..." / "not ok N - ..." per check, then "N passed, M
 # failed". Exit 0 when all passed, 1 otherwise, 77 (skip) when not root or
-# ipmi_sim, sdrcomp, ss or python3 is missing, 99 when bmc-probe is not
+# ipmi_sim, sdrcomp, ss or python3 is missing, 99 when hvpeer-bmc is not
 # built. Every wait is bounded; everything started is stopped on exit.
 set -u
 
 BUILDDIR=${HVPEER_BUILDDIR:-.}
 SRCDIR=${HVPEER_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-PROBE=$BUILDDIR/tests/bmc/bmc-probe
+PROBE=$BUILDDIR/hvpeer-bmc
 SIM=$SRCDIR/tests/bmc/bmcsim.sh
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -78,7 +78,7 @@ wait_for() {
 	return 1
 }
 
-# bmc-probe DIR [OPTION...] CMD against the BMC in DIR (its port and
+# hvpeer-bmc DIR [OPTION...] CMD against the BMC in DIR (its port and
 # credentials file).
 probe() {
 	local d=$1 cmd=${!#}

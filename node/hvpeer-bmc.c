@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * bmc-probe: drive one BMC through bmc/bmc.h, for tests/bmc/ipmi-sim.sh,
- * tests/bmc/bmcsim.sh and by hand.
+ * hvpeer-bmc: drive one BMC through bmc/bmc.h. hvpeerd runs it for
+ * `hvpeer bmc ...` (so libfreeipmi and libgcrypt stay out of the daemon);
+ * tests/bmc/ipmi-sim.sh and tests/bmc/bmcsim.sh use it, and so can people.
  *
- *   bmc-probe -c CREDS [-k KIND] [-C SUITE] [-t MS] [-W LIST] [-j] [-r N]
+ *   hvpeer-bmc -c CREDS [-k KIND] [-C SUITE] [-t MS] [-W LIST] [-j] [-r N]
  *             ADDRESS CMD
  *
  * CMD: status, on, off, cycle, reset, soft, sensors; -r runs it N times on
@@ -20,14 +21,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../bmc/bmc.h"
-#include "../../lib/err.h"
+#include "../bmc/bmc.h"
+#include "../lib/err.h"
 
 #define SENSORS_MAX 256
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bmc-probe -c CREDS [-k ipmi|none] [-C CIPHER-SUITE] "
+	fprintf(f, "usage: hvpeer-bmc -c CREDS [-k ipmi|none] [-C CIPHER-SUITE] "
 	           "[-t TIMEOUT-MS] [-W WORKAROUNDS] [-j] [-r REPEAT] ADDRESS "
 	           "status|on|off|cycle|reset|soft|sensors\n");
 }
@@ -42,7 +43,7 @@ static int fail(int json, int code, const char *msg)
 {
 	struct json_object *o;
 
-	fprintf(stderr, "bmc-probe: %s: %s\n", hv_errname(code), msg);
+	fprintf(stderr, "hvpeer-bmc: %s: %s\n", hv_errname(code), msg);
 	if (json) {
 		o = json_object_new_object();
 		json_object_object_add(o, "error",
