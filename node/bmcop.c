@@ -10,7 +10,6 @@
  * says --force.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +48,7 @@ static void bmc_run(uv_work_t *req)
 	const struct hv_config *cfg = &w->n->cfg;
 	char tool[HV_PATH_MAX * 2], suite[16], timeout[16];
 	const char *argv[20];
-	size_t cap = 256 * 1024, got = 0;
-	int fds[2], argc = 0, status = 0;
-	pid_t pid;
+	int argc = 0, status = 0;
 
 	hv_program_path("hvpeer-bmc", tool, sizeof tool);
 	snprintf(suite, sizeof suite, "%u", cfg->bmc_cipher_suite);
@@ -75,41 +72,11 @@ static void bmc_run(uv_work_t *req)
 	argv[argc++] = cfg->bmc_address;
 	argv[argc++] = w->action;
 	argv[argc] = NULL;
-	w->out = malloc(cap + 1);
-	if (w->out == NULL || pipe(fds) != 0) {
-		w->rc = hv_errf(w->err, sizeof w->err, HV_NOMEM, "cannot run %s", tool);
+	if (hv_program_run(argv, 256 * 1024, &w->out, &status) != 0) {
+		w->rc = hv_errf(w->err, sizeof w->err, HV_IO, "cannot run %s: %s", tool,
+		                strerror(errno));
 		return;
 	}
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(fds[1], 1);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 2);
-		}
-		close(fds[0]);
-		close(fds[1]);
-		execv(tool, (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	if (pid < 0) {
-		close(fds[0]);
-		w->rc =
-		    hv_errf(w->err, sizeof w->err, HV_IO, "fork: %s", strerror(errno));
-		return;
-	}
-	for (;;) {
-		ssize_t r = read(fds[0], w->out + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0 || (got += (size_t)r) == cap)
-			break;
-	}
-	close(fds[0]);
-	waitpid(pid, &status, 0);
-	w->out[got] = '\0';
 	w->rc = HV_OK;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
 		w->rc = hv_errf(w->err, sizeof w->err, HV_IO, "cannot run %s", tool);

@@ -1,11 +1,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../lib/log.h"
@@ -486,4 +488,53 @@ void hv_program_path(const char *name, char *out, size_t len)
 		}
 	}
 	snprintf(out, len, "%s/%s", HV_BINDIR, name);
+}
+
+int hv_program_run(const char *const argv[], size_t cap, char **out, int *status)
+{
+	char *buf = malloc(cap + 1);
+	size_t got = 0;
+	int fds[2];
+	pid_t pid;
+
+	*out = NULL;
+	*status = 0;
+	if (buf == NULL)
+		return -1;
+	if (pipe(fds) != 0) {
+		free(buf);
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(fds[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		close(fds[0]);
+		close(fds[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		free(buf);
+		return -1;
+	}
+	for (;;) { /* to the end, or cap (what follows is cut) */
+		ssize_t r = read(fds[0], buf + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (got += (size_t)r) == cap)
+			break;
+	}
+	close(fds[0]);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	buf[got] = '\0';
+	*out = buf;
+	return 0;
 }

@@ -92,6 +92,12 @@ int hv_config_check(const struct hv_config *c, char *err, int errlen);
  * else in HV_BINDIR. */
 void hv_program_path(const char *name, char *out, size_t len);
 
+/* Run argv[0] (one of ours) with stdin and stderr on /dev/null and return
+ * its stdout, NUL-terminated, at most cap bytes, in *out (malloc()ed, the
+ * caller frees it), its wait status in *status. Blocks: call it off the
+ * event loop. Returns 0, or -1 with errno (nothing ran, *out NULL). */
+int hv_program_run(const char *const argv[], size_t cap, char **out, int *status);
+
 /* Split "host:port" (IPv4 or [IPv6]). Returns 0 or -1. */
 int hv_addr_split(const char *addr, char *host, int hostlen, int *port);
 

@@ -411,15 +411,11 @@ static int verify_bundle(const struct hv_config *cfg, const char *path, const ch
 {
 	char tool[HV_PATH_MAX * 2];
 	const char *argv[16];
-	int fds[2], status = 0, argc = 0, rc;
-	size_t cap = 1 << 20, got = 0;
-	char *out = malloc(cap + 1);
+	int status = 0, argc = 0, rc;
+	char *out = NULL;
 	struct json_object *o = NULL, *m, *x;
-	pid_t pid;
 
 	memset(v, 0, sizeof *v);
-	if (out == NULL)
-		return hv_errf(err, errlen, HV_NOMEM, "out of memory");
 	hv_program_path("hvpeer-bundle", tool, sizeof tool);
 	argv[argc++] = tool;
 	argv[argc++] = "--json";
@@ -438,42 +434,9 @@ static int verify_bundle(const struct hv_config *cfg, const char *path, const ch
 	}
 	argv[argc++] = path;
 	argv[argc] = NULL;
-	if (pipe(fds) != 0) {
-		free(out);
-		return hv_errf(err, errlen, HV_IO, "pipe: %s", strerror(errno));
-	}
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(fds[1], 1);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 2);
-		}
-		close(fds[0]);
-		close(fds[1]);
-		execv(tool, (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	if (pid < 0) {
-		close(fds[0]);
-		free(out);
-		return hv_errf(err, errlen, HV_IO, "fork: %s", strerror(errno));
-	}
-	for (;;) {
-		ssize_t r = read(fds[0], out + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (got == cap)
-			break; /* more than a manifest: cut, the parse fails */
-	}
-	close(fds[0]);
-	waitpid(pid, &status, 0);
-	out[got] = '\0';
+	if (hv_program_run(argv, 1 << 20, &out, &status) != 0)
+		return hv_errf(err, errlen, HV_IO, "cannot run %s: %s", tool,
+		               strerror(errno));
 	o = json_tokener_parse(out);
 	free(out);
 	if (o == NULL || !json_object_object_get_ex(o, "ok", &x)) {
