@@ -129,16 +129,13 @@ static void state_actions(struct hv_state *s, uint64_t index, struct hv_member *
                           unsigned acts, const char *why, uint64_t t)
 {
 	struct hv_rollout *r = &s->rollout;
+	const struct hv_holder *h;
 
-	if (acts & HV_ACT_RELEASE_LEASE)
-		for (unsigned i = 0; i < s->n_holders; i++)
-			if (strcmp(s->holders[i].name, m->name) == 0) {
-				hv_state_event_add(
-				    s, index, t, "lease released by %s (token %llu)",
-				    m->name, (unsigned long long)s->holders[i].token);
-				hv_state_holder_remove(s, i);
-				break;
-			}
+	if ((acts & HV_ACT_RELEASE_LEASE) && (h = hv_state_holder(s, m->name)) != NULL) {
+		hv_state_event_add(s, index, t, "lease released by %s (token %llu)",
+		                   m->name, (unsigned long long)h->token);
+		hv_state_holder_remove(s, (unsigned)(h - s->holders));
+	}
 	if ((acts & HV_ACT_QUARANTINE) && !hv_state_quarantined(s, r->digest)) {
 		struct hv_quarantine *q;
 		if (s->n_quarantine == HV_QUARANTINE_MAX) {
@@ -304,13 +301,9 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
 		return;
 	/* The grant: the same entry that unblocked the line. */
 	{
-		struct hv_holder *h = &s->holders[s->n_holders++];
 		int phase;
 		unsigned acts;
-		snprintf(h->name, sizeof h->name, "%s", next->name);
-		h->token = index;
-		h->granted_ms = time_ms;
-		s->last_token = index;
+		hv_state_grant(s, next->name, index, time_ms);
 		hv_cycle_step(HV_PH_WAIT_LEASE, HV_EV_GRANTED, &phase, &acts);
 		set_phase(next, phase, time_ms);
 		hv_state_event_add(s, index, time_ms,

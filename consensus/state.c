@@ -61,6 +61,17 @@ void hv_state_event_add(struct hv_state *s, uint64_t index, uint64_t time_ms,
 		s->ev_count++;
 }
 
+void hv_state_grant(struct hv_state *s, const char *name, uint64_t index,
+                    uint64_t time_ms)
+{
+	struct hv_holder *h = &s->holders[s->n_holders++];
+
+	snprintf(h->name, sizeof h->name, "%s", name);
+	h->token = index;
+	h->granted_ms = time_ms;
+	s->last_token = index;
+}
+
 void hv_state_holder_remove(struct hv_state *s, unsigned i)
 {
 	memmove(&s->holders[i], &s->holders[i + 1],
@@ -160,7 +171,6 @@ static int lease_acquire(struct hv_state *s, uint64_t index, const struct hv_cmd
 {
 	struct hv_member *m = hv_state_member(s, c->name);
 	const struct hv_holder *held = hv_state_holder(s, c->name);
-	struct hv_holder *h;
 
 	if (m == NULL)
 		return HV_NOMEMBER;
@@ -177,11 +187,7 @@ static int lease_acquire(struct hv_state *s, uint64_t index, const struct hv_cmd
 		return HV_LEASEFULL;
 	if (index <= s->last_token)
 		return HV_BADTOKEN; /* tokens must strictly increase */
-	h = &s->holders[s->n_holders++];
-	snprintf(h->name, sizeof h->name, "%s", c->name);
-	h->token = index;
-	h->granted_ms = c->time_ms;
-	s->last_token = index;
+	hv_state_grant(s, c->name, index, c->time_ms);
 	*token = index;
 	hv_state_event_add(s, index, c->time_ms, "lease granted to %s (token %llu)",
 	                   c->name, (unsigned long long)index);

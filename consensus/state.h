@@ -203,6 +203,10 @@ void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
 /* Shared with rollout.c. */
 void hv_state_event_add(struct hv_state *s, uint64_t index, uint64_t time_ms,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Add a holder whose token is index (the caller checked the lease rules:
+ * room, not paused, index above last_token). */
+void hv_state_grant(struct hv_state *s, const char *name, uint64_t index,
+                    uint64_t time_ms);
 void hv_state_holder_remove(struct hv_state *s, unsigned i);
 int hv_state_fenced(const struct hv_state *s, const char *name, uint64_t token);
 
