@@ -131,7 +131,7 @@ void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64)
 	unsigned char *buf;
 	struct hv_cmd *cmd;
 	struct pending *p;
-	int rv, dl;
+	int rv;
 
 	if (blen == 0 || blen % 4 != 0 || blen > 4 * ((HV_CMD_MAX + 2) / 3)) {
 		hv_rpc_reply(c, hv_rpc_error(HV_MALFORMED, "commit: bad encoding"));
@@ -147,14 +147,9 @@ void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64)
 		hv_rpc_reply(c, hv_rpc_error(HV_NOMEM, "out of memory"));
 		return;
 	}
-	dl = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)blen);
-	len = dl < 0 ? 0 : (size_t)dl;
-	/* EVP_DecodeBlock counts the '=' padding as zero bytes. */
-	if (len > 0 && b64[blen - 1] == '=')
-		len--;
-	if (len > 0 && b64[blen - 2] == '=')
-		len--;
-	rv = dl < 0 ? HV_MALFORMED : hv_cmd_decode(buf, len, cmd);
+	rv = hv_b64_decode(b64, blen, buf, blen / 4 * 3, &len) != 0
+	         ? HV_MALFORMED
+	         : hv_cmd_decode(buf, len, cmd);
 	free(buf);
 	if (rv == HV_OK &&
 	    (cmd->type == HV_CMD_MEMBER_ADD || cmd->type == HV_CMD_MEMBER_ROLE ||

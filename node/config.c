@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/path.h"
 #include "config.h"
 
 void hv_config_defaults(struct hv_config *c)
@@ -473,21 +474,8 @@ int hv_addr_split(const char *addr, char *host, int hostlen, int *port)
 
 void hv_program_path(const char *name, char *out, size_t len)
 {
-	char exe[HV_PATH_MAX * 4];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	char *slash;
-
-	if (n > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			if ((size_t)snprintf(out, len, "%s/%s", exe, name) < len &&
-			    access(out, X_OK) == 0)
-				return;
-		}
-	}
-	snprintf(out, len, "%s/%s", HV_BINDIR, name);
+	if (hv_exe_sibling(name, X_OK, out, len) != 0)
+		snprintf(out, len, "%s/%s", HV_BINDIR, name);
 }
 
 int hv_program_run(const char *const argv[], size_t cap, char **out, int *status)

@@ -165,20 +165,23 @@ static raft_id new_id(void)
 	return id;
 }
 
-static int mkdir_p(const char *dir)
+int hv_mkdir_p(const char *dir, mode_t mode)
 {
-	char buf[HV_PATH_MAX];
+	char buf[HV_PATH_MAX * 2];
 
-	snprintf(buf, sizeof buf, "%s", dir);
+	if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	for (char *p = buf + 1; *p != '\0'; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
 			return -1;
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
 		return -1;
 	return 0;
 }
@@ -492,7 +495,7 @@ static int ctl_open(struct hv_node *n)
 		*slash = '\0';
 		if (access(dir, F_OK) != 0) {
 			/* Only a directory we create gets our mode. */
-			if (mkdir_p(dir) != 0 || chmod(dir, 0755) != 0) {
+			if (hv_mkdir_p(dir, 0700) != 0 || chmod(dir, 0755) != 0) {
 				snprintf(n->errmsg, sizeof n->errmsg,
 				         "control socket dir %s: %s", dir,
 				         strerror(errno));
@@ -563,7 +566,7 @@ static int raft_setup(struct hv_node *n)
 	int rv;
 
 	snprintf(dir, sizeof dir, "%s/raft", n->cfg.data_dir);
-	if (mkdir_p(dir) != 0) {
+	if (hv_mkdir_p(dir, 0700) != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -651,7 +654,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 		         n->cfg.socket);
 		return -1;
 	}
-	if (mkdir_p(n->cfg.data_dir) != 0) {
+	if (hv_mkdir_p(n->cfg.data_dir, 0700) != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "data dir %s: %s", n->cfg.data_dir,
 		         strerror(errno));
 		return -1;

@@ -76,6 +76,9 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);
 /* Wall clock in ms (the daemon's clock; never used inside the FSM). */
 uint64_t hv_now_ms(void);
 
+/* mkdir -p, new directories with mode. Returns 0, or -1 with errno. */
+int hv_mkdir_p(const char *dir, mode_t mode);
+
 /* ---- proposals (node/ops.c uses these) ---------------------------------- */
 
 typedef void (*hv_propose_cb)(struct hv_node *n, void *data, int rc, uint64_t index,

@@ -31,36 +31,6 @@ struct op_ctx {
 	struct hv_cmd cmd;
 };
 
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static bool jbool(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) &&
-	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
-}
-
-static bool juint(struct json_object *o, const char *key, uint64_t *out)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return false;
-	errno = 0;
-	*out = json_object_get_uint64(v);
-	return errno == 0;
-}
-
 static void fmt_time(uint64_t ms, char *buf, size_t len)
 {
 	time_t t = (time_t)(ms / 1000);
@@ -546,8 +516,8 @@ static struct json_object *cmd_from(struct hv_node *n, const char *op,
                                     struct json_object *req, const char *by,
                                     struct hv_cmd *cmd)
 {
-	const char *name = jstr(req, "name");
-	const char *reason = jstr(req, "reason");
+	const char *name = hv_json_str(req, "name");
+	const char *reason = hv_json_str(req, "reason");
 
 	if (!strcmp(op, "pause")) {
 		cmd->type = HV_CMD_PAUSE;
@@ -560,11 +530,11 @@ static struct json_object *cmd_from(struct hv_node *n, const char *op,
 		cmd->type = HV_CMD_LEASE_ACQUIRE;
 	} else if (!strcmp(op, "lease-release")) {
 		cmd->type = HV_CMD_LEASE_RELEASE;
-		if (!juint(req, "token", &cmd->token))
+		if (!hv_json_uint(req, "token", &cmd->token))
 			cmd->token = 0; /* filled at the leader from the holder */
 	} else if (!strcmp(op, "lease-break")) {
 		cmd->type = HV_CMD_LEASE_BREAK;
-		if (!jbool(req, "force"))
+		if (!hv_json_bool(req, "force"))
 			return hv_rpc_error(
 			    HV_INVAL, "lease break needs --force: it takes the lease "
 			              "from a host that may still be in maintenance");
@@ -612,11 +582,11 @@ static void op_write(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 		json_object_object_add(req, "by", json_object_new_string(by));
 		/* "this host" means the host whose socket was used, not the
 		 * leader that will commit the command. */
-		if (jstr(req, "name") == NULL)
+		if (hv_json_str(req, "name") == NULL)
 			json_object_object_add(req, "name",
 			                       json_object_new_string(n->cfg.name));
 	} else {
-		const char *b = jstr(req, "by");
+		const char *b = hv_json_str(req, "by");
 		snprintf(by, sizeof by, "%s", b != NULL ? b : "?");
 	}
 	ctx = calloc(1, sizeof *ctx);
@@ -677,11 +647,12 @@ static void op_write(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 static void op_join(struct hv_node *n, struct hv_rpc_conn *c, struct json_object *req,
                     bool forwarded)
 {
-	const char *name = jstr(req, "name"), *address = jstr(req, "address");
+	const char *name = hv_json_str(req, "name"),
+	           *address = hv_json_str(req, "address");
 	uint64_t id;
 
 	if (name == NULL || !hv_name_valid(name) || address == NULL ||
-	    strlen(address) > HV_ADDR_MAX || !juint(req, "id", &id) || id == 0) {
+	    strlen(address) > HV_ADDR_MAX || !hv_json_uint(req, "id", &id) || id == 0) {
 		hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
 		                             "join: needs a valid name, id and address"));
 		return;
@@ -737,14 +708,15 @@ static bool forward_to_host(struct hv_node *n, struct hv_rpc_conn *c, const char
 static void op_maint(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
                      struct json_object *req, bool forwarded)
 {
-	const char *name = jstr(req, "name");
+	const char *name = hv_json_str(req, "name");
 	bool exit_op = !strcmp(op, "maint-exit");
 	char err[512];
 	int rc;
 
 	if (forward_to_host(n, c, op, req, name != NULL ? name : n->cfg.name, forwarded))
 		return;
-	rc = hv_maint_start(n, exit_op, jbool(req, "rebalance"), c, err, sizeof err);
+	rc = hv_maint_start(n, exit_op, hv_json_bool(req, "rebalance"), c, err,
+	                    sizeof err);
 	if (rc != HV_OK)
 		hv_rpc_reply(c, hv_rpc_error(rc, "%s", err));
 }
@@ -752,21 +724,21 @@ static void op_maint(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 static void op_bmc(struct hv_node *n, struct hv_rpc_conn *c, struct json_object *req,
                    bool forwarded)
 {
-	const char *name = jstr(req, "name");
-	const char *action = jstr(req, "action");
+	const char *name = hv_json_str(req, "name");
+	const char *action = hv_json_str(req, "action");
 
 	if (forward_to_host(n, c, "bmc", req, name != NULL ? name : n->cfg.name,
 	                    forwarded))
 		return;
-	hv_bmc_op(n, c, action != NULL ? action : "status", jbool(req, "force"));
+	hv_bmc_op(n, c, action != NULL ? action : "status", hv_json_bool(req, "force"));
 }
 
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_object *req)
 {
 	struct hv_node *n = rpc->data;
 	const struct hv_rpc_peer *peer = hv_rpc_conn_peer(c);
-	const char *op = jstr(req, "op");
-	bool forwarded = jbool(req, "forwarded");
+	const char *op = hv_json_str(req, "op");
+	bool forwarded = hv_json_bool(req, "forwarded");
 
 	if (op == NULL) {
 		hv_rpc_reply(c, hv_rpc_error(HV_INVAL, "request without 'op'"));
@@ -787,8 +759,8 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		op_join(n, c, req, forwarded);
 	} else if (!strcmp(op, "bundle-get")) {
 		uint64_t off = 0;
-		juint(req, "offset", &off);
-		hv_patch_serve_bundle(n, c, jstr(req, "digest"), off);
+		hv_json_uint(req, "offset", &off);
+		hv_patch_serve_bundle(n, c, hv_json_str(req, "digest"), off);
 	} else if (!strncmp(op, "patch-", 6)) {
 		if (!peer->local)
 			hv_rpc_reply(
@@ -814,16 +786,16 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		hv_rpc_reply(c,
 		             hv_rpc_error(HV_INVAL, "%s is used between peers only", op));
 	} else if (!strcmp(op, "commit")) {
-		const char *b64 = jstr(req, "cmd");
+		const char *b64 = hv_json_str(req, "cmd");
 		if (!hv_node_is_leader(n))
 			hv_rpc_reply(
 			    c, hv_rpc_error(HV_NOTLEADER, "commit: not the leader"));
 		else
 			hv_ops_commit(n, c, b64 != NULL ? b64 : "");
 	} else if (!strcmp(op, "fence")) {
-		const char *name = jstr(req, "name");
+		const char *name = hv_json_str(req, "name");
 		uint64_t token = 0;
-		if (name == NULL || !juint(req, "token", &token))
+		if (name == NULL || !hv_json_uint(req, "token", &token))
 			hv_rpc_reply(
 			    c, hv_rpc_error(HV_INVAL, "fence: needs name and token"));
 		else

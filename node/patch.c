@@ -109,7 +109,6 @@ struct phase_ctx {
 	char version[HV_VERSION_MAX + 1], digest[HV_DIGEST_MAX + 1];
 	char bundle[HV_NAME_MAX + 1];
 	char source[HV_NAME_MAX + 1];
-	bool paused;
 	/* filled by the job */
 	int event;
 	char reason[HV_REASON_MAX + 1];
@@ -133,13 +132,22 @@ static bool transient(int rc)
 	       rc == HV_UNREACHABLE || rc == HV_TIMEOUT;
 }
 
+/* Where this host keeps bundles: bundle-dir, else DATA_DIR/bundles. */
+static void bundle_store(const struct hv_config *cfg, char *out, size_t len)
+{
+	if (cfg->bundle_dir[0] != '\0')
+		snprintf(out, len, "%s", cfg->bundle_dir);
+	else
+		snprintf(out, len, "%s/bundles", cfg->data_dir);
+}
+
 static void bundle_path(const struct hv_config *cfg, const char *digest, char *out,
                         size_t len)
 {
-	if (cfg->bundle_dir[0] != '\0')
-		snprintf(out, len, "%s/%s.bundle", cfg->bundle_dir, digest);
-	else
-		snprintf(out, len, "%s/bundles/%s.bundle", cfg->data_dir, digest);
+	char dir[HV_PATH_MAX + 16];
+
+	bundle_store(cfg, dir, sizeof dir);
+	snprintf(out, len, "%s/%s.bundle", dir, digest);
 }
 
 static void staging_path(const struct hv_config *cfg, const char *digest, char *out,
@@ -182,25 +190,6 @@ static int read_boot_id(const struct hv_config *cfg, char *out, size_t len)
 		fclose(f);
 	}
 	return rv;
-}
-
-/* mkdir -p, 0755. */
-static int hv_mkdir_p(const char *path)
-{
-	char tmp[HV_PATH_MAX + 128];
-	size_t len = strlen(path);
-
-	if (len >= sizeof tmp)
-		return -1;
-	memcpy(tmp, path, len + 1);
-	for (char *q = tmp + 1; *q != '\0'; q++)
-		if (*q == '/') {
-			*q = '\0';
-			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-				return -1;
-			*q = '/';
-		}
-	return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* rm -rf of a staging directory (ours, under the data dir). */
@@ -391,12 +380,9 @@ struct verified {
 
 static void jcopy(struct json_object *o, const char *key, char *out, size_t len)
 {
-	struct json_object *v;
+	const char *v = hv_json_str(o, key);
 
-	out[0] = '\0';
-	if (json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string))
-		snprintf(out, len, "%s", json_object_get_string(v));
+	snprintf(out, len, "%s", v != NULL ? v : "");
 }
 
 /*
@@ -522,7 +508,7 @@ static int fetch_from(struct hv_maint_job *j, const char *addr, const char *dige
 	while (off < size && rc == HV_OK) {
 		struct json_object *req = json_object_new_object(), *resp = NULL, *v;
 		const char *b64;
-		size_t blen;
+		size_t blen, got;
 		int dl;
 		json_object_object_add(req, "op", json_object_new_string("bundle-get"));
 		json_object_object_add(req, "digest", json_object_new_string(digest));
@@ -545,13 +531,7 @@ static int fetch_from(struct hv_maint_job *j, const char *addr, const char *dige
 		}
 		size = (uint64_t)json_object_get_uint64(v);
 		blen = strlen(b64);
-		dl = blen <= (CHUNK / 3 + 1) * 4
-		         ? EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)blen)
-		         : -1;
-		if (dl > 0 && blen > 0 && b64[blen - 1] == '=')
-			dl--;
-		if (dl > 0 && blen > 1 && b64[blen - 2] == '=')
-			dl--;
+		dl = hv_b64_decode(b64, blen, buf, CHUNK + 4, &got) == 0 ? (int)got : -1;
 		json_object_put(resp);
 		if (dl < 0 || (dl == 0 && off < size) || off + (uint64_t)dl > size ||
 		    size > (8ull << 30) + (1u << 20) /* payload + manifest limits */) {
@@ -597,10 +577,8 @@ static int fetch_bundle(struct hv_maint_job *j, const struct phase_ctx *p,
 		return HV_NOMEM;
 	q->source = source;
 	hv_job_query(j, q_peers_fn, q);
-	snprintf(dir, sizeof dir, "%s", path);
-	if (strrchr(dir, '/') != NULL)
-		*strrchr(dir, '/') = '\0';
-	hv_mkdir_p(dir);
+	bundle_store(&n->cfg, dir, sizeof dir);
+	hv_mkdir_p(dir, 0755);
 	snprintf(tmp, sizeof tmp, "%s.part", path);
 	snprintf(err, errlen, "no peer to fetch it from");
 	for (unsigned i = 0; i < q->n && rc != HV_OK && rc != HV_SHUTDOWN; i++) {
@@ -617,7 +595,6 @@ static int fetch_bundle(struct hv_maint_job *j, const struct phase_ctx *p,
 			hv_warn("patch %s: fetching the bundle from %s: %s", p->version,
 			        q->names[i], err);
 	}
-	(void)n;
 	free(q);
 	return rc;
 }
@@ -697,7 +674,7 @@ static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
 	}
 	n->patch_fetch_failures = 0;
 	remove_tree(stage);
-	if (hv_mkdir_p(stage) != 0) {
+	if (hv_mkdir_p(stage, 0755) != 0) {
 		reasonf(p, "stage: cannot create %s: %s", stage, strerror(errno));
 		return HV_OK;
 	}
@@ -1152,11 +1129,8 @@ static void submit_verify(uv_work_t *req)
 	size_t r;
 
 	/* Copy first, then check the copy: what is checked is what is kept. */
-	if (cfg->bundle_dir[0] != '\0')
-		snprintf(dir, sizeof dir, "%s", cfg->bundle_dir);
-	else
-		snprintf(dir, sizeof dir, "%s/bundles", cfg->data_dir);
-	hv_mkdir_p(dir);
+	bundle_store(cfg, dir, sizeof dir);
+	hv_mkdir_p(dir, 0755);
 	snprintf(tmp, sizeof tmp, "%s/submit.%d.part", dir, (int)getpid());
 	in = fopen(w->path, "rb");
 	out = in != NULL ? fopen(tmp, "wb") : NULL;
@@ -1270,21 +1244,11 @@ static void abort_answered(struct hv_node *n, void *data, int rc, uint64_t index
 	free(a);
 }
 
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
                  struct json_object *req)
 {
 	if (!strcmp(op, "patch-submit")) {
-		const char *path = jstr(req, "path");
+		const char *path = hv_json_str(req, "path");
 		struct submit_work *w;
 		if (path == NULL || path[0] != '/' || strlen(path) >= HV_PATH_MAX) {
 			hv_rpc_reply(
@@ -1309,7 +1273,7 @@ void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 			free(w);
 		}
 	} else if (!strcmp(op, "patch-abort")) {
-		const char *reason = jstr(req, "reason");
+		const char *reason = hv_json_str(req, "reason");
 		struct abort_ctx *a;
 		int rc;
 		if (reason == NULL || reason[0] == '\0') {

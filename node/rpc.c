@@ -1,3 +1,6 @@
+#include <errno.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,4 +488,53 @@ struct json_object *hv_rpc_error(int code, const char *fmt, ...)
 	json_object_object_add(o, "error", json_object_new_string(hv_errname(code)));
 	json_object_object_add(o, "message", json_object_new_string(msg));
 	return o;
+}
+
+const char *hv_json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+bool hv_json_bool(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) &&
+	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+bool hv_json_uint(struct json_object *o, const char *key, uint64_t *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return false;
+	errno = 0;
+	*out = json_object_get_uint64(v);
+	return errno == 0;
+}
+
+int hv_b64_decode(const char *b64, size_t blen, unsigned char *out, size_t cap,
+                  size_t *len)
+{
+	int dl;
+
+	if (blen / 4 * 3 > cap || blen > INT_MAX)
+		return -1;
+	dl = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)blen);
+	if (dl < 0)
+		return -1;
+	/* EVP_DecodeBlock counts the '=' padding as zero bytes. */
+	if (dl > 0 && b64[blen - 1] == '=')
+		dl--;
+	if (dl > 0 && blen > 1 && b64[blen - 2] == '=')
+		dl--;
+	*len = (size_t)dl;
+	return 0;
 }

@@ -24,6 +24,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #define HV_RPC_MAX (1u << 20)
@@ -82,5 +83,18 @@ void hv_rpc_close(struct hv_rpc *rpc, void (*closed_cb)(struct hv_rpc *rpc));
 struct json_object *hv_rpc_error(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 struct json_object *hv_rpc_ok(void);
+
+/* Fields of a request or an answer: the string (NULL when absent or not a
+ * string), the boolean (false when absent), the unsigned integer (false
+ * when absent or not one). */
+const char *hv_json_str(struct json_object *o, const char *key);
+bool hv_json_bool(struct json_object *o, const char *key);
+bool hv_json_uint(struct json_object *o, const char *key, uint64_t *out);
+
+/* Decode base64 (as EVP_EncodeBlock writes it, padding included) into out,
+ * which holds cap bytes. Returns 0 with the decoded length in *len, or -1
+ * when b64 is malformed or decodes to more than cap bytes. */
+int hv_b64_decode(const char *b64, size_t blen, unsigned char *out, size_t cap,
+                  size_t *len);
 
 #endif
