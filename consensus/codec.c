@@ -25,7 +25,11 @@ enum {
 	F_STATS = 1 << 14,
 	F_PATCH = 1 << 15, /* bundle, digest, key_id, source */
 	F_EVENT = 1 << 16,
+	F_BMC = 1 << 17, /* bmc, bmc_address: optional */
 };
+
+/* Fields a type carries but a decoder does not require (added later). */
+#define F_OPTIONAL F_BMC
 
 static const struct {
 	const char *name;
@@ -34,7 +38,7 @@ static const struct {
     [HV_CMD_MEMBER_ADD] = {"member-add", F_NAME | F_ID | F_ADDRESS | F_ROLE},
     [HV_CMD_MEMBER_ROLE] = {"member-role", F_ID | F_ROLE},
     [HV_CMD_MEMBER_REMOVE] = {"member-remove", F_ID},
-    [HV_CMD_REPORT] = {"report", F_NAME | F_PHASE | F_VERSION},
+    [HV_CMD_REPORT] = {"report", F_NAME | F_PHASE | F_VERSION | F_BMC},
     [HV_CMD_LEASE_ACQUIRE] = {"lease-acquire", F_NAME},
     [HV_CMD_LEASE_RELEASE] = {"lease-release", F_NAME | F_TOKEN},
     [HV_CMD_LEASE_BREAK] = {"lease-break", F_NAME | F_BY | F_REASON},
@@ -49,6 +53,8 @@ static const struct {
     [HV_CMD_PATCH_STEP] = {"patch-step", F_NAME | F_TOKEN | F_ID | F_PHASE | F_EVENT |
                                              F_VERSION | F_REASON},
     [HV_CMD_PATCH_ABORT] = {"patch-abort", F_BY | F_REASON},
+    [HV_CMD_PATCH_WATCHDOG] = {"patch-watchdog", F_NAME | F_TOKEN | F_ID | F_PHASE |
+                                                     F_EVENT | F_BY | F_REASON},
 };
 
 const char *hv_cmd_name(int type)
@@ -229,7 +235,10 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	    hv_mp_text_check(cmd->by, strlen(cmd->by), sizeof cmd->by) ||
 	    hv_mp_text_check(cmd->phase, strlen(cmd->phase), sizeof cmd->phase) ||
 	    hv_mp_text_check(cmd->version, strlen(cmd->version), sizeof cmd->version) ||
-	    hv_mp_text_check(cmd->reason, strlen(cmd->reason), sizeof cmd->reason))
+	    hv_mp_text_check(cmd->reason, strlen(cmd->reason), sizeof cmd->reason) ||
+	    hv_mp_text_check(cmd->bmc, strlen(cmd->bmc), sizeof cmd->bmc) ||
+	    hv_mp_text_check(cmd->bmc_address, strlen(cmd->bmc_address),
+	                     sizeof cmd->bmc_address))
 		return HV_INVAL;
 	for (unsigned b = f; b != 0; b &= b - 1)
 		n++;
@@ -239,6 +248,8 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 		n += 4; /* result, downtime_ms, elapsed_ms, bytes, error */
 	if (f & F_PATCH)
 		n += 3; /* bundle, digest, key_id, source */
+	if (f & F_BMC)
+		n += 1; /* bmc, bmc_address */
 	if (((f & F_GUESTS) && cmd->n_guests > HV_MAX_GUESTS) ||
 	    ((f & F_MOVES) && cmd->n_moves > HV_MAX_PLAN))
 		return HV_TOOBIG;
@@ -324,6 +335,10 @@ int hv_cmd_encode(const struct hv_cmd *cmd, void *(*alloc)(size_t), void **buf,
 	}
 	if (f & F_EVENT)
 		pack_u64(&pk, "event", (uint64_t)cmd->event);
+	if (f & F_BMC) {
+		pack_str(&pk, "bmc", cmd->bmc);
+		pack_str(&pk, "bmc_address", cmd->bmc_address);
+	}
 
 	if (sb.size > HV_CMD_MAX) {
 		rv = HV_TOOBIG;
@@ -454,6 +469,10 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 			rv = get_small(v, 255, &u);
 			cmd->event = (int)u;
 			seen |= F_EVENT;
+		} else if (hv_mp_key_is(k, "bmc")) {
+			rv = hv_mp_str(v, cmd->bmc, sizeof cmd->bmc);
+		} else if (hv_mp_key_is(k, "bmc_address")) {
+			rv = hv_mp_str(v, cmd->bmc_address, sizeof cmd->bmc_address);
 		} else if (k->type != MSGPACK_OBJECT_STR) {
 			rv = HV_MALFORMED;
 		}
@@ -468,7 +487,7 @@ static int decode_map(const msgpack_object *root, struct hv_cmd *cmd)
 	if (type < 1 || type > HV__CMD_LAST)
 		return HV_UNKNOWNCMD;
 	cmd->type = (int)type;
-	need = types[type].fields;
+	need = types[type].fields & ~F_OPTIONAL;
 	if ((seen & need) != need)
 		return HV_MALFORMED;
 	if ((need & F_NAME) && !hv_name_valid(cmd->name) &&

@@ -41,7 +41,7 @@ enum hv_cmd_type {
 	HV_CMD_MEMBER_ADD = 1, /* name, id, address, role */
 	HV_CMD_MEMBER_ROLE,    /* id, role */
 	HV_CMD_MEMBER_REMOVE,  /* id */
-	HV_CMD_REPORT,         /* name, phase, version */
+	HV_CMD_REPORT,         /* name, phase, version; bmc, bmc_address optional */
 	HV_CMD_LEASE_ACQUIRE,  /* name */
 	HV_CMD_LEASE_RELEASE,  /* name, token */
 	HV_CMD_LEASE_BREAK,    /* name ("" = every holder), by, reason */
@@ -55,8 +55,20 @@ enum hv_cmd_type {
 	HV_CMD_PATCH_SUBMIT,   /* by, version, bundle, digest, key_id, source */
 	HV_CMD_PATCH_STEP,  /* name, token, id (rollout), phase, event, version, reason */
 	HV_CMD_PATCH_ABORT, /* by, reason */
-	HV__CMD_LAST = HV_CMD_PATCH_ABORT
+	/* name, token, id (rollout), phase, event (enum hv_wd_event), by, reason */
+	HV_CMD_PATCH_WATCHDOG,
+	HV__CMD_LAST = HV_CMD_PATCH_WATCHDOG
 };
+
+/* What the leader's watchdog commits about a lease holder that has not come
+ * back from a reboot (PATCH_WATCHDOG's event). */
+enum hv_wd_event {
+	HV_WD_CYCLE = 1, /* about to power-cycle it through its BMC */
+	HV_WD_FOLLOWED,  /* what the BMC showed after the cycle (reason) */
+	HV_WD_GAVE_UP,   /* stop the line: the cluster pauses, the lease stays */
+};
+
+#define HV_BMC_KIND_MAX 15
 
 /* A guest as a host reports it. */
 struct hv_cmd_guest {
@@ -118,6 +130,9 @@ struct hv_cmd {
 	char key_id[HV_KEYID_MAX + 1];
 	char source[HV_NAME_MAX + 1]; /* the member that holds the bundle */
 	int event;
+	/* REPORT (optional): the host's BMC, for the watchdog */
+	char bmc[HV_BMC_KIND_MAX + 1];     /* "", "none", "ipmi", "redfish" */
+	char bmc_address[HV_ADDR_MAX + 1]; /* "host[:port]" */
 };
 
 /* Human name of a command type ("lease-acquire"), or "unknown". */

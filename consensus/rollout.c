@@ -57,6 +57,8 @@ static void set_phase(struct hv_member *m, int phase, uint64_t t)
 		m->phase_ms[m->cycle] += t - m->cycle_since_ms;
 	m->cycle = phase;
 	m->cycle_since_ms = t;
+	m->wd_cycles = 0; /* the watchdog watches one phase */
+	m->wd_last_ms = 0;
 }
 
 static bool mid_cycle(const struct hv_member *m)
@@ -248,6 +250,91 @@ int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	    r->bundle, r->version, c->by, c->reason, stopped, stopped == 1 ? "" : "s");
 	hv_rollout_advance(s, index, c->time_ms);
 	return HV_OK;
+}
+
+/* The phases in which a holder reboots, and may not come back. */
+static bool rebooting(int phase)
+{
+	return phase == HV_PH_REBOOT || phase == HV_PH_ROLLBACK;
+}
+
+int hv_rollout_watchdog(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	struct hv_rollout *r = &s->rollout;
+	struct hv_member *m = hv_state_member(s, c->name);
+	int rv;
+
+	if (c->by[0] == '\0' || c->reason[0] == '\0')
+		return HV_INVAL;
+	if (m == NULL)
+		return HV_NOMEMBER;
+	if (m->removed)
+		return HV_REMOVED;
+	if (r->id == 0 || c->id != r->id)
+		return HV_BADTOKEN;
+	if (hv_phase_parse(c->phase) != m->cycle || !rebooting(m->cycle))
+		return HV_INVAL; /* it came back meanwhile: nothing to do */
+	if ((rv = hv_state_fenced(s, m->name, c->token)) != HV_OK)
+		return rv;
+	switch (c->event) {
+	case HV_WD_CYCLE:
+		if (s->paused)
+			return HV_PAUSED; /* the line stopped: hands off */
+		m->wd_cycles++;
+		m->wd_last_ms = c->time_ms;
+		hv_state_event_add(
+		    s, index, c->time_ms,
+		    "watchdog (%s): %s: %s; power cycle %u through its BMC", c->by,
+		    m->name, c->reason, m->wd_cycles);
+		return HV_OK;
+	case HV_WD_FOLLOWED:
+		hv_state_event_add(s, index, c->time_ms, "watchdog (%s): %s: %s", c->by,
+		                   m->name, c->reason);
+		return HV_OK;
+	case HV_WD_GAVE_UP:
+		snprintf(m->cycle_error, sizeof m->cycle_error, "%s", c->reason);
+		hv_state_event_add(s, index, c->time_ms,
+		                   "watchdog (%s): %s: %s; the lease stays with it",
+		                   c->by, m->name, c->reason);
+		if (!s->paused) {
+			s->paused = true;
+			snprintf(s->paused_by, sizeof s->paused_by, "watchdog@%.40s",
+			         c->by);
+			snprintf(s->pause_reason, sizeof s->pause_reason, "%s",
+			         c->reason);
+			s->paused_ms = c->time_ms;
+			hv_state_event_add(s, index, c->time_ms, "paused by %s: %s",
+			                   s->paused_by, s->pause_reason);
+		}
+		return HV_OK;
+	}
+	return HV_INVAL;
+}
+
+int hv_rollout_watchdog_due(const struct hv_state *s, uint64_t now_ms,
+                            uint64_t timeout_ms, unsigned max_cycles,
+                            const struct hv_member **who, uint64_t *token)
+{
+	const struct hv_rollout *r = &s->rollout;
+
+	if (r->id == 0 || s->paused)
+		return 0;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		const struct hv_holder *h = hv_state_holder(s, m->name);
+		uint64_t since =
+		    m->wd_last_ms > m->cycle_since_ms ? m->wd_last_ms : m->cycle_since_ms;
+		if (m->removed || h == NULL || !rebooting(m->cycle) ||
+		    now_ms < since + timeout_ms)
+			continue;
+		*who = m;
+		*token = h->token;
+		if (m->wd_cycles < max_cycles && m->bmc[0] != '\0' &&
+		    strcmp(m->bmc, "none") != 0 && m->bmc_address[0] != '\0')
+			return HV_WD_CYCLE;
+		return HV_WD_GAVE_UP;
+	}
+	return 0;
 }
 
 void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms)

@@ -160,6 +160,14 @@ static int report(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (strcmp(m->version, c->version) != 0 && m->version[0] != '\0')
 		hv_state_event_add(s, index, c->time_ms, "%s: version %s -> %s", m->name,
 		                   m->version, c->version);
+	if (c->bmc[0] != '\0' && (strcmp(m->bmc, c->bmc) != 0 ||
+	                          strcmp(m->bmc_address, c->bmc_address) != 0)) {
+		hv_state_event_add(s, index, c->time_ms, "%s: BMC %s%s%s", m->name,
+		                   c->bmc, c->bmc_address[0] ? " at " : "",
+		                   c->bmc_address);
+		snprintf(m->bmc, sizeof m->bmc, "%s", c->bmc);
+		snprintf(m->bmc_address, sizeof m->bmc_address, "%s", c->bmc_address);
+	}
 	snprintf(m->phase, sizeof m->phase, "%s", c->phase);
 	snprintf(m->version, sizeof m->version, "%s", c->version);
 	m->report_ms = c->time_ms;
@@ -643,6 +651,9 @@ int hv_state_apply_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *
 	case HV_CMD_PATCH_ABORT:
 		rv = hv_rollout_abort(s, index, c);
 		break;
+	case HV_CMD_PATCH_WATCHDOG:
+		rv = hv_rollout_watchdog(s, index, c);
+		break;
 	default:
 		rv = HV_UNKNOWNCMD;
 		break;
@@ -837,8 +848,16 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf
 	msgpack_pack_uint64(&pk, s->rejected);
 	hv_mp_pack_str(&pk, "rollout");
 	pack_rollout(&pk, s);
-	hv_mp_pack_str(&pk, "reserved2");
-	msgpack_pack_nil(&pk);
+	hv_mp_pack_str(&pk, "bmc"); /* each member's BMC and watchdog */
+	msgpack_pack_array(&pk, s->n_members);
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		msgpack_pack_array(&pk, 4);
+		hv_mp_pack_str(&pk, m->bmc);
+		hv_mp_pack_str(&pk, m->bmc_address);
+		msgpack_pack_uint64(&pk, m->wd_cycles);
+		msgpack_pack_uint64(&pk, m->wd_last_ms);
+	}
 
 	rv = hv_mp_finish(&sb, alloc, 1, buf, len);
 	msgpack_sbuffer_destroy(&sb);
@@ -1051,9 +1070,32 @@ static int decode_rollout(struct hv_state *s, const msgpack_object *v)
 	return HV_OK;
 }
 
+static int decode_bmc(struct hv_state *s, const msgpack_object *v)
+{
+	uint64_t u;
+	int rv;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != s->n_members)
+		return HV_MALFORMED;
+	for (uint32_t i = 0; i < v->via.array.size; i++) {
+		const msgpack_object *e = d_tuple(&v->via.array.ptr[i], 4);
+		struct hv_member *m = &s->members[i];
+		if (e == NULL)
+			return HV_MALFORMED;
+		TRY(hv_mp_str(&e[0], m->bmc, sizeof m->bmc));
+		TRY(hv_mp_str(&e[1], m->bmc_address, sizeof m->bmc_address));
+		TRY(hv_mp_u64(&e[2], &u));
+		if (u > 1000)
+			return HV_MALFORMED;
+		m->wd_cycles = (unsigned)u;
+		TRY(hv_mp_u64(&e[3], &m->wd_last_ms));
+	}
+	return HV_OK;
+}
+
 static int decode_state(struct hv_state *s, const msgpack_object *root)
 {
-	const msgpack_object *rollout = NULL;
+	const msgpack_object *rollout = NULL, *bmc = NULL;
 	const msgpack_object *t;
 	uint64_t u, version = 0;
 	unsigned seen = 0;
@@ -1108,10 +1150,14 @@ static int decode_state(struct hv_state *s, const msgpack_object *root)
 			seen |= 1024;
 		} else if (hv_mp_key_is(k, "rollout")) {
 			rollout = v; /* after the members, whatever the key order */
+		} else if (hv_mp_key_is(k, "bmc")) {
+			bmc = v;
 		}
 	}
 	if (rollout != NULL && (seen & 2) && rollout->type != MSGPACK_OBJECT_NIL)
 		TRY(decode_rollout(s, rollout));
+	if (bmc != NULL && (seen & 2) && bmc->type != MSGPACK_OBJECT_NIL)
+		TRY(decode_bmc(s, bmc));
 	if (seen != 2047)
 		return HV_MALFORMED;
 	if (version != HV_SNAPSHOT_FORMAT)

@@ -86,6 +86,14 @@ struct hv_member {
 	uint64_t cycle_since_ms, cycle_start_ms, cycle_end_ms;
 	uint64_t phase_ms[HV__PH_N];
 	char cycle_error[HV_REASON_MAX + 1];
+
+	/* The host's BMC as it reports it ("" before a report that has one),
+	 * and the leader's watchdog while it is down in a reboot: the power
+	 * cycles done in the current phase and when the last was committed. */
+	char bmc[HV_BMC_KIND_MAX + 1];
+	char bmc_address[HV_ADDR_MAX + 1];
+	unsigned wd_cycles;
+	uint64_t wd_last_ms;
 };
 
 /* A patch being rolled out across the cluster, one host at a time. */
@@ -198,6 +206,25 @@ int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms);
+
+/*
+ * The watchdog: a lease holder that reboots (REBOOT, or the reboot of a
+ * ROLLBACK) and has not come back. The leader asks hv_rollout_watchdog_due
+ * what is due at now_ms: 0 (nothing), HV_WD_CYCLE (a holder has been in
+ * that phase timeout_ms since it entered it or since the last power cycle,
+ * has a BMC and fewer than max_cycles cycles) or HV_WD_GAVE_UP (the same,
+ * with the cycles spent or no BMC); *who and *token name the holder.
+ * Nothing is due while the cluster is paused. The leader commits that
+ * event (PATCH_WATCHDOG) before it acts; hv_rollout_watchdog applies it:
+ * CYCLE counts the cycle (refused when paused), FOLLOWED only records what
+ * the BMC showed, GAVE_UP pauses the cluster with the reason and leaves
+ * the lease where it is. All three need the holder's current token and
+ * the phase it is still in: once it came back, a late event is refused.
+ */
+int hv_rollout_watchdog(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+int hv_rollout_watchdog_due(const struct hv_state *s, uint64_t now_ms,
+                            uint64_t timeout_ms, unsigned max_cycles,
+                            const struct hv_member **who, uint64_t *token);
 void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
 
 /* Shared with rollout.c. */

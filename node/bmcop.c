@@ -27,7 +27,7 @@ struct bmc_work {
 	struct hv_node *n;
 	struct hv_rpc_conn *conn;
 	char action[16];
-	char *out; /* hvpeer-bmc's JSON answer */
+	struct json_object *answer;
 	int rc;
 	char err[512];
 };
@@ -41,15 +41,18 @@ static bool disruptive(const char *a)
 	       !strcmp(a, "soft");
 }
 
-/* Run hvpeer-bmc; its stdout (one JSON object) into w->out. */
-static void bmc_run(uv_work_t *req)
+int hv_bmc_call(const struct hv_config *cfg, const char *kind, const char *address,
+                const char *action, struct json_object **answer, char *err, size_t errlen)
 {
-	struct bmc_work *w = req->data;
-	const struct hv_config *cfg = &w->n->cfg;
-	char tool[HV_PATH_MAX * 2], suite[16], timeout[16];
-	const char *argv[20];
-	int argc = 0, status = 0;
+	char tool[HV_PATH_MAX * 2], suite[16], timeout[16], *out = NULL;
+	const char *argv[24];
+	struct json_object *o, *v, *m = NULL;
+	int argc = 0, status = 0, code;
 
+	*answer = NULL;
+	if (cfg->bmc_credentials[0] == '\0')
+		return hv_errf(err, errlen, HV_INVAL,
+		               "no bmc-credentials file is configured on %s", cfg->name);
 	hv_program_path("hvpeer-bmc", tool, sizeof tool);
 	snprintf(suite, sizeof suite, "%u", cfg->bmc_cipher_suite);
 	snprintf(timeout, sizeof timeout, "%u", cfg->bmc_timeout_ms);
@@ -58,7 +61,7 @@ static void bmc_run(uv_work_t *req)
 	argv[argc++] = "-c";
 	argv[argc++] = cfg->bmc_credentials;
 	argv[argc++] = "-k";
-	argv[argc++] = cfg->bmc;
+	argv[argc++] = kind;
 	argv[argc++] = "-t";
 	argv[argc++] = timeout;
 	if (cfg->bmc_cipher_suite != 0) {
@@ -69,41 +72,61 @@ static void bmc_run(uv_work_t *req)
 		argv[argc++] = "-W";
 		argv[argc++] = cfg->bmc_workarounds;
 	}
-	argv[argc++] = cfg->bmc_address;
-	argv[argc++] = w->action;
-	argv[argc] = NULL;
-	if (hv_program_run(argv, 256 * 1024, &w->out, &status) != 0) {
-		w->rc = hv_errf(w->err, sizeof w->err, HV_IO, "cannot run %s: %s", tool,
-		                strerror(errno));
-		return;
+	if (cfg->bmc_ca[0] != '\0') {
+		argv[argc++] = "--ca";
+		argv[argc++] = cfg->bmc_ca;
 	}
-	w->rc = HV_OK;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		w->rc = hv_errf(w->err, sizeof w->err, HV_IO, "cannot run %s", tool);
+	if (cfg->bmc_pin[0] != '\0') {
+		argv[argc++] = "--pin";
+		argv[argc++] = cfg->bmc_pin;
+	}
+	argv[argc++] = address;
+	argv[argc++] = action;
+	argv[argc] = NULL;
+	if (hv_program_run(argv, 256 * 1024, &out, &status) != 0)
+		return hv_errf(err, errlen, HV_IO, "cannot run %s: %s", tool,
+		               strerror(errno));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+		free(out);
+		return hv_errf(err, errlen, HV_IO, "cannot run %s", tool);
+	}
+	o = json_tokener_parse(out);
+	free(out);
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return hv_errf(err, errlen, HV_PROTO, "%s gave no answer", tool);
+	}
+	if (json_object_object_get_ex(o, "error", &v)) {
+		code = hv_errcode(json_object_get_string(v));
+		json_object_object_get_ex(o, "message", &m);
+		code = hv_errf(err, errlen, code > 0 ? code : HV_IO, "%s",
+		               m != NULL ? json_object_get_string(m) : "BMC error");
+		json_object_put(o);
+		return code;
+	}
+	*answer = o;
+	return HV_OK;
+}
+
+static void bmc_run(uv_work_t *req)
+{
+	struct bmc_work *w = req->data;
+	const struct hv_config *cfg = &w->n->cfg;
+
+	w->rc = hv_bmc_call(cfg, cfg->bmc, cfg->bmc_address, w->action, &w->answer,
+	                    w->err, sizeof w->err);
 }
 
 static void bmc_done(uv_work_t *req, int status)
 {
 	struct bmc_work *w = req->data;
-	struct json_object *o = NULL, *v;
+	struct json_object *o = w->answer;
 
 	if (status != 0 || w->n->stopping) {
 		hv_rpc_reply(w->conn, hv_rpc_error(HV_SHUTDOWN, "node is shutting down"));
 	} else if (w->rc != HV_OK) {
 		hv_rpc_reply(w->conn,
 		             hv_rpc_error(w->rc, "%s: %s", w->n->cfg.name, w->err));
-	} else if ((o = json_tokener_parse(w->out)) == NULL) {
-		hv_rpc_reply(w->conn,
-		             hv_rpc_error(HV_PROTO, "%s: hvpeer-bmc gave no answer",
-		                          w->n->cfg.name));
-	} else if (json_object_object_get_ex(o, "error", &v)) {
-		struct json_object *m = NULL;
-		int code = hv_errcode(json_object_get_string(v));
-		json_object_object_get_ex(o, "message", &m);
-		hv_rpc_reply(
-		    w->conn,
-		    hv_rpc_error(code > 0 ? code : HV_IO, "%s: %s", w->n->cfg.name,
-		                 m != NULL ? json_object_get_string(m) : "BMC error"));
 	} else {
 		json_object_object_add(o, "ok", json_object_new_boolean(1));
 		json_object_object_add(o, "host", json_object_new_string(w->n->cfg.name));
@@ -114,7 +137,6 @@ static void bmc_done(uv_work_t *req, int status)
 			        w->n->cfg.bmc_address, w->action);
 	}
 	json_object_put(o);
-	free(w->out);
 	free(w);
 }
 
@@ -137,7 +159,8 @@ void hv_bmc_op(struct hv_node *n, struct hv_rpc_conn *c, const char *action, boo
 	if (strcmp(n->cfg.bmc, "none") == 0 || n->cfg.bmc_address[0] == '\0' ||
 	    n->cfg.bmc_credentials[0] == '\0') {
 		hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
-		                             "%s has no BMC configured: set bmc = ipmi, "
+		                             "%s has no BMC configured: set bmc (ipmi or "
+		                             "redfish), "
 		                             "bmc-address and bmc-credentials ([bmc] in "
 		                             "hvpeerd.conf)",
 		                             n->cfg.name));

@@ -44,6 +44,10 @@ void hv_config_defaults(struct hv_config *c)
 	c->vcpu_ratio = 4;
 	snprintf(c->reboot_command, sizeof c->reboot_command, "systemctl reboot");
 	c->reboot_timeout_s = 900;
+	snprintf(c->reboot, sizeof c->reboot, "command");
+	c->boot_timeout_s = 1200;
+	c->watchdog_cycles = 2;
+	snprintf(c->bmc_sensor_check, sizeof c->bmc_sensor_check, "any");
 	snprintf(c->boot_id_file, sizeof c->boot_id_file,
 	         "/proc/sys/kernel/random/boot_id");
 	snprintf(c->trusted_keys, sizeof c->trusted_keys, "/etc/hvpeer/keys");
@@ -266,14 +270,49 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		return set_str(c->host_class, sizeof c->host_class, v, key, err, errlen);
 	}
 	if (!strcmp(key, "bmc")) {
-		if (strcmp(v, "none") != 0 && strcmp(v, "ipmi") != 0) {
+		if (strcmp(v, "none") != 0 && strcmp(v, "ipmi") != 0 &&
+		    strcmp(v, "redfish") != 0) {
 			snprintf(err, (size_t)errlen,
-			         "bmc: '%s' is not none or ipmi (redfish comes later)",
-			         v);
+			         "bmc: '%s' is not none, ipmi or redfish", v);
 			return -1;
 		}
 		return set_str(c->bmc, sizeof c->bmc, v, key, err, errlen);
 	}
+	if (!strcmp(key, "reboot")) {
+		if (strcmp(v, "command") != 0 && strcmp(v, "bmc") != 0) {
+			snprintf(err, (size_t)errlen,
+			         "reboot: '%s' is not command or bmc", v);
+			return -1;
+		}
+		return set_str(c->reboot, sizeof c->reboot, v, key, err, errlen);
+	}
+	if (!strcmp(key, "bmc-sensor-check")) {
+		if (strcmp(v, "any") != 0 && strcmp(v, "critical") != 0 &&
+		    strcmp(v, "off") != 0) {
+			snprintf(err, (size_t)errlen,
+			         "bmc-sensor-check: '%s' is not any, critical or off", v);
+			return -1;
+		}
+		return set_str(c->bmc_sensor_check, sizeof c->bmc_sensor_check, v, key,
+		               err, errlen);
+	}
+	if (!strcmp(key, "bmc-ca"))
+		return set_str(c->bmc_ca, sizeof c->bmc_ca, v, key, err, errlen);
+	if (!strcmp(key, "bmc-pin")) {
+		if (strncmp(v, "sha256//", 8) != 0 || v[8] == '\0') {
+			snprintf(
+			    err, (size_t)errlen,
+			    "bmc-pin: '%s' is not sha256//BASE64 (the SHA-256 of the "
+			    "BMC's public key)",
+			    v);
+			return -1;
+		}
+		return set_str(c->bmc_pin, sizeof c->bmc_pin, v, key, err, errlen);
+	}
+	if (!strcmp(key, "boot-timeout"))
+		return set_uint(&c->boot_timeout_s, v, 10, 86400, key, err, errlen);
+	if (!strcmp(key, "watchdog-cycles"))
+		return set_uint(&c->watchdog_cycles, v, 0, 10, key, err, errlen);
 	if (!strcmp(key, "bmc-address"))
 		return set_str(c->bmc_address, sizeof c->bmc_address, v, key, err,
 		               errlen);
@@ -339,7 +378,10 @@ static const struct {
     {"patch", "bootbank-mark-good"},
     {"patch", "bootbank-rollback"},
     {"patch", "bootbank-status"},
+    {"patch", "reboot"},
     {"patch", "reboot-command"},
+    {"patch", "boot-timeout"},
+    {"patch", "watchdog-cycles"},
     {"patch", "reboot-timeout"},
     {"patch", "boot-id-file"},
     {"patch", "trusted-keys"},
@@ -354,6 +396,9 @@ static const struct {
     {"bmc", "bmc-cipher-suite"},
     {"bmc", "bmc-workarounds"},
     {"bmc", "bmc-timeout"},
+    {"bmc", "bmc-ca"},
+    {"bmc", "bmc-pin"},
+    {"bmc", "bmc-sensor-check"},
 };
 
 static int on_ini(void *user, const char *section, const char *key, const char *value)
@@ -424,6 +469,14 @@ int hv_config_check(const struct hv_config *c, char *err, int errlen)
 		snprintf(err, (size_t)errlen,
 		         "--bootstrap and --join exclude each other: bootstrap the first "
 		         "node only, join the others");
+		return -1;
+	}
+	if (strcmp(c->reboot, "bmc") == 0 &&
+	    (strcmp(c->bmc, "none") == 0 || c->bmc_address[0] == '\0' ||
+	     c->bmc_credentials[0] == '\0')) {
+		snprintf(err, (size_t)errlen,
+		         "reboot = bmc needs this host's BMC: set bmc (ipmi or redfish), "
+		         "bmc-address and bmc-credentials in [bmc]");
 		return -1;
 	}
 	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {

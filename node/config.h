@@ -54,8 +54,11 @@ struct hv_config {
 	char bootbank_mark_good[HV_PATH_MAX];
 	char bootbank_rollback[HV_PATH_MAX];
 	char bootbank_status[HV_PATH_MAX];
+	char reboot[16]; /* "command" (default) or "bmc" */
 	char reboot_command[HV_PATH_MAX];
 	unsigned reboot_timeout_s;
+	unsigned boot_timeout_s;  /* leader's watchdog: a holder down this long */
+	unsigned watchdog_cycles; /* power cycles before the line stops */
 	char boot_id_file[HV_PATH_MAX];
 	char trusted_keys[HV_PATH_MAX];
 	char host_class[HV_NAME_MAX + 1];
@@ -65,12 +68,15 @@ struct hv_config {
 	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
 
 	/* [bmc] this host's BMC, driven through hvpeer-bmc */
-	char bmc[16]; /* "none" (default) or "ipmi" */
+	char bmc[16]; /* "none" (default), "ipmi" or "redfish" */
 	char bmc_address[HV_ADDR_MAX + 1];
 	char bmc_credentials[HV_PATH_MAX]; /* root-only INI file */
 	unsigned bmc_cipher_suite;         /* 0: the file's, else 17 */
 	char bmc_workarounds[64];
 	unsigned bmc_timeout_ms;
+	char bmc_ca[HV_PATH_MAX];    /* redfish: CA file */
+	char bmc_pin[128];           /* redfish: "sha256//BASE64" */
+	char bmc_sensor_check[16];   /* "any" (default), "critical", "off" */
 };
 
 void hv_config_defaults(struct hv_config *c);

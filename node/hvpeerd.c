@@ -92,6 +92,9 @@ static void usage(FILE *f)
 	    "CMD,\n"
 	    "      --bootbank-rollback CMD, --bootbank-status CMD   exec banks: the "
 	    "commands\n"
+	    "      --reboot command|bmc    reboot with reboot-command (default) or a "
+	    "power\n"
+	    "                              cycle through this host's BMC\n"
 	    "      --reboot-command CMD    how this host reboots (default 'systemctl "
 	    "reboot')\n"
 	    "      --reboot-timeout S      fail the cycle when no reboot happened "
@@ -105,6 +108,10 @@ static void usage(FILE *f)
 	    "      --bundle-dir DIR        where bundles are kept (default "
 	    "DATA_DIR/bundles); a\n"
 	    "                              host fetches a missing one from its peers\n"
+	    "      --boot-timeout S        leader's watchdog: a holder that has not come "
+	    "back\n"
+	    "                              S after its reboot is power-cycled (1200)\n"
+	    "      --watchdog-cycles N     power cycles before the line stops (2)\n"
 	    "      --health-hook CMD       run after a reboot; non-zero fails "
 	    "validation\n"
 	    "      --hook-timeout S        limit for each hook (default 300)\n"
@@ -112,14 +119,21 @@ static void usage(FILE *f)
 	    "DIR waits\n"
 	    "                              (a breakpoint before the phase's work)\n"
 	    "BMC (hvpeerd.conf(5), section [bmc]; driven through hvpeer-bmc):\n"
-	    "      --bmc none|ipmi         this host's BMC (default none)\n"
-	    "      --bmc-address HOST[:PORT]  its address (IPMI: UDP port 623)\n"
+	    "      --bmc none|ipmi|redfish this host's BMC (default none)\n"
+	    "      --bmc-address HOST[:PORT]  its address (IPMI: UDP port 623; "
+	    "Redfish: 443)\n"
 	    "      --bmc-credentials FILE  root-only INI file with user and password\n"
 	    "                              (never on a command line)\n"
 	    "      --bmc-cipher-suite N    RMCP+ cipher suite (default: the file's, else "
 	    "17)\n"
 	    "      --bmc-workarounds LIST  FreeIPMI workaround flags, e.g. opensesspriv\n"
 	    "      --bmc-timeout MS        per BMC exchange (default 5000)\n"
+	    "      --bmc-ca FILE           Redfish: CA certificate(s) to verify the BMC\n"
+	    "      --bmc-pin sha256//B64   Redfish: pin the BMC's public key instead\n"
+	    "      --bmc-sensor-check any|critical|off  validation fails on a sensor "
+	    "past\n"
+	    "                              any threshold (default), a critical one, or "
+	    "never\n"
 	    "      --log-level LEVEL       error, warn, info (default) or debug\n"
 	    "  -h, --help                  this help\n"
 	    "  -V, --version               print the version\n");
@@ -159,7 +173,10 @@ static const struct option longopts[] = {
     {"bootbank-mark-good", required_argument, NULL, 1},
     {"bootbank-rollback", required_argument, NULL, 1},
     {"bootbank-status", required_argument, NULL, 1},
+    {"reboot", required_argument, NULL, 1},
     {"reboot-command", required_argument, NULL, 1},
+    {"boot-timeout", required_argument, NULL, 1},
+    {"watchdog-cycles", required_argument, NULL, 1},
     {"reboot-timeout", required_argument, NULL, 1},
     {"boot-id-file", required_argument, NULL, 1},
     {"trusted-keys", required_argument, NULL, 1},
@@ -174,6 +191,9 @@ static const struct option longopts[] = {
     {"bmc-cipher-suite", required_argument, NULL, 1},
     {"bmc-workarounds", required_argument, NULL, 1},
     {"bmc-timeout", required_argument, NULL, 1},
+    {"bmc-ca", required_argument, NULL, 1},
+    {"bmc-pin", required_argument, NULL, 1},
+    {"bmc-sensor-check", required_argument, NULL, 1},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},

@@ -348,6 +348,10 @@ static bool report(struct hv_node *n)
 	snprintf(cmd.name, sizeof cmd.name, "%s", n->cfg.name);
 	snprintf(cmd.phase, sizeof cmd.phase, "idle");
 	snprintf(cmd.version, sizeof cmd.version, "%s", n->cfg.host_version);
+	snprintf(cmd.bmc, sizeof cmd.bmc, "%s", n->cfg.bmc);
+	if (strcmp(n->cfg.bmc, "none") != 0)
+		snprintf(cmd.bmc_address, sizeof cmd.bmc_address, "%s",
+		         n->cfg.bmc_address);
 	return hv_node_commit(n, &cmd, report_done, NULL) == HV_OK;
 }
 
@@ -444,8 +448,10 @@ static void on_tick(uv_timer_t *t)
 
 	if (n->stopping)
 		return;
-	if (hv_node_is_leader(n))
+	if (hv_node_is_leader(n)) {
 		hv_membership_reconcile(n);
+		hv_watchdog_tick(n);
+	}
 	hv_patch_kick(n);
 	if (now >= n->report_due_ms) {
 		/* Until a first report lands, try on every tick. */
@@ -639,6 +645,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 
 	memset(n, 0, sizeof *n);
 	n->lock_fd = -1;
+	n->wd_power = -1;
 	n->cfg = *cfg;
 	n->hyp = hyp;
 	n->loop = loop;

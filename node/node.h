@@ -56,6 +56,11 @@ struct hv_node {
 	bool inventory_busy;        /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
 	uint64_t report_due_ms;
+	/* the leader's watchdog (watchdog.c) */
+	bool wd_busy;                  /* a BMC call or a commit in flight */
+	uint64_t wd_poll_due_ms;       /* next power status of a rebooting holder */
+	char wd_host[HV_NAME_MAX + 1]; /* the holder followed */
+	int wd_power;                  /* its last power seen: 1, 0, -1 unknown */
 
 	int lock_fd; /* flock()ed data_dir/lock */
 
@@ -115,6 +120,23 @@ void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
 /* `hvpeer bmc ACTION` on this host (node/bmcop.c); force: power off,
  * cycle, reset or soft even when the host serves guests. */
 void hv_bmc_op(struct hv_node *n, struct hv_rpc_conn *c, const char *action, bool force);
+
+/*
+ * One call on the BMC of kind ("ipmi", "redfish") at address through
+ * hvpeer-bmc, with this host's credentials file and [bmc] settings: for a
+ * worker thread (it blocks for the BMC's answers). action: status, sensors,
+ * on, off, cycle, reset or soft. HV_OK with hvpeer-bmc's JSON answer in
+ * *answer (the caller puts it), or an HV_* code with the message in err
+ * (the BMC's own words; never a password).
+ */
+int hv_bmc_call(const struct hv_config *cfg, const char *kind, const char *address,
+                const char *action, struct json_object **answer, char *err,
+                size_t errlen);
+
+/* The leader's watchdog over lease holders that reboot (node/watchdog.c):
+ * called on every tick; commits and acts on what hv_rollout_watchdog_due
+ * says is due, one host at a time. */
+void hv_watchdog_tick(struct hv_node *n);
 
 /* Handle one request (control socket or peer): node/ops.c. */
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_object *req);

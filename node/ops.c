@@ -117,6 +117,9 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 		                       json_object_new_boolean(m->id == lid));
 		json_object_object_add(j, "phase", json_object_new_string(m->phase));
 		json_object_object_add(j, "version", json_object_new_string(m->version));
+		json_object_object_add(j, "bmc", json_object_new_string(m->bmc));
+		json_object_object_add(j, "bmc_address",
+		                       json_object_new_string(m->bmc_address));
 		json_object_object_add(j, "last_report_ms",
 		                       json_object_new_uint64(m->report_ms));
 		json_object_object_add(j, "maintenance",

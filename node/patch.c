@@ -725,6 +725,11 @@ static int do_apply(struct hv_maint_job *j, struct phase_ctx *p)
 	return HV_OK;
 }
 
+static bool by_bmc(const struct hv_config *cfg)
+{
+	return strcmp(cfg->reboot, "bmc") == 0;
+}
+
 /* The reboot phase (and the rollback's reboot): before the reboot, write a
  * marker with the boot id and reboot; after it (a new boot id), report the
  * version that booted. Returns HV_OK with p->event set, or HV_EXISTS while
@@ -777,8 +782,15 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 		/* Reboot issued in this boot and we still run. */
 		if (hv_now_ms() / 1000 > since + cfg->reboot_timeout_s) {
 			p->event = HV_EV_FAIL;
-			reasonf(p, "reboot: '%s' did not reboot the host within %u s",
-			        cfg->reboot_command, cfg->reboot_timeout_s);
+			if (by_bmc(cfg))
+				reasonf(p,
+				        "reboot: the power cycle through the BMC %s did "
+				        "not reboot the host within %u s",
+				        cfg->bmc_address, cfg->reboot_timeout_s);
+			else
+				reasonf(
+				    p, "reboot: '%s' did not reboot the host within %u s",
+				    cfg->reboot_command, cfg->reboot_timeout_s);
 			return HV_OK;
 		}
 		return HV_EXISTS;
@@ -808,6 +820,20 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 		return HV_OK;
 	}
 	fclose(f);
+	if (by_bmc(cfg)) {
+		struct json_object *answer = NULL;
+		hv_info("patch %s: power-cycling this host through its BMC %s",
+		        p->version, cfg->bmc_address);
+		if (hv_bmc_call(cfg, cfg->bmc, cfg->bmc_address, "cycle", &answer, err,
+		                sizeof err) != HV_OK) {
+			unlink(marker); /* no reboot under way */
+			p->event = HV_EV_FAIL;
+			reasonf(p, "reboot: power cycle through the BMC: %s", err);
+			return HV_OK;
+		}
+		json_object_put(answer);
+		return HV_EXISTS;
+	}
 	hv_info("patch %s: rebooting with '%s'", p->version, cfg->reboot_command);
 	if (spawn_detached(cfg->reboot_command) != HV_OK) {
 		p->event = HV_EV_FAIL;
@@ -815,6 +841,60 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 		return HV_OK;
 	}
 	return HV_EXISTS;
+}
+
+/* The BMC's sensors against their thresholds: HV_OK, or HV_IO with the
+ * sensors out of range named in err ("CPU Temp 95 C (critical)"). A breach
+ * must show in two readings 2 s apart: a BMC may still hold a reading from
+ * before the power came back. */
+static int check_sensors(const struct hv_config *cfg, char *err, size_t errlen)
+{
+	bool critical_only = strcmp(cfg->bmc_sensor_check, "critical") == 0;
+	int rc = HV_OK;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct json_object *answer = NULL, *list;
+		size_t used = 0, bad = 0;
+
+		if (attempt > 0)
+			sleep(2);
+		rc = hv_bmc_call(cfg, cfg->bmc, cfg->bmc_address, "sensors", &answer, err,
+		                 errlen);
+		if (rc != HV_OK)
+			return rc;
+		err[0] = '\0';
+		if (json_object_object_get_ex(answer, "sensors", &list) &&
+		    json_object_is_type(list, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(list); i++) {
+				struct json_object *o =
+				    json_object_array_get_idx(list, i);
+				char name[64] = "", state[16] = "", unit[16] = "";
+				char value[32] = "";
+				jcopy(o, "name", name, sizeof name);
+				jcopy(o, "state", state, sizeof state);
+				jcopy(o, "unit", unit, sizeof unit);
+				struct json_object *v = NULL;
+				if (json_object_object_get_ex(o, "value", &v) &&
+				    v != NULL)
+					snprintf(value, sizeof value, "%s",
+					         json_object_get_string(v));
+				if (strcmp(state, "critical") != 0 &&
+				    (critical_only || strcmp(state, "warning") != 0))
+					continue;
+				if (used < errlen)
+					used += (size_t)snprintf(
+					    err + used, errlen - used, "%s%s %s%s%s (%s)",
+					    bad > 0 ? ", " : "", name, value,
+					    unit[0] ? " " : "", unit, state);
+				bad++;
+			}
+		}
+		json_object_put(answer);
+		if (bad == 0)
+			return HV_OK;
+		rc = HV_IO;
+	}
+	return rc;
 }
 
 static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
@@ -836,6 +916,18 @@ static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
 	if (n->hyp->ping(cfg->libvirt_uri, err, sizeof err) != HV_OK) {
 		reasonf(p, "validate: %s", err);
 		return HV_OK;
+	}
+	if (strcmp(cfg->bmc, "none") != 0 && strcmp(cfg->bmc_sensor_check, "off") != 0) {
+		int rc = check_sensors(cfg, err, sizeof err);
+		if (rc == HV_IO) {
+			reasonf(p, "validate: BMC sensors out of their thresholds: %s",
+			        err);
+			return HV_OK;
+		}
+		if (rc != HV_OK) {
+			reasonf(p, "validate: cannot read the BMC's sensors: %s", err);
+			return HV_OK;
+		}
 	}
 	staging_path(cfg, p->digest, stage, sizeof stage);
 	snprintf(hook, sizeof hook, "%s/hooks/validate", stage);
@@ -865,7 +957,10 @@ static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
 		return HV_OK;
 	}
 	p->event = HV_EV_OK;
-	reasonf(p, "booted %s, libvirt answers, hooks passed", st.booted_version);
+	reasonf(p, "booted %s, libvirt answers, %shooks passed", st.booted_version,
+	        strcmp(cfg->bmc, "none") != 0 && strcmp(cfg->bmc_sensor_check, "off") != 0
+	            ? "sensors in range, "
+	            : "");
 	return HV_OK;
 }
 
@@ -1351,6 +1446,8 @@ struct json_object *hv_patch_status_json(const struct hv_state *s)
 		                       json_object_new_uint64(m->cycle_end_ms));
 		json_object_object_add(h, "error",
 		                       json_object_new_string(m->cycle_error));
+		json_object_object_add(h, "watchdog_cycles",
+		                       json_object_new_uint64(m->wd_cycles));
 		for (int k = 0; k < HV__PH_N; k++)
 			if (m->phase_ms[k] != 0)
 				json_object_object_add(

@@ -8,6 +8,16 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/setup.sh"
 
+# Print the logs of the tests that failed in one build (the tail of each).
+failed_logs() {
+	for t in "$1"/tests/*/*.trs; do
+		[ -f "$t" ] || continue
+		grep -q '^:test-result: \(FAIL\|ERROR\)' "$t" || continue
+		echo "==== ${t%.trs}.log (last 150 lines)"
+		tail -n 150 "${t%.trs}.log"
+	done
+}
+
 # Add up the test cases of one build's logs: cmocka's summary lines and the
 # real-process tests' "N passed, M failed" lines.
 count() {
@@ -31,7 +41,7 @@ echo "== clang-format (.clang-format)"
 
 echo "== build and test (normal build)"
 "$top/scripts/build.sh" "$top/build"
-make -C "$top/build" check || { cat "$top"/build/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
+make -C "$top/build" check || { failed_logs "$top/build"; exit 1; }
 
 echo "== unit and fixture tests under valgrind"
 for t in tests/unit/test_codec tests/unit/test_state tests/unit/test_placement tests/unit/test_maint tests/unit/test_inventory tests/unit/test_cycle tests/unit/test_bundle tests/unit/test_bootbank tests/unit/test_rollout tests/unit/test_bmc_creds tests/sim/test_fixture; do
@@ -44,7 +54,7 @@ done
 
 echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
 "$top/scripts/build.sh" "$top/build-asan" --enable-sanitize
-make -C "$top/build-asan" check || { cat "$top"/build-asan/tests/*/*.log 2>/dev/null | tail -n 200; exit 1; }
+make -C "$top/build-asan" check || { failed_logs "$top/build-asan"; exit 1; }
 set -- $(count "$top/build") $(count "$top/build-asan")
 echo "== test cases: normal build $1 passed, $2 failed; ASan+UBSan build $3 passed, $4 failed"
 echo "$(($1 + $3)) passed, $(($2 + $4)) failed"

@@ -484,6 +484,49 @@ static void test_roundtrip_break_all(void **state)
 }
 
 /* Fields a type does not carry are not encoded: they decode as zero. */
+/* A report may carry the host's BMC; one without it (an older proposer)
+ * decodes with none. The watchdog's command round-trips. */
+static void test_roundtrip_bmc_and_watchdog(void **state)
+{
+	struct hv_cmd in = make_cmd(HV_CMD_REPORT), out;
+	void *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	strcpy(in.bmc, "redfish");
+	strcpy(in.bmc_address, "[fd00::21]:8443");
+	encode_ok(&in, &buf, &len);
+	assert_int_equal(decode_exact(buf, len, &out), HV_OK);
+	assert_string_equal(out.bmc, "redfish");
+	assert_string_equal(out.bmc_address, "[fd00::21]:8443");
+	free(buf);
+	in.bmc_address[0] = '\x01';
+	assert_int_equal(hv_cmd_encode(&in, NULL, &buf, &len), HV_INVAL);
+
+	memset(&in, 0, sizeof in);
+	in.type = HV_CMD_PATCH_WATCHDOG;
+	in.time_ms = 5;
+	in.token = 42;
+	in.id = 40;
+	in.event = HV_WD_GAVE_UP;
+	strcpy(in.name, "h2");
+	strcpy(in.phase, "reboot");
+	strcpy(in.by, "h1");
+	strcpy(in.reason, "h2 has not come back");
+	encode_ok(&in, &buf, &len);
+	memset(&out, 0, sizeof out);
+	assert_int_equal(decode_exact(buf, len, &out), HV_OK);
+	assert_int_equal(out.type, HV_CMD_PATCH_WATCHDOG);
+	assert_int_equal(out.token, 42);
+	assert_int_equal(out.id, 40);
+	assert_int_equal(out.event, HV_WD_GAVE_UP);
+	assert_string_equal(out.name, "h2");
+	assert_string_equal(out.phase, "reboot");
+	assert_string_equal(out.by, "h1");
+	assert_string_equal(out.reason, "h2 has not come back");
+	free(buf);
+}
+
 static void test_encode_only_own_fields(void **state)
 {
 	(void)state;
@@ -1305,6 +1348,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_every_type),
 	    cmocka_unit_test(test_roundtrip_limits),
 	    cmocka_unit_test(test_roundtrip_break_all),
+	    cmocka_unit_test(test_roundtrip_bmc_and_watchdog),
 	    cmocka_unit_test(test_encode_only_own_fields),
 	    cmocka_unit_test(test_encode_allocator),
 	    cmocka_unit_test(test_encode_refuses),

@@ -329,6 +329,121 @@ static void test_manual_lease_blocks(void **state)
 	assert_int_equal(token_of(m, "h1"), m->index);
 }
 
+/* Bring name from PRECHECK to REBOOT (its guests are gone, the trial bank
+ * written). */
+static void to_reboot(struct sm *m, const char *name)
+{
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, name, "entering"), HV_OK);
+	assert_int_equal(maint(m, name, "evacuating"), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, name, "in"), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK);
+	assert_int_equal(step(m, name, HV_EV_OK), HV_OK);
+	assert_int_equal(mem(m, name)->cycle, HV_PH_REBOOT);
+}
+
+static int report_bmc(struct sm *m, const char *name, const char *kind,
+                      const char *address)
+{
+	struct hv_cmd r = {.type = HV_CMD_REPORT};
+
+	snprintf(r.name, sizeof r.name, "%s", name);
+	snprintf(r.phase, sizeof r.phase, "idle");
+	snprintf(r.version, sizeof r.version, "%s", mem(m, name)->version);
+	snprintf(r.bmc, sizeof r.bmc, "%s", kind);
+	snprintf(r.bmc_address, sizeof r.bmc_address, "%s", address);
+	return apply(m, &r);
+}
+
+static int wd(struct sm *m, const char *name, int event, uint64_t token)
+{
+	struct hv_cmd c = {.type = HV_CMD_PATCH_WATCHDOG, .event = event, .token = token};
+
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(c.phase, sizeof c.phase, "%s", hv_phase_name(mem(m, name)->cycle));
+	snprintf(c.by, sizeof c.by, "h2");
+	snprintf(c.reason, sizeof c.reason, "not back");
+	c.id = m->s->rollout.id;
+	return apply(m, &c);
+}
+
+/* The watchdog: due only for a rebooting holder past the timeout, counted
+ * cycles, then the line stops with the lease held; a host that came back
+ * refuses late events. */
+static void test_watchdog(void **state)
+{
+	struct sm *m = *state;
+	const struct hv_member *who = NULL;
+	uint64_t tok = 0, since;
+	int due;
+
+	assert_int_equal(report_bmc(m, "h1", "ipmi", "10.0.0.101:623"), HV_OK);
+	assert_string_equal(mem(m, "h1")->bmc, "ipmi");
+	assert_string_equal(mem(m, "h1")->bmc_address, "10.0.0.101:623");
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	/* not rebooting: nothing is due, however late */
+	assert_int_equal(
+	    hv_rollout_watchdog_due(m->s, UINT64_MAX / 2, 1000, 2, &who, &tok), 0);
+	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, token_of(m, "h1")), HV_INVAL);
+	to_reboot(m, "h1");
+	since = mem(m, "h1")->cycle_since_ms;
+	assert_int_equal(hv_rollout_watchdog_due(m->s, since + 999, 1000, 2, &who, &tok),
+	                 0);
+	due = hv_rollout_watchdog_due(m->s, since + 1000, 1000, 2, &who, &tok);
+	assert_int_equal(due, HV_WD_CYCLE);
+	assert_string_equal(who->name, "h1");
+	assert_int_equal(tok, token_of(m, "h1"));
+	/* fenced: a wrong token, another rollout */
+	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, tok + 1), HV_BADTOKEN);
+	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, tok), HV_OK);
+	assert_int_equal(mem(m, "h1")->wd_cycles, 1);
+	/* the next deadline counts from the cycle */
+	since = mem(m, "h1")->wd_last_ms;
+	assert_int_equal(hv_rollout_watchdog_due(m->s, since + 999, 1000, 2, &who, &tok),
+	                 0);
+	assert_int_equal(hv_rollout_watchdog_due(m->s, since + 1000, 1000, 2, &who, &tok),
+	                 HV_WD_CYCLE);
+	assert_int_equal(wd(m, "h1", HV_WD_FOLLOWED, tok), HV_OK);
+	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, tok), HV_OK);
+	since = mem(m, "h1")->wd_last_ms;
+	assert_int_equal(hv_rollout_watchdog_due(m->s, since + 1000, 1000, 2, &who, &tok),
+	                 HV_WD_GAVE_UP);
+	assert_int_equal(wd(m, "h1", HV_WD_GAVE_UP, tok), HV_OK);
+	assert_true(m->s->paused);
+	assert_string_equal(m->s->pause_reason, "not back");
+	assert_int_equal(token_of(m, "h1"), tok); /* the lease stays */
+	/* paused: nothing more is due, and no cycle is accepted */
+	assert_int_equal(
+	    hv_rollout_watchdog_due(m->s, UINT64_MAX / 2, 1000, 2, &who, &tok), 0);
+	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, tok), HV_PAUSED);
+	/* the host comes back: its step resets the count, late events refused */
+	assert_int_equal(step(m, "h1", HV_EV_BOOTED_NEW), HV_OK);
+	assert_int_equal(mem(m, "h1")->wd_cycles, 0);
+	assert_int_equal(wd(m, "h1", HV_WD_FOLLOWED, tok), HV_INVAL);
+}
+
+/* A rebooting holder without a BMC: the watchdog can only stop the line. */
+static void test_watchdog_no_bmc(void **state)
+{
+	struct sm *m = *state;
+	const struct hv_member *who = NULL;
+	uint64_t tok = 0;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	to_reboot(m, "h1");
+	assert_int_equal(hv_rollout_watchdog_due(m->s,
+	                                         mem(m, "h1")->cycle_since_ms + 1000,
+	                                         1000, 2, &who, &tok),
+	                 HV_WD_GAVE_UP);
+	assert_int_equal(report_bmc(m, "h1", "none", ""), HV_OK);
+	assert_int_equal(hv_rollout_watchdog_due(m->s,
+	                                         mem(m, "h1")->cycle_since_ms + 1000,
+	                                         1000, 2, &who, &tok),
+	                 HV_WD_GAVE_UP);
+}
+
 /* The snapshot keeps the rollout, the quarantine and every host's phase. */
 static void test_snapshot_round_trip(void **state)
 {
@@ -337,13 +452,20 @@ static void test_snapshot_round_trip(void **state)
 	void *buf = NULL;
 	size_t len = 0;
 
+	assert_int_equal(report_bmc(m, "h2", "redfish", "bmc-h2.example:8443"), HV_OK);
 	assert_int_equal(submit(m, "1.1", D1), HV_OK);
-	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	to_reboot(m, "h1");
+	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, token_of(m, "h1")), HV_OK);
 	assert_int_equal(hv_state_encode(m->s, NULL, &buf, &len), HV_OK);
 	hv_state_init(copy);
 	assert_int_equal(hv_state_decode(copy, buf, len), HV_OK);
 	assert_true(hv_state_equal(m->s, copy));
-	assert_int_equal(hv_state_member(copy, "h1")->cycle, HV_PH_ENTER_MAINT);
+	assert_int_equal(hv_state_member(copy, "h1")->cycle, HV_PH_REBOOT);
+	assert_int_equal(hv_state_member(copy, "h1")->wd_cycles, 1);
+	assert_int_equal(hv_state_member(copy, "h1")->wd_last_ms,
+	                 mem(m, "h1")->wd_last_ms);
+	assert_string_equal(hv_state_member(copy, "h2")->bmc_address,
+	                    "bmc-h2.example:8443");
 	assert_string_equal(copy->rollout.digest, D1);
 	assert_string_equal(copy->floor_version, "1.1");
 	free(buf);
@@ -362,6 +484,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_precheck_failure_and_resume, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_manual_lease_blocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watchdog_no_bmc, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
 	};
 
