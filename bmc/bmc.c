@@ -2,7 +2,7 @@
 /*
  * The BMC interface: driver selection, the "none" driver, the credentials
  * file and the helpers every driver shares (bmc.h). The ipmi driver is in
- * ipmi.c.
+ * ipmi.c, the redfish driver in redfish.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -437,14 +437,16 @@ static int none_power_status(struct hv_bmc *b, int *on, char *err, size_t errlen
 {
 	return hv_errf(err, errlen, HV_INVAL,
 	               "this host has no BMC configured (kind none): its power "
-	               "state is unknown; configure an ipmi BMC to read it");
+	               "state is unknown; configure an ipmi or redfish BMC to "
+	               "read it");
 }
 
 static int none_power(struct hv_bmc *b, int action, char *err, size_t errlen)
 {
 	return hv_errf(err, errlen, HV_INVAL,
 	               "cannot power %s: this host has no BMC configured (kind "
-	               "none); configure an ipmi BMC or a reboot command",
+	               "none); configure an ipmi or redfish BMC, or a reboot "
+	               "command",
 	               hv_bmc_action_name(action));
 }
 
@@ -472,16 +474,18 @@ static const struct {
 	            const struct hv_bmc_opts *opts, char *err, size_t errlen);
 	int needs_address;
 } drivers[] = {
-    {"none", none_open, 0}, {"ipmi", hv_bmc_ipmi_open, 1},
-    /* The slot for "redfish" (HTTPS + JSON: GET Systems/1 PowerState,
-     * POST ComputerSystem.Reset, Chassis/1/Thermal), once written:
-     * {"redfish", hv_bmc_redfish_open, 1}. Until then hv_bmc_open refuses
-     * the kind by name, below. */
+    {"none", none_open, 0},
+    {"ipmi", hv_bmc_ipmi_open, 1},
+    {"redfish", hv_bmc_redfish_open, 1},
 };
 
 int hv_bmc_init(char *err, size_t errlen)
 {
-	return hv_bmc_ipmi_init(err, errlen);
+	int rv = hv_bmc_ipmi_init(err, errlen);
+
+	if (rv != HV_OK)
+		return rv;
+	return hv_bmc_redfish_init(err, errlen);
 }
 
 int hv_bmc_open(struct hv_bmc *b, const char *kind, const char *address,
@@ -501,14 +505,9 @@ int hv_bmc_open(struct hv_bmc *b, const char *kind, const char *address,
 	for (i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
 		if (strcmp(kind, drivers[i].kind) == 0)
 			break;
-	if (i == sizeof drivers / sizeof drivers[0]) {
-		if (strcmp(kind, "redfish") == 0)
-			return hv_errf(err, errlen, HV_INVAL,
-			               "BMC kind redfish is not supported yet: use "
-			               "ipmi (enable IPMI over LAN on the BMC) or none");
+	if (i == sizeof drivers / sizeof drivers[0])
 		return hv_errf(err, errlen, HV_INVAL,
-		               "unknown BMC kind '%s': use ipmi or none", kind);
-	}
+		               "unknown BMC kind '%s': use ipmi, redfish or none", kind);
 	b->kind = drivers[i].kind;
 	if (drivers[i].needs_address) {
 		rv = hv_bmc_address_split(address, host, sizeof host, &port, err, errlen);

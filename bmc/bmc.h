@@ -9,31 +9,41 @@
  *  - "ipmi": IPMI 2.0 over LAN (RMCP+, "lanplus") with libfreeipmi
  *    (bmc/ipmi.c). Cipher suite 17 (HMAC-SHA256, AES) unless configured;
  *    3 for BMCs that lack 17.
+ *  - "redfish": Redfish (DMTF DSP0266: HTTPS + JSON) with libcurl and
+ *    json-c (bmc/redfish.c). The system and the chassis are the first
+ *    members of /redfish/v1/Systems and /redfish/v1/Chassis; power is the
+ *    system's PowerState and its ComputerSystem.Reset action, sensors the
+ *    chassis' Thermal (Temperatures) and Power (Voltages). HTTP Basic
+ *    authentication; TLS always verified, against opts->ca_file, opts->pin
+ *    or the system's CAs.
  *  - "none": no BMC. power_status and power fail with HV_INVAL (the host
  *    reboots through its reboot command); sensors succeeds with none.
- *  - "redfish": reserved for a Redfish (HTTPS + JSON) driver; not built yet,
- *    hv_bmc_open refuses it by name.
  *
- * Every call blocks: it talks to the BMC over UDP (or HTTPS) and waits for
- * the answers. Call them off the event loop (a worker thread), one at a
- * time per struct hv_bmc: a handle is not safe to share between threads,
- * while two handles are independent. Each exchange with the BMC is bounded
- * by opts->timeout_ms (retransmissions included); a call makes a few
- * exchanges (sensors one per sensor, plus the SDR when it changed), so its
- * whole time is a small multiple of it.
+ * Every call blocks: it talks to the BMC over UDP (ipmi) or HTTPS
+ * (redfish) and waits for the answers. Call them off the event loop (a worker thread),
+ * one at a time per struct hv_bmc: a handle is not safe to share between threads, while
+ * two handles are independent. Each exchange with the BMC is bounded by opts->timeout_ms
+ * (retransmissions included); a call makes a few exchanges (sensors one per sensor, plus
+ * the SDR when it changed), so its whole time is a small multiple of it.
  *
  * Errors are HV_* codes (lib/err.h) with a message in the caller's err
  * buffer that names the BMC, the cause in the BMC's own words (libfreeipmi's
- * text, the completion code's meaning) and what to do:
- *   HV_UNREACHABLE  no answer at all within the timeout (address, port,
- *                   network, a BMC that is down)
- *   HV_TIMEOUT      a session that stopped answering midway
- *   HV_INVAL        refused: user or password, privilege, cipher suite, a
- *                   bad option, or an operation this kind cannot do
+ * text, the completion code's meaning, a Redfish error body's messages) and
+ * what to do:
+ *   HV_UNREACHABLE  no answer at all within the timeout, or the connection
+ *                   refused (address, port, network, a BMC that is down)
+ *   HV_TIMEOUT      a session (or an HTTPS request) that stopped answering
+ *                   midway
+ *   HV_INVAL        refused: user or password (HTTP 401), privilege (403),
+ *                   cipher suite, a certificate or key that does not verify
+ *                   against the CA file, the pin or the system's CAs, a bad
+ *                   option, or an operation this kind cannot do (HTTP 400,
+ *                   405, a ResetType the BMC does not take)
  *   HV_PROTO        the BMC does not speak what the driver needs (no IPMI
- *                   2.0, a cipher suite whose setup it garbles) or answered
- *                   nonsense
- *   HV_IO           any other failure, with the BMC's message
+ *                   2.0, a cipher suite whose setup it garbles, no such
+ *                   Redfish resource: HTTP 404 with its path) or answered
+ *                   nonsense (not JSON, no PowerState)
+ *   HV_IO           any other failure (HTTP 5xx...), with the BMC's message
  *   HV_NOMEM        out of memory
  * No message ever holds a password.
  */
@@ -44,7 +54,9 @@
 #include <stddef.h>
 
 /* Bounds of what a credentials file and an address may hold. IPMI itself
- * takes at most 16 bytes of user and 20 of password; Redfish more. */
+ * takes at most 16 bytes of user and 20 of password; Redfish more. An
+ * address's default port is UDP 623 for ipmi, TCP 443 (HTTPS) for
+ * redfish. */
 #define HV_BMC_USER_MAX 64      /* bytes, with the '\0' */
 #define HV_BMC_PASSWORD_MAX 128 /* bytes, with the '\0' */
 #define HV_BMC_ADDRESS_MAX 256  /* "host[:port]", with the '\0' */
@@ -129,6 +141,19 @@ struct hv_bmc_opts {
 	 * directory, removed at once: the records are kept in memory). NULL =
 	 * $TMPDIR, else /tmp. */
 	const char *tmp_dir;
+	/* redfish: a PEM file of the CA certificate(s) the BMC's certificate
+	 * must chain to (checked at open: readable), instead of the system's
+	 * CAs; its name must match the address too. NULL or "" = the system's
+	 * CAs (unless pin is given). Other kinds ignore it. */
+	const char *ca_file;
+	/* redfish: the BMC's public key, "sha256//BASE64" (the base64 of the
+	 * SHA-256 of its DER SubjectPublicKeyInfo, as curl's
+	 * CURLOPT_PINNEDPUBLICKEY takes it; several separated by ';' during a
+	 * key change). Alone, it replaces the CA check: a BMC with a
+	 * self-signed certificate is trusted by its key, whatever the
+	 * certificate's chain and name say. With ca_file, both must hold.
+	 * NULL or "" = no pin. Other kinds ignore it. */
+	const char *pin;
 };
 
 /* Power actions (hv_bmc->power). */
@@ -185,7 +210,7 @@ struct hv_bmc_sensor {
 int hv_bmc_sensor_eval(const struct hv_bmc_sensor *s);
 
 struct hv_bmc {
-	const char *kind;    /* "ipmi" or "none" */
+	const char *kind;    /* "ipmi", "redfish" or "none" */
 	const char *address; /* as given to hv_bmc_open, for messages */
 
 	/* Is the host powered on? *on 1 or 0. */
@@ -202,7 +227,10 @@ struct hv_bmc {
 	 * sensor without a reading comes back as UNREADABLE, not as an error.
 	 * ipmi: the sensors of the BMC itself (full SDRs, threshold type);
 	 * those of satellite controllers would need bridging and are left
-	 * out. */
+	 * out. redfish: the chassis' Temperatures (Thermal), then its
+	 * Voltages (Power), with Upper/LowerThreshold NonCritical, Critical
+	 * and Fatal (nonrec); sensors whose State is Absent are left out, and
+	 * the state is the worse of the thresholds' and the BMC's Health. */
 	int (*sensors)(struct hv_bmc *b, struct hv_bmc_sensor *out, unsigned max,
 	               unsigned *n, char *err, size_t errlen);
 
@@ -214,9 +242,10 @@ struct hv_bmc {
 
 /*
  * Once per process, from the main thread before others are started: the
- * ipmi driver's libfreeipmi initialises libgcrypt, which is not safe to
+ * ipmi driver's libfreeipmi initialises libgcrypt, and the redfish driver
+ * libcurl (curl_global_init, with OpenSSL), neither of which is safe to
  * initialise from two threads at once. (libfreeipmi repeats it on every
- * session, harmlessly once done.) HV_IO when libgcrypt refuses.
+ * session, harmlessly once done.) HV_IO when either refuses.
  */
 int hv_bmc_init(char *err, size_t errlen);
 
@@ -225,8 +254,10 @@ int hv_bmc_init(char *err, size_t errlen);
  * with creds (not used by none; may then be NULL) and opts (NULL = the
  * defaults). Opening checks the settings but does not talk to the BMC: an
  * unreachable BMC or a wrong password shows on the first call. Each call
- * opens its own session and closes it before it returns, so an idle handle
- * holds no session on the BMC and never times one out.
+ * opens its own session (redfish: its own HTTPS connection) and closes it
+ * before it returns, so an idle handle holds no session on the BMC and
+ * never times one out. redfish keeps the system's and the chassis' paths
+ * it found on the handle.
  *
  * creds and opts are copied: the caller may clear them at once. Close with
  * hv_bmc_close, also after a failed open.
@@ -242,5 +273,8 @@ void hv_bmc_close(struct hv_bmc *b);
 int hv_bmc_ipmi_init(char *err, size_t errlen);
 int hv_bmc_ipmi_open(struct hv_bmc *b, const struct hv_bmc_creds *creds,
                      const struct hv_bmc_opts *opts, char *err, size_t errlen);
+int hv_bmc_redfish_init(char *err, size_t errlen);
+int hv_bmc_redfish_open(struct hv_bmc *b, const struct hv_bmc_creds *creds,
+                        const struct hv_bmc_opts *opts, char *err, size_t errlen);
 
 #endif

@@ -1,19 +1,26 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * hvpeer-bmc: drive one BMC through bmc/bmc.h. hvpeerd runs it for
- * `hvpeer bmc ...` (so libfreeipmi and libgcrypt stay out of the daemon);
- * tests/bmc/ipmi-sim.sh and tests/bmc/bmcsim.sh use it, and so can people.
+ * `hvpeer bmc ...` (so libfreeipmi, libgcrypt and libcurl stay out of the
+ * daemon); tests/bmc/ipmi-sim.sh, tests/bmc/redfish.sh and
+ * tests/bmc/bmcsim.sh use it, and so can people.
  *
- *   hvpeer-bmc -c CREDS [-k KIND] [-C SUITE] [-t MS] [-W LIST] [-j] [-r N]
- *             ADDRESS CMD
+ *   hvpeer-bmc -c CREDS [-k ipmi|redfish|none] [-C SUITE] [-t MS] [-W LIST]
+ *             [--ca FILE] [--pin sha256//BASE64] [-j] [-r N] ADDRESS CMD
  *
  * CMD: status, on, off, cycle, reset, soft, sensors; -r runs it N times on
- * one handle (the ipmi driver fetches the SDR once). Credentials come from
- * the file CREDS only (bmc.h: hv_bmc_creds_load), never from the command
+ * one handle (the ipmi driver fetches the SDR once, the redfish driver
+ * finds the system and chassis once). -C and -W are ipmi's; --ca (a PEM
+ * file of the CAs that sign the BMC's certificate, instead of the
+ * system's) and --pin (the SHA-256 of the BMC's public key, which alone
+ * trusts a self-signed certificate) are redfish's (bmc.h: struct
+ * hv_bmc_opts). Every option has a long name. Credentials come from the
+ * file CREDS only (bmc.h: hv_bmc_creds_load), never from the command
  * line. Output is text, or one JSON object with -j. Exit status: 0 done,
  * 1 the BMC call or the credentials failed (the message on stderr, and in
  * the JSON as "error"/"message"), 2 usage.
  */
+#include <getopt.h>
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -28,10 +35,49 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hvpeer-bmc -c CREDS [-k ipmi|none] [-C CIPHER-SUITE] "
-	           "[-t TIMEOUT-MS] [-W WORKAROUNDS] [-j] [-r REPEAT] ADDRESS "
-	           "status|on|off|cycle|reset|soft|sensors\n");
+	fprintf(f,
+	        "usage: hvpeer-bmc -c CREDS [-k ipmi|redfish|none] [-C CIPHER-SUITE] "
+	        "[-t TIMEOUT-MS]\n"
+	        "                  [-W WORKAROUNDS] [--ca FILE] [--pin sha256//BASE64] "
+	        "[-j] [-r REPEAT]\n"
+	        "                  ADDRESS status|on|off|cycle|reset|soft|sensors\n"
+	        "  -c, --creds FILE         root-only credentials file (user, "
+	        "password)\n"
+	        "  -k, --kind KIND          ipmi (default), redfish or none\n"
+	        "  -C, --cipher-suite N     ipmi: RMCP+ cipher suite (default: the "
+	        "file's, else 17)\n"
+	        "  -t, --timeout MS         each exchange with the BMC (default "
+	        "5000)\n"
+	        "  -W, --workarounds LIST   ipmi: FreeIPMI workarounds, e.g. "
+	        "opensesspriv\n"
+	        "      --ca FILE            redfish: PEM CA file the BMC's certificate "
+	        "must chain to\n"
+	        "                           (instead of the system's CAs)\n"
+	        "      --pin sha256//BASE64 redfish: the SHA-256 of the BMC's public "
+	        "key; alone it\n"
+	        "                           trusts a self-signed certificate\n"
+	        "  -j, --json               one JSON object on stdout\n"
+	        "  -r, --repeat N           run CMD N times on one handle (1-1000)\n"
+	        "  -h, --help               this help\n"
+	        "ADDRESS is host[:port]: UDP 623 (ipmi) or TCP 443 (redfish) by "
+	        "default.\n");
 }
+
+enum { OPT_CA = 256, OPT_PIN };
+
+static const struct option longopts[] = {
+    {"creds", required_argument, NULL, 'c'},
+    {"kind", required_argument, NULL, 'k'},
+    {"cipher-suite", required_argument, NULL, 'C'},
+    {"timeout", required_argument, NULL, 't'},
+    {"workarounds", required_argument, NULL, 'W'},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"pin", required_argument, NULL, OPT_PIN},
+    {"json", no_argument, NULL, 'j'},
+    {"repeat", required_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
 
 static void print_json(struct json_object *o)
 {
@@ -193,7 +239,7 @@ int main(int argc, char **argv)
 	unsigned long repeat = 1;
 	char *end;
 
-	while ((c = getopt(argc, argv, "c:k:C:t:W:jr:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:k:C:t:W:jr:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			credsfile = optarg;
@@ -217,6 +263,12 @@ int main(int argc, char **argv)
 			break;
 		case 'W':
 			opts.workarounds = optarg;
+			break;
+		case OPT_CA:
+			opts.ca_file = optarg;
+			break;
+		case OPT_PIN:
+			opts.pin = optarg;
 			break;
 		case 'j':
 			json = 1;

@@ -5,7 +5,7 @@
  * value, the permission and owner checks (chmod 600, root or the caller),
  * and that no message ever carries a password. Plus address splitting,
  * action names, sensor states, and hv_bmc_open's driver selection (none,
- * ipmi without talking to a BMC, redfish refused by name).
+ * ipmi and redfish without talking to a BMC, their settings checked).
  *
  * Every test works in a fresh directory under $TMPDIR (or /tmp), removed at
  * the end.
@@ -471,15 +471,64 @@ static void test_open(void **state)
 	assert_int_equal(n, 0);
 	hv_bmc_close(&b);
 
-	/* Unknown kinds, and redfish refused by name. */
-	assert_int_equal(hv_bmc_open(&b, "redfish", "h", &c, NULL, err, sizeof err),
-	                 HV_INVAL);
-	assert_non_null(strstr(err, "redfish is not supported yet"));
-	hv_bmc_close(&b);
+	/* Unknown kinds. */
 	assert_int_equal(hv_bmc_open(&b, "ilo", "h", &c, NULL, err, sizeof err),
 	                 HV_INVAL);
-	assert_non_null(strstr(err, "unknown BMC kind 'ilo'"));
+	assert_non_null(strstr(err, "unknown BMC kind 'ilo': use ipmi, redfish or none"));
 	hv_bmc_close(&b);
+
+	/* redfish: settings checked at open, no request sent. */
+	assert_int_equal(
+	    hv_bmc_open(&b, "redfish", "127.0.0.1:8443", &c, NULL, err, sizeof err),
+	    HV_OK);
+	assert_string_equal(b.kind, "redfish");
+	assert_string_equal(b.address, "127.0.0.1:8443");
+	assert_non_null(b.power_status);
+	assert_non_null(b.power);
+	assert_non_null(b.sensors);
+	hv_bmc_close(&b);
+	assert_int_equal(
+	    hv_bmc_open(&b, "redfish", "[fd00::21]", &c, &o, err, sizeof err), HV_OK);
+	hv_bmc_close(&b);
+	assert_int_equal(hv_bmc_open(&b, "redfish", "h", NULL, &o, err, sizeof err),
+	                 HV_INVAL);
+	assert_non_null(strstr(err, "no credentials"));
+	hv_bmc_close(&b);
+	assert_int_equal(
+	    hv_bmc_open(&b, "redfish", "bmc/x@evil", &c, &o, err, sizeof err), HV_INVAL);
+	assert_non_null(strstr(err, "neither a host name nor an IP address"));
+	hv_bmc_close(&b);
+	o.pin = "sha256//short=";
+	assert_int_equal(hv_bmc_open(&b, "redfish", "h", &c, &o, err, sizeof err),
+	                 HV_INVAL);
+	assert_non_null(strstr(err, "is not sha256//BASE64"));
+	hv_bmc_close(&b);
+	o.pin = "sha256//FT7EWxPG9XphNBjSf0oHcF8dBu/xcqf73BH3EsVPaFQ=";
+	assert_int_equal(hv_bmc_open(&b, "redfish", "h", &c, &o, err, sizeof err), HV_OK);
+	hv_bmc_close(&b);
+	o.pin = NULL;
+	o.ca_file = "/nonexistent/hvpeer-ca.pem";
+	assert_int_equal(hv_bmc_open(&b, "redfish", "h", &c, &o, err, sizeof err),
+	                 HV_INVAL);
+	assert_non_null(strstr(err, "CA file /nonexistent/hvpeer-ca.pem: No such file"));
+	hv_bmc_close(&b);
+	o.ca_file = NULL;
+	o.timeout_ms = 50;
+	assert_int_equal(hv_bmc_open(&b, "redfish", "h", &c, &o, err, sizeof err),
+	                 HV_INVAL);
+	assert_non_null(strstr(err, "timeout 50 ms is too short"));
+	hv_bmc_close(&b);
+	o.timeout_ms = 0;
+	{
+		struct hv_bmc_creds nouser = {.password = SECRET};
+
+		assert_int_equal(
+		    hv_bmc_open(&b, "redfish", "h", &nouser, &o, err, sizeof err),
+		    HV_INVAL);
+		assert_non_null(strstr(err, "no user"));
+		assert_null(strstr(err, SECRET));
+		hv_bmc_close(&b);
+	}
 
 	/* ipmi: settings checked at open, no packet sent. */
 	assert_int_equal(
