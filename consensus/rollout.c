@@ -347,6 +347,12 @@ void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms)
 		if (!m->removed && m->cycle == HV_PH_PAUSED &&
 		    hv_cycle_step(m->cycle, HV_EV_RESUME, &next, &acts) == HV_OK)
 			set_phase(m, next, time_ms);
+		/* The operator looked at a host that did not come back: the
+		 * watchdog starts over from now, with its whole budget. */
+		if (!m->removed && rebooting(m->cycle)) {
+			m->wd_cycles = 0;
+			m->wd_last_ms = time_ms;
+		}
 	}
 }
 

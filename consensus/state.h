@@ -220,6 +220,8 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms);
  * the BMC showed, GAVE_UP pauses the cluster with the reason and leaves
  * the lease where it is. All three need the holder's current token and
  * the phase it is still in: once it came back, a late event is refused.
+ * A resume starts the watchdog over (no cycles spent, the timeout counted
+ * from the resume): the operator has looked at the host.
  */
 int hv_rollout_watchdog(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 int hv_rollout_watchdog_due(const struct hv_state *s, uint64_t now_ms,

@@ -156,6 +156,7 @@ static void job_end(struct hv_maint_job *j)
 	else
 		hv_warn("%s", j->message);
 	uv_close((uv_handle_t *)&j->async, async_closed);
+	hv_patch_job_ended(n);
 	hv_patch_kick(n); /* the next phase may be due */
 }
 
@@ -409,6 +410,48 @@ static void q_pending_fn(struct hv_node *n, void *arg)
 			q->pending = true;
 }
 
+/* Is every move of plan pending, as it says, under this host? */
+static void q_plan_landed_fn(struct hv_node *n, void *arg)
+{
+	struct hv_cmd *plan = arg;
+	unsigned found = 0;
+
+	for (unsigned k = 0; k < plan->n_moves; k++)
+		for (unsigned i = 0; i < n->state.n_moves; i++) {
+			const struct hv_move *mv = &n->state.moves[i];
+			if (mv->status == HV_MOVE_PENDING &&
+			    strcmp(mv->holder, n->cfg.name) == 0 &&
+			    strcmp(mv->m.guest, plan->moves[k].guest) == 0 &&
+			    strcmp(mv->m.target, plan->moves[k].target) == 0) {
+				found++;
+				break;
+			}
+		}
+	plan->result = found == plan->n_moves ? HV_OK : HV_INVAL;
+}
+
+/* Commit a plan. A commit retried after a timeout or a lost leader may
+ * find its first attempt applied, and the plan refused as a duplicate: that
+ * is success. */
+static int commit_plan(struct hv_maint_job *j, const struct hv_cmd *cmd, uint64_t *token)
+{
+	struct hv_cmd *probe;
+	int rc = commit(j, cmd, token);
+
+	if (rc != HV_INVAL || (probe = malloc(sizeof *probe)) == NULL)
+		return rc;
+	*probe = *cmd;
+	if (query(j, q_plan_landed_fn, probe) == HV_OK && probe->result == HV_OK) {
+		hv_info("%s: the plan of %u move%s was committed by an earlier attempt",
+		        j->n->cfg.name, cmd->n_moves, cmd->n_moves == 1 ? "" : "s");
+		rc = HV_OK;
+		if (token != NULL)
+			*token = cmd->token;
+	}
+	free(probe);
+	return rc;
+}
+
 /* ---- enter ----------------------------------------------------------------- */
 
 static int record(struct hv_maint_job *j, const struct hv_cmd_move *mv,
@@ -575,7 +618,7 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 		if (q2->rc == HV_OK && q2->cmd.n_moves == 1) {
 			uint64_t tok;
 			q2->cmd.token = j->my_token;
-			rc = commit(j, &q2->cmd, &tok);
+			rc = commit_plan(j, &q2->cmd, &tok);
 			if (rc == HV_OK) {
 				struct hv_cmd_move again = q2->cmd.moves[0];
 				hv_info("retrying %s on %s", mv.guest, again.target);
@@ -737,7 +780,7 @@ int hv_maint_plan_out(struct hv_maint_job *j)
 		}
 		if (q->cmd.n_moves > 0) {
 			q->cmd.token = j->my_token;
-			rc = commit(j, &q->cmd, NULL);
+			rc = commit_plan(j, &q->cmd, NULL);
 			if (rc != HV_OK) {
 				fail(j, rc,
 				     "Failed to enter maintenance mode: %s: the plan was "
@@ -870,7 +913,7 @@ int hv_maint_move_back(struct hv_maint_job *j, bool rebalance)
 		}
 		if (q->cmd.n_moves > 0) {
 			q->cmd.token = j->my_token;
-			rc = commit(j, &q->cmd, NULL);
+			rc = commit_plan(j, &q->cmd, NULL);
 			if (rc != HV_OK) {
 				fail(j, rc, "%s: the return plan was refused: %s",
 				     n->cfg.name, hv_strerror(rc));

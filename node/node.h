@@ -60,6 +60,7 @@ struct hv_node {
 	bool wd_busy;                  /* a BMC call or a commit in flight */
 	uint64_t wd_poll_due_ms;       /* next power status of a rebooting holder */
 	char wd_host[HV_NAME_MAX + 1]; /* the holder followed */
+	int wd_phase;                  /* in this phase */
 	int wd_power;                  /* its last power seen: 1, 0, -1 unknown */
 
 	int lock_fd; /* flock()ed data_dir/lock */

@@ -52,7 +52,6 @@
 #include "node.h"
 #include "patch.h"
 
-#define RETRY_MS 2000 /* after a job that moved nothing */
 
 /* ---- banks ---------------------------------------------------------------- */
 
@@ -1105,6 +1104,11 @@ static bool has_work(int phase)
 	return false;
 }
 
+void hv_patch_job_ended(struct hv_node *n)
+{
+	n->patch_retry_ms = hv_now_ms() + HV_PATCH_RETRY_MS;
+}
+
 void hv_patch_kick(struct hv_node *n)
 {
 	const struct hv_state *s = &n->state;
@@ -1146,7 +1150,7 @@ void hv_patch_kick(struct hv_node *n)
 	snprintf(p->source, sizeof p->source, "%s", s->rollout.source);
 	n->patch_last_phase = m->cycle;
 	n->patch_last_rollout = s->rollout.id;
-	n->patch_retry_ms = now + RETRY_MS;
+	n->patch_retry_ms = now + HV_PATCH_RETRY_MS;
 	if (hv_job_start(n, phase_job, p, err, sizeof err) != HV_OK) {
 		hv_warn("patch %s: %s: %s", p->version, hv_phase_name(p->phase), err);
 		free(p);

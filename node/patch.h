@@ -22,6 +22,12 @@ void hv_patch_close(struct hv_node *n);
  * ends and on the node's tick. */
 void hv_patch_kick(struct hv_node *n);
 
+/* A job ended (maint.c, on the loop): the same phase runs again only
+ * HV_PATCH_RETRY_MS later. A job that committed its outcome changed the
+ * phase, but this host may not have applied that commit yet. */
+#define HV_PATCH_RETRY_MS 2000
+void hv_patch_job_ended(struct hv_node *n);
+
 /* Control-socket operations: "patch-submit" {path}, "patch-abort" {reason}. */
 void hv_patch_op(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
                  struct json_object *req);

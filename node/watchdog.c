@@ -8,8 +8,8 @@
  * (hv_rollout_watchdog_due) so that a new leader carries on where the old
  * one was:
  *
- *  - it follows the holder's power through the holder's BMC (one status
- *    call a second) and records each change, off then on, in the event
+ *  - it follows the holder's power through the holder's BMC (a status
+ *    call every 200 ms) and records each change, off then on, in the event
  *    history;
  *  - once the holder has been down boot-timeout since it began to reboot
  *    (or since the last power cycle), it commits a power cycle and only then
@@ -35,7 +35,7 @@
 #include "config.h"
 #include "node.h"
 
-#define POLL_MS 1000
+#define POLL_MS 200 /* every tick: a power cycle keeps the power off about 1 s */
 
 enum { WD_POLL, WD_ACT };
 
@@ -151,7 +151,7 @@ static void wd_done(uv_work_t *req, int status)
 		return;
 	}
 	if (w->kind == WD_ACT) {
-		n->wd_power = -1; /* follow what the BMC shows from now on */
+		n->wd_power = w->power; /* as it was before: the change shows */
 		if (w->rc != HV_OK) {
 			hv_warn("watchdog: %s: the BMC %s refused power %s: %s", w->host,
 			        w->address, w->did, w->err);
@@ -168,14 +168,16 @@ static void wd_done(uv_work_t *req, int status)
 	}
 	if (w->rc != HV_OK) {
 		hv_debug("watchdog: %s: BMC status: %s", w->host, w->err);
-	} else if (strcmp(n->wd_host, w->host) == 0 && n->wd_power >= 0 &&
-	           w->power >= 0 && w->power != n->wd_power) {
+	} else if (strcmp(n->wd_host, w->host) == 0 && w->power >= 0 &&
+	           w->power != n->wd_power) {
+		bool known = n->wd_power >= 0;
 		n->wd_power = w->power;
-		wd_commit(n, w, HV_WD_FOLLOWED, NULL, "power %s (its BMC %s)",
-		          w->power ? "on" : "off", w->address);
-	} else {
-		snprintf(n->wd_host, sizeof n->wd_host, "%s", w->host);
-		n->wd_power = w->power;
+		if (known) {
+			hv_info("watchdog: %s: power %s (its BMC %s)", w->host,
+			        w->power ? "on" : "off", w->address);
+			wd_commit(n, w, HV_WD_FOLLOWED, NULL, "power %s (its BMC %s)",
+			          w->power ? "on" : "off", w->address);
+		}
 	}
 	free(w);
 }
@@ -268,6 +270,12 @@ void hv_watchdog_tick(struct hv_node *n)
 			n->wd_host[0] = '\0';
 			n->wd_power = -1;
 			return;
+		}
+		if (strcmp(n->wd_host, m->name) != 0 || n->wd_phase != m->cycle) {
+			/* It was on when it committed the phase it is in. */
+			snprintf(n->wd_host, sizeof n->wd_host, "%s", m->name);
+			n->wd_phase = m->cycle;
+			n->wd_power = 1;
 		}
 		if (cfg->bmc_credentials[0] == '\0' || now < n->wd_poll_due_ms)
 			return;

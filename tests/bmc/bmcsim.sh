@@ -3,22 +3,23 @@
 #
 # bmcsim.sh: a simulated BMC for tests and the lab. OpenIPMI's ipmi_sim (Debian
 # package openipmi) speaks real RMCP+ (IPMI 2.0 lanplus) on a UDP port of
-# 127.0.0.1 and delegates power control to a "chassis command" that plays the
-# host behind it.
+# 127.0.0.1 (or $BMCSIM_ADDR) and delegates power control to a "chassis
+# command" that plays the host behind it.
 #
 #   bmcsim.sh start DIR CHASSIS-COMMAND
 #       Make DIR (must not exist, or be empty) the BMC's directory and start
 #       ipmi_sim in it; print the UDP port once the BMC answers a real IPMI
 #       session (hvpeer-bmc status). DIR gets:
 #         creds        the credentials file (mode 600) for hvpeer-bmc/hvpeerd
-#         port, sim.pid, sim.out, lan.conf, sim.emu, state/
+#         port, addr, sim.pid, sim.out, lan.conf, sim.emu, state/
 #         cpu_temp.val, p12v.val  the sensor values ipmi_sim polls every 1 s
 #                      (raw: degrees C; tenths of a volt)
 #       ipmi_sim runs "CHASSIS-COMMAND get power" (it must print power:0 or
 #       power:1 at once), "... set power 0|1", "set reset 1" and "set shutdown
 #       1", with BMCSIM_DIR=DIR in the environment. The command must be quick
 #       (ipmi_sim waits for it, single-threaded) and must not leave a process
-#       holding its stdout.
+#       holding its stdout. Any command works: lab/hvpeer-lab gives its own,
+#       which crashes and boots a lab host.
 #   bmcsim.sh stop [--keep-host] DIR
 #       Stop ipmi_sim (SIGTERM, SIGKILL after 5 s), then power the host off
 #       through the chassis command unless --keep-host (the host outlives the
@@ -31,10 +32,12 @@
 #       DIR/chassis.fail exists, every "set" fails (the BMC answers an error
 #       completion code).
 #
-# Environment for start: BMCSIM_PORT (else a free port is picked),
-# BMCSIM_USER (admin), BMCSIM_PASS (else random; read it from DIR/creds),
-# BMCSIM_PROBE (the hvpeer-bmc program; else $HVPEER_BUILDDIR/hvpeer-bmc
-# or the one next to this script's build tree), BMCSIM_SDRS (host.sdrs here).
+# Environment for start: BMCSIM_ADDR (the IPv4 address to listen on,
+# default 127.0.0.1; it must exist on this machine), BMCSIM_PORT (else a
+# free port is picked; a port in use is refused), BMCSIM_USER (admin),
+# BMCSIM_PASS (else random; read it from DIR/creds), BMCSIM_PROBE (the
+# hvpeer-bmc program; else $HVPEER_BUILDDIR/hvpeer-bmc or the one next to
+# this script's build tree), BMCSIM_SDRS (host.sdrs here).
 #
 # Why the care: ipmi_sim binds a port another process already holds without a
 # word, answers no RMCP ping, keeps users changed over IPMI in its state dir,
@@ -172,8 +175,8 @@ port_is_ours() {
 	[ "$(printf '%s\n' "$lines" | grep -c .)" = 1 ] && case $lines in *"pid=$2,"*) true ;; *) false ;; esac
 }
 
-write_conf() { # dir port user pass chassis
-	local D=$1 port=$2 user=$3 pass=$4 chassis=$5 name
+write_conf() { # dir port user pass chassis addr
+	local D=$1 port=$2 user=$3 pass=$4 chassis=$5 addr=$6 name
 	name=bmcsim$port
 	rm -rf "$D/state"
 	mkdir -p "$D/state/ipmi_sim/$name" || return 1
@@ -187,7 +190,7 @@ write_conf() { # dir port user pass chassis
 			name "$name"
 			set_working_mc 0x20
 			  startlan 1
-			    addr 127.0.0.1 $port
+			    addr $addr $port
 			    priv_limit admin
 			    allowed_auths_callback none md2 md5 straight
 			    allowed_auths_user none md2 md5 straight
@@ -230,7 +233,7 @@ stop_sim() { # dir
 
 start_main() {
 	local D=$1 chassis=$2 user=${BMCSIM_USER:-admin} pass=${BMCSIM_PASS:-} probe
-	local port pid try=0 i ok
+	local addr=${BMCSIM_ADDR:-127.0.0.1} port pid try=0 i ok
 	if ! command -v ipmi_sim >/dev/null || ! command -v sdrcomp >/dev/null; then
 		die "ipmi_sim or sdrcomp not found: install the Debian package openipmi"
 	fi
@@ -242,12 +245,16 @@ start_main() {
 	mkdir -p "$D" || die "cannot create $D"
 	[ -z "$(ls -A "$D")" ] || die "$D is not empty: give a fresh directory"
 	case $user$pass in *[\"\\]*) die "BMCSIM_USER/BMCSIM_PASS: no quotes or backslashes" ;; esac
+	case $addr in *[!0-9.]* | "") die "BMCSIM_ADDR '$addr': give an IPv4 address" ;; esac
 	[ -n "$pass" ] || pass=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 	echo "$chassis" >"$D/chassis.cmd"
+	if [ -n "${BMCSIM_PORT:-}" ] && [ -n "$(ss -Hlun "sport = :$BMCSIM_PORT" 2>/dev/null)" ]; then
+		die "UDP port $BMCSIM_PORT (BMCSIM_PORT) is in use: $(ss -Hlunp "sport = :$BMCSIM_PORT" 2>/dev/null | head -1)"
+	fi
 	while [ $try -lt 5 ]; do
 		try=$((try + 1))
 		port=${BMCSIM_PORT:-$(pick_port)} || die "no free UDP port found"
-		write_conf "$D" "$port" "$user" "$pass" "$chassis" || die "cannot write the configuration in $D"
+		write_conf "$D" "$port" "$user" "$pass" "$chassis" "$addr" || die "cannot write the configuration in $D"
 		# -n: no console on stdin (else ipmi_sim exits when stdin ends).
 		(cd "$D" && BMCSIM_DIR=$D exec ipmi_sim -c lan.conf -f sim.emu -s state -n \
 			</dev/null >sim.out 2>&1) &
@@ -255,7 +262,7 @@ start_main() {
 		echo "$pid" >"$D/sim.pid"
 		i=0 ok=
 		while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do
-			if "$probe" -c "$D/creds" -W opensesspriv -t 500 127.0.0.1:"$port" status >/dev/null 2>&1; then
+			if "$probe" -c "$D/creds" -W opensesspriv -t 500 "$addr:$port" status >/dev/null 2>&1; then
 				ok=1
 				break
 			fi
@@ -264,6 +271,7 @@ start_main() {
 		done
 		if [ -n "$ok" ] && port_is_ours "$port" "$pid"; then
 			echo "$port" >"$D/port"
+			echo "$addr" >"$D/addr"
 			echo "$port"
 			return 0
 		fi

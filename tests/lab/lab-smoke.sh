@@ -18,7 +18,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 LABT=${HVPEER_LAB_TOOL:-$TOP/lab/hvpeer-lab}
 export HVPEER_BUILDDIR=${HVPEER_BUILDDIR:-$TOP/build}
-DEB_DEPS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 busybox-static iproute2 util-linux"
+DEB_DEPS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 busybox-static iproute2 util-linux openipmi"
 
 skip() {
 	echo "1..0 # SKIP $*"

@@ -17,6 +17,9 @@ for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
 		{ echo "1..0 # SKIP missing $p (scripts/setup.sh installs it)"; exit 77; }
 done
+# the lab's BMCs (ipmi_sim)
+dpkg-query -W -f='${Status}' openipmi 2>/dev/null | grep -q 'ok installed' ||
+	{ echo "1..0 # SKIP missing openipmi (the lab's BMCs; scripts/setup.sh installs it)"; exit 77; }
 # One lab at a time on a machine: lab tests run one after the other even
 # under make -j (bounded wait).
 exec 9>/tmp/hvpeer-lab-tests.lock

@@ -418,6 +418,19 @@ static void test_watchdog(void **state)
 	assert_int_equal(
 	    hv_rollout_watchdog_due(m->s, UINT64_MAX / 2, 1000, 2, &who, &tok), 0);
 	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, tok), HV_PAUSED);
+	/* a resume starts the watchdog over, from the resume */
+	{
+		struct hv_cmd r = {.type = HV_CMD_RESUME};
+		snprintf(r.by, sizeof r.by, "op");
+		assert_int_equal(apply(m, &r), HV_OK);
+	}
+	assert_int_equal(mem(m, "h1")->wd_cycles, 0);
+	since = mem(m, "h1")->wd_last_ms;
+	assert_int_equal(since, m->index * 1000);
+	assert_int_equal(hv_rollout_watchdog_due(m->s, since + 999, 1000, 2, &who, &tok),
+	                 0);
+	assert_int_equal(hv_rollout_watchdog_due(m->s, since + 1000, 1000, 2, &who, &tok),
+	                 HV_WD_CYCLE);
 	/* the host comes back: its step resets the count, late events refused */
 	assert_int_equal(step(m, "h1", HV_EV_BOOTED_NEW), HV_OK);
 	assert_int_equal(mem(m, "h1")->wd_cycles, 0);
