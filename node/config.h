@@ -74,9 +74,9 @@ struct hv_config {
 	unsigned bmc_cipher_suite;         /* 0: the file's, else 17 */
 	char bmc_workarounds[64];
 	unsigned bmc_timeout_ms;
-	char bmc_ca[HV_PATH_MAX];    /* redfish: CA file */
-	char bmc_pin[128];           /* redfish: "sha256//BASE64" */
-	char bmc_sensor_check[16];   /* "any" (default), "critical", "off" */
+	char bmc_ca[HV_PATH_MAX];  /* redfish: CA file */
+	char bmc_pin[128];         /* redfish: "sha256//BASE64" */
+	char bmc_sensor_check[16]; /* "any" (default), "critical", "off" */
 };
 
 void hv_config_defaults(struct hv_config *c);

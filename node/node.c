@@ -313,6 +313,38 @@ bool hv_node_is_leader(struct hv_node *n)
 	return raft_state(&n->raft) == RAFT_LEADER;
 }
 
+static void transfer_done(struct raft_transfer *req)
+{
+	struct hv_node *n = req->data;
+	raft_id id = 0;
+	const char *addr = NULL;
+
+	n->transfer_busy = false;
+	raft_leader(&n->raft, &id, &addr);
+	if (id != 0 && id != n->id)
+		hv_info("leadership handed to %s", addr != NULL ? addr : "?");
+	else
+		hv_warn("leadership transfer did not complete");
+}
+
+int hv_node_transfer_leadership(struct hv_node *n)
+{
+	int rv;
+
+	if (!hv_node_is_leader(n) || n->transfer_busy || n->stopping)
+		return HV_OK;
+	memset(&n->transfer, 0, sizeof n->transfer);
+	n->transfer.data = n;
+	rv = raft_transfer(&n->raft, &n->transfer, 0, transfer_done);
+	if (rv != 0) {
+		hv_debug("leadership transfer: %s", raft_strerror(rv));
+		return rv == RAFT_NOTFOUND ? HV_NOMEMBER : HV_IO;
+	}
+	n->transfer_busy = true;
+	hv_info("handing leadership to another voter");
+	return HV_OK;
+}
+
 int hv_node_raft_role(struct hv_node *n, raft_id id)
 {
 	for (unsigned i = 0; i < n->raft.configuration.n; i++)

@@ -56,6 +56,8 @@ struct hv_node {
 	bool inventory_busy;        /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
 	uint64_t report_due_ms;
+	struct raft_transfer transfer; /* a leadership transfer in flight */
+	bool transfer_busy;
 	/* the leader's watchdog (watchdog.c) */
 	bool wd_busy;                  /* a BMC call or a commit in flight */
 	uint64_t wd_poll_due_ms;       /* next power status of a rebooting holder */
@@ -100,6 +102,12 @@ int hv_node_barrier(struct hv_node *n, hv_barrier_cb cb, void *data);
 /* The current leader's address, or NULL when none is known. */
 const char *hv_node_leader_address(struct hv_node *n, raft_id *id);
 bool hv_node_is_leader(struct hv_node *n);
+
+/* When this node leads, hand leadership to another voter (libraft picks an
+ * up-to-date one): before this host reboots, so that the cluster does not
+ * wait an election timeout for a new leader. HV_OK when asked (or nothing
+ * to do), HV_NOMEMBER when there is no voter to take it, HV_IO. */
+int hv_node_transfer_leadership(struct hv_node *n);
 
 /* Raft role of the member with id in the current configuration, or -1. */
 int hv_node_raft_role(struct hv_node *n, raft_id id);

@@ -52,7 +52,6 @@
 #include "node.h"
 #include "patch.h"
 
-
 /* ---- banks ---------------------------------------------------------------- */
 
 int hv_patch_open(struct hv_node *n)
@@ -729,6 +728,30 @@ static bool by_bmc(const struct hv_config *cfg)
 	return strcmp(cfg->reboot, "bmc") == 0;
 }
 
+struct q_lead {
+	bool asked, leader;
+};
+
+/* Is this node the leader? The first time it is, ask it to hand on. */
+static void q_lead_fn(struct hv_node *n, void *arg)
+{
+	struct q_lead *q = arg;
+
+	q->leader = hv_node_is_leader(n);
+	if (q->leader && !q->asked) {
+		q->asked = true;
+		if (hv_node_transfer_leadership(n) != HV_OK)
+			q->leader = false; /* nobody to hand it to: reboot anyway */
+	}
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
 /* The reboot phase (and the rollback's reboot): before the reboot, write a
  * marker with the boot id and reboot; after it (a new boot id), report the
  * version that booted. Returns HV_OK with p->event set, or HV_EXISTS while
@@ -803,6 +826,16 @@ static int reboot_step(struct hv_maint_job *j, struct phase_ctx *p, bool rollbac
 		p->event = rollback ? HV_EV_BOOTED_OLD : HV_EV_BOOTED_NEW;
 		reasonf(p, "booted %s (after a power cycle)", st.booted_version);
 		return HV_OK;
+	}
+	/* Leading, hand it on first: the cluster does not wait an election
+	 * timeout for a leader, and one is there to watch this reboot. */
+	{
+		struct q_lead q = {false, false};
+		for (int i = 0; i < 30; i++) {
+			if (hv_job_query(j, q_lead_fn, &q) != HV_OK || !q.leader)
+				break;
+			nap_ms(100);
+		}
 	}
 	/* Fenced, then marked, then rebooted: a crash in between re-issues. */
 	if (hv_job_fence(j) != HV_OK)
