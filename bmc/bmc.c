@@ -41,6 +41,18 @@ const char *hv_bmc_action_name(int action)
 	return action_names[action];
 }
 
+int hv_bmc_action_what(const struct hv_bmc *b, int action, char *what, size_t len,
+                       char *err, size_t errlen)
+{
+	if (action < 0 || action >= HV__BMC_NACTION)
+		return hv_errf(err, errlen, HV_INVAL,
+		               "BMC %s: unknown power action %d: use on, off, cycle, "
+		               "reset or soft",
+		               b->address, action);
+	snprintf(what, len, "power %s", hv_bmc_action_name(action));
+	return HV_OK;
+}
+
 const char *hv_bmc_sensor_state_name(int state)
 {
 	switch (state) {

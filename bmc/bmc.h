@@ -171,6 +171,13 @@ enum hv_bmc_action {
 int hv_bmc_action_parse(const char *name);
 const char *hv_bmc_action_name(int action);
 
+struct hv_bmc;
+
+/* For drivers: "power ACTION" into what, or HV_INVAL (message in err) for
+ * an action that is not one of enum hv_bmc_action. */
+int hv_bmc_action_what(const struct hv_bmc *b, int action, char *what, size_t len,
+                       char *err, size_t errlen);
+
 /* A sensor's health against its thresholds. */
 enum hv_bmc_sensor_state {
 	HV_BMC_SENSOR_OK,

@@ -268,12 +268,9 @@ static int ipmi_power(struct hv_bmc *b, int action, char *err, size_t errlen)
 	fiid_obj_t rs = NULL;
 	int rv;
 
-	if (action < 0 || action >= HV__BMC_NACTION)
-		return hv_errf(err, errlen, HV_INVAL,
-		               "BMC %s: unknown power action %d: use on, off, cycle, "
-		               "reset or soft",
-		               b->address, action);
-	snprintf(what, sizeof what, "power %s", hv_bmc_action_name(action));
+	rv = hv_bmc_action_what(b, action, what, sizeof what, err, errlen);
+	if (rv != HV_OK)
+		return rv;
 	rv = session_open(b, what, &ctx, err, errlen);
 	if (rv != HV_OK)
 		return rv;

@@ -648,12 +648,9 @@ static int rf_power(struct hv_bmc *b, int action, char *err, size_t errlen)
 	long status;
 	int rv;
 
-	if (action < 0 || action >= HV__BMC_NACTION)
-		return hv_errf(err, errlen, HV_INVAL,
-		               "BMC %s: unknown power action %d: use on, off, cycle, "
-		               "reset or soft",
-		               b->address, action);
-	snprintf(what, sizeof what, "power %s", hv_bmc_action_name(action));
+	rv = hv_bmc_action_what(b, action, what, sizeof what, err, errlen);
+	if (rv != HV_OK)
+		return rv;
 	rv = call_begin(b, what, &c, err, errlen);
 	if (rv != HV_OK)
 		return rv;

@@ -55,6 +55,8 @@ static const struct {
     [HV_CMD_PATCH_ABORT] = {"patch-abort", F_BY | F_REASON},
     [HV_CMD_PATCH_WATCHDOG] = {"patch-watchdog", F_NAME | F_TOKEN | F_ID | F_PHASE |
                                                      F_EVENT | F_BY | F_REASON},
+    [HV_CMD_POLICY_SET] = {"policy-set", F_NAME | F_BY | F_REASON},
+    [HV_CMD_PATCH_GATE] = {"patch-gate", F_NAME | F_ID | F_BY | F_REASON},
 };
 
 const char *hv_cmd_name(int type)

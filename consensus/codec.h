@@ -57,7 +57,9 @@ enum hv_cmd_type {
 	HV_CMD_PATCH_ABORT, /* by, reason */
 	/* name, token, id (rollout), phase, event (enum hv_wd_event), by, reason */
 	HV_CMD_PATCH_WATCHDOG,
-	HV__CMD_LAST = HV_CMD_PATCH_WATCHDOG
+	HV_CMD_POLICY_SET, /* name (the policy's key), reason (its value), by */
+	HV_CMD_PATCH_GATE, /* name (the next host), id (rollout), by, reason */
+	HV__CMD_LAST = HV_CMD_PATCH_GATE
 };
 
 /* What the leader's watchdog commits about a lease holder that has not come

@@ -66,6 +66,54 @@ static bool mid_cycle(const struct hv_member *m)
 	return !m->removed && (hv_phase_flags(m->cycle) & HV_PHF_LEASED);
 }
 
+/* The canary (policy canary): the named host when it waits for the patch,
+ * or with "auto" the waiting host with the fewest guests (then by name). */
+static void pick_canary(struct hv_state *s, uint64_t index, uint64_t t)
+{
+	struct hv_rollout *r = &s->rollout;
+	const struct hv_member *best = NULL;
+
+	if (s->policy.canary[0] == '\0')
+		return;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		if (m->removed || m->cycle != HV_PH_WAIT_LEASE)
+			continue;
+		if (strcmp(s->policy.canary, "auto") != 0) {
+			if (strcmp(m->name, s->policy.canary) == 0)
+				best = m;
+		} else if (best == NULL || m->n_guests < best->n_guests ||
+		           (m->n_guests == best->n_guests &&
+		            strcmp(m->name, best->name) < 0)) {
+			best = m;
+		}
+	}
+	if (best == NULL)
+		return;
+	snprintf(r->canary, sizeof r->canary, "%s", best->name);
+	hv_state_event_add(s, index, t, "canary: %s patches alone first%s", best->name,
+	                   s->policy.soak_ms ? ", then a soak" : "");
+}
+
+const struct hv_member *hv_rollout_next(const struct hv_state *s)
+{
+	const struct hv_rollout *r = &s->rollout;
+	const struct hv_member *next = NULL;
+
+	if (!r->active || r->aborted)
+		return NULL;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		if (m->removed || m->cycle != HV_PH_WAIT_LEASE)
+			continue;
+		if (r->canary[0] != '\0' && strcmp(m->name, r->canary) == 0)
+			return m; /* the canary goes first */
+		if (next == NULL || strcmp(m->name, next->name) < 0)
+			next = m;
+	}
+	return next;
+}
+
 int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_rollout *r = &s->rollout;
@@ -122,6 +170,7 @@ int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 	    s, index, c->time_ms,
 	    "patch %s %s (digest %.12s) submitted by %s: %u host%s to patch", c->bundle,
 	    c->version, c->digest, c->by, waiting, waiting == 1 ? "" : "s");
+	pick_canary(s, index, c->time_ms);
 	hv_rollout_advance(s, index, c->time_ms);
 	return HV_OK;
 }
@@ -191,6 +240,10 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return rv;
 	if (hv_cycle_step(from, c->event, &next, &acts) != HV_OK)
 		return HV_INVAL;
+	/* A canary that fails quarantines the patch, whatever failed. */
+	if (strcmp(m->name, r->canary) == 0 &&
+	    (c->event == HV_EV_FAIL || c->event == HV_EV_BOOTED_OLD))
+		acts |= HV_ACT_QUARANTINE;
 	/* Leaving the lease needs the host out of maintenance. */
 	if ((acts & HV_ACT_RELEASE_LEASE) && m->maint != HV_MAINT_NONE)
 		return HV_INMAINT;
@@ -211,6 +264,14 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (next == HV_PH_DONE) {
 		m->cycle_end_ms = c->time_ms;
 		r->done++;
+		if (strcmp(m->name, r->canary) == 0 && s->policy.soak_ms != 0) {
+			r->soak_until_ms = c->time_ms + s->policy.soak_ms;
+			hv_state_event_add(
+			    s, index, c->time_ms,
+			    "canary %s done: a soak of %llu s before the "
+			    "others",
+			    m->name, (unsigned long long)(s->policy.soak_ms / 1000));
+		}
 	} else if (next == HV_PH_FAILED) {
 		m->cycle_end_ms = c->time_ms;
 		r->failed++;
@@ -364,16 +425,15 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
 
 	if (!r->active)
 		return;
-	for (unsigned i = 0; i < s->n_members; i++) {
-		struct hv_member *m = &s->members[i];
-		if (mid_cycle(m))
+	for (unsigned i = 0; i < s->n_members; i++)
+		if (mid_cycle(&s->members[i]))
 			busy = true;
-		else if (!m->removed && m->cycle == HV_PH_WAIT_LEASE && !r->aborted &&
-		         (next == NULL || strcmp(m->name, next->name) < 0))
-			next = m;
-	}
 	if (busy)
 		return;
+	{
+		const struct hv_member *nx = hv_rollout_next(s);
+		next = nx != NULL ? hv_state_member(s, nx->name) : NULL;
+	}
 	if (next == NULL) {
 		bool paused_hosts = false;
 		for (unsigned i = 0; i < s->n_members; i++)
@@ -392,6 +452,10 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
 	if (s->paused || s->n_holders > 0 || s->n_holders >= s->max_concurrent ||
 	    hv_state_quarantined(s, r->digest) || index <= s->last_token)
 		return;
+	/* A window or a soak: only the host the leader let go. */
+	if (hv_policy_gated(s) && strcmp(r->gate, next->name) != 0)
+		return;
+	r->gate[0] = '\0';
 	/* The grant: the same entry that unblocked the line. */
 	{
 		int phase;

@@ -559,6 +559,8 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (mv->status == HV_MOVE_DONE && mv->m.action == 0) {
 		struct hv_member *src = hv_state_member(s, mv->m.source);
 		struct hv_member *dst = hv_state_member(s, mv->m.target);
+		hv_policy_downtime(s, index, c->time_ms, c->name, c->move.guest,
+		                   c->downtime_ms);
 		guest_relocate(s, &mv->m);
 		if (src != NULL)
 			src->moved_index = index;
@@ -653,6 +655,12 @@ int hv_state_apply_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *
 		break;
 	case HV_CMD_PATCH_WATCHDOG:
 		rv = hv_rollout_watchdog(s, index, c);
+		break;
+	case HV_CMD_POLICY_SET:
+		rv = hv_policy_set(s, index, c);
+		break;
+	case HV_CMD_PATCH_GATE:
+		rv = hv_policy_gate(s, index, c);
 		break;
 	default:
 		rv = HV_UNKNOWNCMD;
@@ -755,6 +763,26 @@ static void pack_rollout(msgpack_packer *pk, const struct hv_state *s)
 	}
 }
 
+static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
+{
+	const struct hv_policy *p = &s->policy;
+	const struct hv_rollout *r = &s->rollout;
+
+	msgpack_pack_array(pk, 12);
+	hv_mp_pack_str(pk, p->window);
+	hv_mp_pack_str(pk, p->zone);
+	hv_mp_pack_str(pk, p->blackouts);
+	hv_mp_pack_str(pk, p->canary);
+	msgpack_pack_uint64(pk, p->soak_ms);
+	msgpack_pack_uint64(pk, p->cycle_estimate_ms);
+	msgpack_pack_uint64(pk, p->downtime_budget_ms);
+	msgpack_pack_uint64(pk, p->rollout_downtime_ms);
+	hv_mp_pack_str(pk, r->canary);
+	msgpack_pack_uint64(pk, r->soak_until_ms);
+	hv_mp_pack_str(pk, r->gate);
+	msgpack_pack_uint64(pk, r->downtime_ms);
+}
+
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
                     size_t *len)
 {
@@ -764,7 +792,7 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 13);
+	msgpack_pack_map(&pk, 14);
 
 	hv_mp_pack_str(&pk, "v");
 	msgpack_pack_uint64(&pk, HV_SNAPSHOT_FORMAT);
@@ -848,6 +876,8 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf
 	msgpack_pack_uint64(&pk, s->rejected);
 	hv_mp_pack_str(&pk, "rollout");
 	pack_rollout(&pk, s);
+	hv_mp_pack_str(&pk, "policy");
+	pack_policy(&pk, s);
 	hv_mp_pack_str(&pk, "bmc"); /* each member's BMC and watchdog */
 	msgpack_pack_array(&pk, s->n_members);
 	for (unsigned i = 0; i < s->n_members; i++) {
@@ -1093,9 +1123,33 @@ static int decode_bmc(struct hv_state *s, const msgpack_object *v)
 	return HV_OK;
 }
 
+static int decode_policy(struct hv_state *s, const msgpack_object *v)
+{
+	struct hv_policy *p = &s->policy;
+	struct hv_rollout *r = &s->rollout;
+	const msgpack_object *t = d_tuple(v, 12);
+	int rv;
+
+	if (t == NULL)
+		return HV_MALFORMED;
+	TRY(hv_mp_str(&t[0], p->window, sizeof p->window));
+	TRY(hv_mp_str(&t[1], p->zone, sizeof p->zone));
+	TRY(hv_mp_str(&t[2], p->blackouts, sizeof p->blackouts));
+	TRY(hv_mp_str(&t[3], p->canary, sizeof p->canary));
+	TRY(hv_mp_u64(&t[4], &p->soak_ms));
+	TRY(hv_mp_u64(&t[5], &p->cycle_estimate_ms));
+	TRY(hv_mp_u64(&t[6], &p->downtime_budget_ms));
+	TRY(hv_mp_u64(&t[7], &p->rollout_downtime_ms));
+	TRY(hv_mp_str(&t[8], r->canary, sizeof r->canary));
+	TRY(hv_mp_u64(&t[9], &r->soak_until_ms));
+	TRY(hv_mp_str(&t[10], r->gate, sizeof r->gate));
+	TRY(hv_mp_u64(&t[11], &r->downtime_ms));
+	return HV_OK;
+}
+
 static int decode_state(struct hv_state *s, const msgpack_object *root)
 {
-	const msgpack_object *rollout = NULL, *bmc = NULL;
+	const msgpack_object *rollout = NULL, *bmc = NULL, *policy = NULL;
 	const msgpack_object *t;
 	uint64_t u, version = 0;
 	unsigned seen = 0;
@@ -1152,12 +1206,16 @@ static int decode_state(struct hv_state *s, const msgpack_object *root)
 			rollout = v; /* after the members, whatever the key order */
 		} else if (hv_mp_key_is(k, "bmc")) {
 			bmc = v;
+		} else if (hv_mp_key_is(k, "policy")) {
+			policy = v; /* after the rollout, which resets its part */
 		}
 	}
 	if (rollout != NULL && (seen & 2) && rollout->type != MSGPACK_OBJECT_NIL)
 		TRY(decode_rollout(s, rollout));
 	if (bmc != NULL && (seen & 2) && bmc->type != MSGPACK_OBJECT_NIL)
 		TRY(decode_bmc(s, bmc));
+	if (policy != NULL)
+		TRY(decode_policy(s, policy));
 	if (seen != 2047)
 		return HV_MALFORMED;
 	if (version != HV_SNAPSHOT_FORMAT)

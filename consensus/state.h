@@ -109,6 +109,13 @@ struct hv_rollout {
 	char by[HV_NAME_MAX + 1];
 	uint64_t submitted_ms, finished_ms;
 	unsigned done, failed;
+	/* Policies (policy.c): the canary, when its soak ends, the host the
+	 * leader let go next (a gate is good for one grant), the stun time of
+	 * the rollout's live migrations so far. */
+	char canary[HV_NAME_MAX + 1];
+	uint64_t soak_until_ms;
+	char gate[HV_NAME_MAX + 1];
+	uint64_t downtime_ms;
 };
 
 /* A patch that failed on a host: no host tries it again. */
@@ -117,6 +124,23 @@ struct hv_quarantine {
 	char digest[HV_DIGEST_MAX + 1];
 	char version[HV_VERSION_MAX + 1];
 	char reason[HV_REASON_MAX + 1];
+};
+
+/*
+ * Rollout policies (policy.c), set with policy-set and kept in the state so
+ * that every host agrees. The leader evaluates what needs a clock (windows,
+ * the soak) and commits its decision as a patch-gate.
+ */
+#define HV_POLICY_TEXT HV_REASON_MAX
+struct hv_policy {
+	char window[HV_POLICY_TEXT + 1];    /* patchfsm/window.h; "" = any time */
+	char zone[HV_POLICY_TEXT + 1];      /* IANA zone of window; "" = UTC */
+	char blackouts[HV_POLICY_TEXT + 1]; /* local dates without windows */
+	char canary[HV_NAME_MAX + 1];       /* "", "auto" or a member's name */
+	uint64_t soak_ms;                   /* after the canary, before the rest */
+	uint64_t cycle_estimate_ms;         /* a cycle's length before one is known */
+	uint64_t downtime_budget_ms;        /* one guest's stun; 0 = no limit */
+	uint64_t rollout_downtime_ms;       /* all stuns of a rollout; 0 = no limit */
 };
 
 struct hv_holder {
@@ -155,6 +179,7 @@ struct hv_state {
 	struct hv_move history[HV_HISTORY];
 
 	struct hv_rollout rollout;
+	struct hv_policy policy;
 	/* Anti-rollback: the highest version ever submitted, and its digest. */
 	char floor_version[HV_VERSION_MAX + 1];
 	char floor_digest[HV_DIGEST_MAX + 1];
@@ -228,6 +253,31 @@ int hv_rollout_watchdog_due(const struct hv_state *s, uint64_t now_ms,
                             uint64_t timeout_ms, unsigned max_cycles,
                             const struct hv_member **who, uint64_t *token);
 void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
+
+/*
+ * Policies (policy.c). policy-set takes a key and its value as text:
+ *   window, zone, blackouts  the maintenance window (checked by the proposer
+ *                            with patchfsm/window.h; stored as given)
+ *   canary                   "" (none), "auto" (the waiting host with the
+ *                            fewest guests) or a member's name
+ *   soak                     seconds after the canary is done, 0-2592000
+ *   cycle-estimate           seconds a cycle takes before one was measured
+ *   downtime-budget          ms one guest may be stunned by a live migration
+ *   rollout-downtime-budget  ms of stun for a whole rollout
+ * An empty value resets a key. HV_INVAL for an unknown key or a bad value.
+ *
+ * hv_policy_gated: does the next grant of the rollout need the leader's
+ * gate (a window is set, or a soak is pending)? patch-gate names the host
+ * the leader lets go; the grant consumes it.
+ */
+int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+int hv_policy_gate(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+bool hv_policy_gated(const struct hv_state *s);
+/* The next host the rollout grants to (canary first), or NULL. */
+const struct hv_member *hv_rollout_next(const struct hv_state *s);
+/* A live migration's stun, against the budgets (moved, in state.c). */
+void hv_policy_downtime(struct hv_state *s, uint64_t index, uint64_t time_ms,
+                        const char *host, const char *guest, uint64_t downtime_ms);
 
 /* Shared with rollout.c. */
 void hv_state_event_add(struct hv_state *s, uint64_t index, uint64_t time_ms,

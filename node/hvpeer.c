@@ -74,6 +74,11 @@ static void usage(FILE *f)
 	    "  patch status                   the rollout: each host's phase and "
 	    "version\n"
 	    "  patch abort --reason TEXT      no further host starts\n"
+	    "  policy show | set KEY VALUE    rollout policies: window, zone, "
+	    "blackouts,\n"
+	    "                                 canary, soak, downtime budgets "
+	    "('hvpeer policy\n"
+	    "                                 --help')\n"
 	    "  bmc status|sensors [HOST]      HOST's BMC: power state, sensors and "
 	    "thresholds\n"
 	    "  bmc power on|off|cycle|reset|soft [HOST] [--force]\n"
@@ -703,6 +708,16 @@ static void print_patch(struct json_object *resp)
 	                            : "finished",
 	       (unsigned long long)u_of(r, "done"),
 	       (unsigned long long)u_of(r, "failed"));
+	if (s_of(r, "canary", "")[0] != '\0') {
+		printf("canary:  %s", s_of(r, "canary", ""));
+		if (u_of(r, "soak_until_ms") != 0)
+			printf(", soaking until %s",
+			       when(u_of(r, "soak_until_ms"), b, sizeof b));
+		printf("\n");
+	}
+	if (u_of(r, "downtime_ms") != 0)
+		printf("stun:    %llu ms of live-migration downtime so far\n",
+		       (unsigned long long)u_of(r, "downtime_ms"));
 	printf("\n%-16s %-12s %-20s %-22s %s\n", "HOST", "PHASE", "VERSION", "SINCE",
 	       "LAST ERROR");
 	for (size_t i = 0; i < n; i++) {
@@ -777,6 +792,86 @@ static int cmd_patch(int argc, char **argv)
 		return run(req, NULL);
 	}
 	return usage_error("unknown patch command '%s' (submit, status, abort)", sub);
+}
+
+static void print_policy(struct json_object *resp)
+{
+	struct json_object *p = o_of(resp, "policy");
+	const char *w = s_of(p, "window", "");
+
+	if (p == NULL) {
+		printf("this hvpeerd knows no policies\n");
+		return;
+	}
+	printf("window:          %s", w[0] ? w : "any time (no window)");
+	if (w[0])
+		printf(" (%s)", s_of(p, "zone", "")[0] ? s_of(p, "zone", "") : "UTC");
+	printf("\n");
+	if (s_of(p, "blackouts", "")[0])
+		printf("blackouts:       %s\n", s_of(p, "blackouts", ""));
+	printf("canary:          %s\n",
+	       s_of(p, "canary", "")[0] ? s_of(p, "canary", "") : "none");
+	printf("soak:            %llu s\n", (unsigned long long)u_of(p, "soak_s"));
+	printf("cycle estimate:  %llu s%s\n",
+	       (unsigned long long)u_of(p, "cycle_estimate_s"),
+	       u_of(p, "cycle_estimate_s")
+	           ? ""
+	           : " (default: 1800 until a cycle is measured)");
+	printf("downtime budget: %llu ms per guest, %llu ms per rollout (0: none)\n",
+	       (unsigned long long)u_of(p, "downtime_budget_ms"),
+	       (unsigned long long)u_of(p, "rollout_downtime_budget_ms"));
+}
+
+/* hvpeer policy show | set KEY VALUE */
+static int cmd_policy(int argc, char **argv)
+{
+	struct subopts o = {0};
+	struct json_object *req;
+	const char *sub;
+	int i;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf(
+		    "usage: hvpeer policy show | set KEY VALUE\n"
+		    "  show                 the rollout policies every host agrees on\n"
+		    "  set KEY VALUE        change one, committed through Raft (\"\" "
+		    "resets it):\n"
+		    "    window SPEC        when hosts may patch, e.g. \"Mon-Fri "
+		    "22:00-04:00; Sat,Sun\n"
+		    "                       00:00-24:00\"; a host starts only when "
+		    "its cycle fits\n"
+		    "    zone NAME          the window's IANA time zone (default "
+		    "UTC)\n"
+		    "    blackouts DATES    \"2026-12-24..2026-12-26, 2027-01-01\": no "
+		    "window\n"
+		    "    canary HOST|auto   patches alone first; its failure "
+		    "quarantines the patch\n"
+		    "    soak SECONDS       after the canary, before the others\n"
+		    "    cycle-estimate S   a cycle's length until one is measured\n"
+		    "    downtime-budget MS a guest stunned longer stops the line\n"
+		    "    rollout-downtime-budget MS   all stuns of one rollout\n");
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	i = parse_sub(argc, argv, &o);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (!strcmp(sub, "show")) {
+		if (i != argc)
+			return usage_error("policy show takes no operand");
+		return run(request("status"), print_policy);
+	}
+	if (!strcmp(sub, "set")) {
+		if (i != argc - 2)
+			return usage_error("usage: hvpeer policy set KEY VALUE");
+		req = request("policy-set");
+		json_object_object_add(req, "key", json_object_new_string(argv[i]));
+		json_object_object_add(req, "value", json_object_new_string(argv[i + 1]));
+		return run(req, NULL);
+	}
+	return usage_error("unknown policy command '%s' (show, set)", sub);
 }
 
 static void print_bmc(struct json_object *resp)
@@ -1052,6 +1147,8 @@ int main(int argc, char **argv)
 		return cmd_patch(argc, argv);
 	if (!strcmp(cmd, "bmc"))
 		return cmd_bmc(argc, argv);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc, argv);
 	if (!strcmp(cmd, "bundle"))
 		return run_bundle_tool(argc, argv);
 	if (!strcmp(cmd, "bootbank"))

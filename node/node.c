@@ -23,6 +23,7 @@
 #include "../lib/log.h"
 #include "../migrate/hypervisor.h"
 #include "patch.h"
+#include "policy.h"
 #include "maint.h"
 #include "node.h"
 #include "transport.h"
@@ -483,6 +484,7 @@ static void on_tick(uv_timer_t *t)
 	if (hv_node_is_leader(n)) {
 		hv_membership_reconcile(n);
 		hv_watchdog_tick(n);
+		hv_policy_tick(n);
 	}
 	hv_patch_kick(n);
 	if (now >= n->report_due_ms) {

@@ -58,6 +58,9 @@ struct hv_node {
 	uint64_t report_due_ms;
 	struct raft_transfer transfer; /* a leadership transfer in flight */
 	bool transfer_busy;
+	/* the leader's rollout gate (policy.c) */
+	bool gate_busy;
+	char gate_wait[256]; /* why the next host waits, as last logged */
 	/* the leader's watchdog (watchdog.c) */
 	bool wd_busy;                  /* a BMC call or a commit in flight */
 	uint64_t wd_poll_due_ms;       /* next power status of a rebooting holder */

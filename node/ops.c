@@ -24,6 +24,7 @@
 #include "maint.h"
 #include "node.h"
 #include "patch.h"
+#include "policy.h"
 
 struct op_ctx {
 	struct hv_node *n;
@@ -181,6 +182,7 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 	}
 	json_object_object_add(o, "members", members);
 	json_object_object_add(o, "rollout", hv_patch_status_json(s));
+	json_object_object_add(o, "policy", hv_policy_json(s));
 
 	json_object_object_add(lease, "max_concurrent",
 	                       json_object_new_uint64(s->max_concurrent));
@@ -430,6 +432,16 @@ static struct json_object *result_json(struct hv_node *n, const struct hv_cmd *c
 			json_object_object_add(o, "message",
 			                       json_object_new_string("cluster resumed"));
 			break;
+		case HV_CMD_POLICY_SET: {
+			char msg[400];
+			if (cmd->reason[0] != '\0')
+				snprintf(msg, sizeof msg, "policy %s = '%s'", cmd->name,
+				         cmd->reason);
+			else
+				snprintf(msg, sizeof msg, "policy %s reset", cmd->name);
+			json_object_object_add(o, "message", json_object_new_string(msg));
+			break;
+		}
 		}
 		return o;
 	case HV_EXISTS:
@@ -544,6 +556,20 @@ static struct json_object *cmd_from(struct hv_node *n, const char *op,
 		if (reason == NULL || reason[0] == '\0')
 			return hv_rpc_error(HV_INVAL,
 			                    "lease break needs a reason (--reason TEXT)");
+	} else if (!strcmp(op, "policy-set")) {
+		const char *key = hv_json_str(req, "key");
+		const char *value = hv_json_str(req, "value");
+		char why[512];
+		cmd->type = HV_CMD_POLICY_SET;
+		if (value == NULL)
+			value = "";
+		if (hv_text_copy(cmd->by, sizeof cmd->by, by != NULL ? by : "?") != HV_OK)
+			return hv_rpc_error(HV_INVAL, "bad 'by'");
+		if (hv_policy_check(&n->state, key, value, why, sizeof why) != HV_OK)
+			return hv_rpc_error(HV_INVAL, "%s", why);
+		snprintf(cmd->name, sizeof cmd->name, "%s", key);
+		snprintf(cmd->reason, sizeof cmd->reason, "%s", value);
+		return NULL;
 	} else {
 		return hv_rpc_error(HV_INVAL, "unknown operation '%s'", op);
 	}

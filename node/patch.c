@@ -1464,6 +1464,11 @@ struct json_object *hv_patch_status_json(const struct hv_state *s)
 	json_object_object_add(o, "failed", json_object_new_uint64(r->failed));
 	json_object_object_add(o, "floor_version",
 	                       json_object_new_string(s->floor_version));
+	json_object_object_add(o, "canary", json_object_new_string(r->canary));
+	json_object_object_add(o, "soak_until_ms",
+	                       json_object_new_uint64(r->soak_until_ms));
+	json_object_object_add(o, "gate", json_object_new_string(r->gate));
+	json_object_object_add(o, "downtime_ms", json_object_new_uint64(r->downtime_ms));
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
 		struct json_object *h, *ph;

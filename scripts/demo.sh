@@ -46,6 +46,9 @@ run "$lab" guest list
 step "hvpeer status, asked on h3"
 run "$lab" hvpeer h3 status
 
+step "h2's BMC (an ipmi_sim on the lab bridge), read through hvpeerd, asked on h1"
+run "$lab" hvpeer h1 bmc sensors h2
+
 step "h1 enters maintenance: its guests are live-migrated away, one by one"
 before=$("$lab" guest heartbeat web1)
 run "$lab" hvpeer h1 maintenance enter

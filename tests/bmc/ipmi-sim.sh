@@ -52,31 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-n=0 passed=0 failed=0
-check() { # description, then a command
-	local what=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n - $what"
-		passed=$((passed + 1))
-	else
-		echo "not ok $n - $what"
-		failed=$((failed + 1))
-	fi
-}
-
-# Poll a command every 0.1 s for at most $1 tenths of a second.
-wait_for() {
-	local tenths=$1 i=0
-	shift
-	while [ $i -lt "$tenths" ]; do
-		"$@" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
+. "$(dirname "$0")/tap.sh"
 
 # hvpeer-bmc DIR [OPTION...] CMD against the BMC in DIR (its port and
 # credentials file).
@@ -288,5 +264,4 @@ check "credentials file mode 644: says chmod 600" grep -q "run chmod 600 $T/open
 check "credentials file mode 644: password not printed" \
 	sh -c "! grep -q -e '$good_pw' '$T/out' '$T/err'"
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+tap_done

@@ -65,31 +65,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-n=0 passed=0 failed=0
-check() { # description, then a command
-	local what=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n - $what"
-		passed=$((passed + 1))
-	else
-		echo "not ok $n - $what"
-		failed=$((failed + 1))
-	fi
-}
-
-# Poll a command every 0.1 s for at most $1 tenths of a second.
-wait_for() {
-	local tenths=$1 i=0
-	shift
-	while [ $i -lt "$tenths" ]; do
-		"$@" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
+. "$(dirname "$0")/tap.sh"
 
 # hvpeer-bmc -k redfish [OPTION...] ADDRESS CMD, bounded in time; all it
 # prints is also kept in $T/all.out (no password may ever show there).
@@ -382,5 +358,4 @@ check "no output of hvpeer-bmc ever held the password" sh -c "! grep -qF -e '$PW
 check "no sanitizer report in any output (error paths included)" \
 	sh -c "! grep -qE 'Sanitizer|runtime error' '$T/all.out'"
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+tap_done

@@ -525,6 +525,41 @@ else
 	fail "a second pause: exit 0, 'already paused', keeps the first one's reason" "pause: exit $PRC: $POUT" "$(view)"
 fi
 
+# Rollout policies: checked before they are proposed, committed, kept.
+cli h1 policy set window "Mon-Fry 22:00-04:00"
+if [[ $RC == 2 && $ERR == *"Fry"* ]]; then
+	pass "policy set window with a bad day: exit 2 (invalid), names it: $ERR"
+else
+	fail "policy set window with a bad day: exit 2, names it" "exit $RC: $OUT $ERR"
+fi
+cli h1 policy set window "Mon-Fri 22:00-04:00"
+PRC=$RC
+cli h2 policy set zone Europe/Berlin
+if [[ $PRC == 0 && $RC == 0 ]]; then
+	pass "policy set window and zone (on h1, h2): exit 0"
+else
+	fail "policy set window and zone: exit 0" "exit $PRC, $RC: $OUT $ERR"
+fi
+cli h1 policy set zone Mars/Olympus_Mons
+if [[ $RC == 2 && $ERR == *"Mars/Olympus_Mons"* ]]; then
+	pass "an unknown time zone is refused: $ERR"
+else
+	fail "an unknown time zone is refused" "exit $RC: $OUT $ERR"
+fi
+cli h3 policy set canary nosuchhost
+if [[ $RC == 2 && $ERR == *"not a member"* ]]; then
+	pass "a canary that is not a member is refused"
+else
+	fail "a canary that is not a member is refused" "exit $RC: $OUT $ERR"
+fi
+cli h3 policy set soak 600
+cli h3 policy set colour blue
+if [[ $RC == 2 && $ERR == *"unknown policy 'colour'"* ]]; then
+	pass "an unknown policy is refused, the known ones listed"
+else
+	fail "an unknown policy is refused" "exit $RC: $OUT $ERR"
+fi
+
 for n in "${NODES[@]}"; do
 	kill -TERM "${PID[$n]}" 2>/dev/null || true
 done
@@ -553,6 +588,19 @@ for n in "${NODES[@]}"; do
 		fail "$n: still paused after the restart, same by/reason/since" "$(view)"
 	fi
 done
+cli h3 --json status
+POL=$(printf '%s' "$OUT" | python3 -c 'import json,sys; p=json.load(sys.stdin)["policy"]; print(p["window"], p["zone"], p["soak_s"], sep="|")' 2>/dev/null)
+if [[ $POL == "Mon-Fri 22:00-04:00|Europe/Berlin|600" ]]; then
+	pass "the policies survived the restart (seen on h3): $POL"
+else
+	fail "the policies survived the restart" "got '$POL'"
+fi
+cli h1 policy show
+if [[ $RC == 0 && $OUT == *"Mon-Fri 22:00-04:00 (Europe/Berlin)"* && $OUT == *"soak:            600 s"* ]]; then
+	pass "hvpeer policy show prints them"
+else
+	fail "hvpeer policy show prints them" "$OUT"
+fi
 cli h3 resume
 if [[ $RC == 0 && $OUT == *resumed* ]]; then
 	pass "resume: exit 0"

@@ -21,14 +21,6 @@ HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-bmcpatch.XXXXXX)
 finish_extra() { rm -rf "$T"; }
 
-state() { # state PYTHON-EXPRESSION over d (the status JSON), from any host up
-	local h out
-	for h in h2 h3 h1; do
-		out=$(hv $h --timeout 3000 --json status 2>/dev/null) || continue
-		echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null && return 0
-	done
-	return 1
-}
 phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
 phase_is() { test "$(phase_of "$1")" = "$2"; }
 version_of() { state "[m['version'] for m in d['members'] if m['name']=='$1'][0]"; }

@@ -13,18 +13,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-# Host state from h2's view of the replicated state (JSON through python3).
-# Only an answer with quorum counts (one given from h2's own replica while
-# it has no leader may be behind); bounded retries.
-state() { # state PYTHON-EXPRESSION over d (the status JSON)
-	local i
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		hv h2 --json status 2>/dev/null |
-			python3 -c "import json,sys; d=json.load(sys.stdin); assert d['quorum']; print($1)" 2>/dev/null && return 0
-		sleep 0.5
-	done
-	return 1
-}
+# Host state from the replicated state (lib.sh: state).
 guests_on() { state "' '.join(sorted(g['name'] for m in d['members'] if m['name']=='$1' for g in m['guests'] if g['running']))"; }
 phase_of() { state "[m['maintenance'] for m in d['members'] if m['name']=='$1'][0]"; }
 beat() { lab guest heartbeat "$1" | awk '{print $1}'; }

@@ -2,7 +2,7 @@
 # test can run here, the lab lock, TAP-like output and bounded waits.
 #
 # After sourcing: TOP, LABT (the lab tool), HVPEER_BUILDDIR (exported), LAB
-# (the lab dir), N/PASS/FAIL and ok, nok, check, lab, hv, wait_for. The test
+# (the lab dir), N/PASS/FAIL and ok, nok, check, lab, hv, wait_for, state. The test
 # sets FINISH_HOSTS (hosts whose hvpeerd log tails are shown on a failure)
 # and may define finish_extra (run before the lab goes down). Exits 77 when
 # the test cannot run here (not root, lab packages missing, a lab already
@@ -43,6 +43,24 @@ hv() { local h=$1; shift; "$LABT" hvpeer "$h" "$@"; }
 wait_for() {
 	local t=$1; shift
 	for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	return 1
+}
+# state PYTHON-EXPRESSION over d (hvpeer --json status), asked on h2, h3,
+# then h1 (a host may be rebooting). Only an answer with quorum counts: one
+# given from a replica that has no leader may be behind; no quorum anywhere
+# is asked again, 10 rounds 0.5 s apart. The expression's own failure is
+# returned at once.
+state() {
+	local h out rc
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		for h in h2 h3 h1; do
+			out=$(hv $h --timeout 3000 --json status 2>/dev/null) || continue
+			echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); d['quorum'] or sys.exit(3); print($1)" 2>/dev/null
+			rc=$?
+			[ $rc = 3 ] || return $rc
+		done
+		sleep 0.5
+	done
 	return 1
 }
 finish() {

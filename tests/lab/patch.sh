@@ -27,16 +27,6 @@ finish_extra() {
 	rm -rf "$T"
 }
 
-# The replicated state as h2 sees it (JSON through python3); a host may be
-# rebooting, so ask the others in turn.
-state() { # state PYTHON-EXPRESSION over d (the status JSON)
-	local h out
-	for h in h2 h3 h1; do
-		out=$(hv $h --timeout 3000 --json status 2>/dev/null) || continue
-		echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null && return 0
-	done
-	return 1
-}
 phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
 phase_is() { test "$(phase_of "$1")" = "$2"; }
 phase_not() { local p; p=$(phase_of "$1") && test -n "$p" && test "$p" != "$2"; }

@@ -457,6 +457,146 @@ static void test_watchdog_no_bmc(void **state)
 	                 HV_WD_GAVE_UP);
 }
 
+static int policy(struct sm *m, const char *key, const char *value)
+{
+	struct hv_cmd c = {.type = HV_CMD_POLICY_SET};
+
+	snprintf(c.name, sizeof c.name, "%s", key);
+	snprintf(c.reason, sizeof c.reason, "%s", value);
+	snprintf(c.by, sizeof c.by, "op");
+	return apply(m, &c);
+}
+
+static int gate(struct sm *m, const char *name)
+{
+	struct hv_cmd c = {.type = HV_CMD_PATCH_GATE};
+
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(c.by, sizeof c.by, "h2");
+	snprintf(c.reason, sizeof c.reason, "window open");
+	c.id = m->s->rollout.id;
+	return apply(m, &c);
+}
+
+/* The canary patches first, alone; the others wait for its soak, and then
+ * for the leader's gate. */
+static void test_canary_and_soak(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "canary", "h3"), HV_OK);
+	assert_int_equal(policy(m, "soak", "600"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_string_equal(m->s->rollout.canary, "h3");
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_PRECHECK); /* not h1 */
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_WAIT_LEASE);
+	cycle_ok(m, "h3");
+	/* soaking: nobody is granted, however many commands go by */
+	assert_true(m->s->rollout.soak_until_ms > 0);
+	assert_true(hv_policy_gated(m->s));
+	assert_int_equal(policy(m, "downtime-budget", "1000"), HV_OK);
+	assert_null(hv_state_holder(m->s, "h1"));
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_WAIT_LEASE);
+	/* a gate for a host that is not next is refused */
+	assert_int_equal(gate(m, "h2"), HV_INVAL);
+	assert_int_equal(gate(m, "h1"), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK);
+	assert_int_equal(token_of(m, "h1"), m->index);
+	assert_string_equal(m->s->rollout.gate, ""); /* consumed */
+	assert_false(hv_policy_gated(m->s));
+	cycle_ok(m, "h1");
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_PRECHECK); /* no window: no gate */
+}
+
+/* A window: every grant waits for the leader's gate, which is good once. */
+static void test_window_gates_every_grant(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "window", "Mon-Fri 22:00-04:00"), HV_OK);
+	assert_int_equal(policy(m, "zone", "Europe/Berlin"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_null(hv_state_holder(m->s, "h1"));
+	assert_int_equal(gate(m, "h1"), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK);
+	cycle_ok(m, "h1");
+	assert_null(hv_state_holder(m->s, "h2")); /* the gate was used */
+	assert_int_equal(gate(m, "h2"), HV_OK);
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_PRECHECK);
+	/* no rollout, no gate */
+	assert_int_equal(policy(m, "window", ""), HV_OK);
+	cycle_ok(m, "h2");
+	cycle_ok(m, "h3");
+	assert_false(m->s->rollout.active);
+	assert_int_equal(gate(m, "h1"), HV_NOROLLOUT);
+}
+
+/* A canary that fails, even before anything moved, quarantines the patch. */
+static void test_canary_failure_quarantines(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "canary", "auto"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_string_equal(m->s->rollout.canary, "h1"); /* no guests anywhere: by name */
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK);
+	assert_true(hv_state_quarantined(m->s, D1));
+	assert_true(m->s->paused);
+}
+
+/* Policy values are checked; a guest stunned over the budget stops the line. */
+static void test_policy_values_and_budget(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd mv = {.type = HV_CMD_MOVED};
+	struct hv_cmd plan = {.type = HV_CMD_PLAN};
+
+	assert_int_equal(policy(m, "soak", "-1"), HV_INVAL);
+	assert_int_equal(policy(m, "soak", "99999999"), HV_INVAL);
+	assert_int_equal(policy(m, "soak", "1x"), HV_INVAL);
+	assert_int_equal(policy(m, "canary", "no such/name"), HV_INVAL);
+	assert_int_equal(policy(m, "colour", "blue"), HV_INVAL);
+	assert_int_equal(policy(m, "downtime-budget", "500"), HV_OK);
+	assert_int_equal(m->s->policy.downtime_budget_ms, 500);
+	/* h1 holds the lease, plans a move of g1 to h2, which stuns it 800 ms */
+	{
+		struct hv_cmd a = {.type = HV_CMD_LEASE_ACQUIRE};
+		snprintf(a.name, sizeof a.name, "h1");
+		assert_int_equal(apply(m, &a), HV_OK);
+	}
+	{
+		struct hv_cmd inv = {.type = HV_CMD_INVENTORY,
+		                     .mem_cap_mib = 4096,
+		                     .vcpus_cap = 16,
+		                     .n_guests = 1};
+		snprintf(inv.name, sizeof inv.name, "h1");
+		snprintf(inv.guests[0].name, sizeof inv.guests[0].name, "g1");
+		inv.guests[0].mem_mib = 256;
+		inv.guests[0].vcpus = 1;
+		inv.guests[0].running = true;
+		assert_int_equal(apply(m, &inv), HV_OK);
+	}
+	assert_int_equal(maint(m, "h1", "entering"), HV_OK);
+	snprintf(plan.name, sizeof plan.name, "h1");
+	plan.token = token_of(m, "h1");
+	plan.n_moves = 1;
+	snprintf(plan.moves[0].guest, sizeof plan.moves[0].guest, "g1");
+	snprintf(plan.moves[0].source, sizeof plan.moves[0].source, "h1");
+	snprintf(plan.moves[0].target, sizeof plan.moves[0].target, "h2");
+	plan.moves[0].mem_mib = 256;
+	plan.moves[0].vcpus = 1;
+	assert_int_equal(apply(m, &plan), HV_OK);
+	snprintf(mv.name, sizeof mv.name, "h1");
+	mv.token = token_of(m, "h1");
+	mv.move = plan.moves[0];
+	mv.result = HV_OK;
+	mv.downtime_ms = 800;
+	assert_int_equal(apply(m, &mv), HV_OK);
+	assert_true(m->s->paused);
+	assert_string_equal(m->s->paused_by, "policy");
+	assert_non_null(strstr(m->s->pause_reason, "g1 was stunned 800 ms"));
+}
+
 /* The snapshot keeps the rollout, the quarantine and every host's phase. */
 static void test_snapshot_round_trip(void **state)
 {
@@ -466,7 +606,11 @@ static void test_snapshot_round_trip(void **state)
 	size_t len = 0;
 
 	assert_int_equal(report_bmc(m, "h2", "redfish", "bmc-h2.example:8443"), HV_OK);
+	assert_int_equal(policy(m, "window", "Sat,Sun 00:00-24:00"), HV_OK);
+	assert_int_equal(policy(m, "canary", "h1"), HV_OK);
+	assert_int_equal(policy(m, "soak", "60"), HV_OK);
 	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(gate(m, "h1"), HV_OK);
 	to_reboot(m, "h1");
 	assert_int_equal(wd(m, "h1", HV_WD_CYCLE, token_of(m, "h1")), HV_OK);
 	assert_int_equal(hv_state_encode(m->s, NULL, &buf, &len), HV_OK);
@@ -499,6 +643,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_manual_lease_blocks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_watchdog_no_bmc, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_canary_and_soak, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_window_gates_every_grant, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_canary_failure_quarantines, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_policy_values_and_budget, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
 	};
 

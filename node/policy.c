@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * Rollout policies on the node's side (consensus/policy.c keeps them in the
+ * replicated state):
+ *
+ *  - `hvpeer policy set KEY VALUE` is checked here before it is proposed: a
+ *    window is parsed with its zone and blackouts (patchfsm/window.h), a
+ *    canary must be a member;
+ *  - the leader's gate: when the next grant of a rollout needs one (a window
+ *    is set, or the canary's soak is pending), the leader, on its tick,
+ *    checks the soak is over and the canary healthy, and that a window is
+ *    open long enough for the next host's cycle, then commits a patch-gate
+ *    naming that host. The grant follows in the same entry.
+ *
+ * A cycle's length is estimated as the mean of the cycles done in this
+ * rollout, else the policy's cycle-estimate (30 min when unset), plus the
+ * time to move the host's guests out and back at 100 MiB/s.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../consensus/state.h"
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "../patchfsm/window.h"
+#include "config.h"
+#include "node.h"
+#include "policy.h"
+
+#define DEFAULT_CYCLE_MS (30ull * 60 * 1000)
+#define MOVE_MIB_PER_S 100
+
+static const char *const keys[] = {
+    "window", "zone",           "blackouts",       "canary",
+    "soak",   "cycle-estimate", "downtime-budget", "rollout-downtime-budget"};
+
+static bool is_number(const char *v, unsigned long long max)
+{
+	char *end;
+	unsigned long long n;
+
+	if (v[0] == '\0')
+		return true;
+	if (v[0] < '0' || v[0] > '9')
+		return false;
+	n = strtoull(v, &end, 10);
+	return *end == '\0' && n <= max;
+}
+
+int hv_policy_check(const struct hv_state *s, const char *key, const char *value,
+                    char *why, size_t len)
+{
+	const struct hv_policy *p = &s->policy;
+	bool known = false;
+
+	for (size_t i = 0; key != NULL && i < sizeof keys / sizeof keys[0]; i++)
+		known |= strcmp(key, keys[i]) == 0;
+	if (!known)
+		return hv_errf(why, len, HV_INVAL,
+		               "unknown policy '%s': window, zone, blackouts, canary, "
+		               "soak, cycle-estimate, downtime-budget, "
+		               "rollout-downtime-budget",
+		               key != NULL ? key : "");
+	if (strlen(value) > HV_POLICY_TEXT)
+		return hv_errf(why, len, HV_INVAL, "%s: at most %d characters", key,
+		               HV_POLICY_TEXT);
+	if (!strcmp(key, "window") || !strcmp(key, "zone") || !strcmp(key, "blackouts")) {
+		struct hv_window *w;
+		const char *spec = !strcmp(key, "window") ? value : p->window;
+		const char *zone = !strcmp(key, "zone") ? value : p->zone;
+		const char *bo = !strcmp(key, "blackouts") ? value : p->blackouts;
+		int rc;
+		if (spec[0] == '\0')
+			return HV_OK; /* no window: zone and blackouts wait for one */
+		if ((w = malloc(sizeof *w)) == NULL)
+			return hv_errf(why, len, HV_NOMEM, "out of memory");
+		rc = hv_window_parse(spec, zone, bo, w, why, len);
+		free(w);
+		return rc;
+	}
+	if (!strcmp(key, "canary")) {
+		if (value[0] == '\0' || !strcmp(value, "auto"))
+			return HV_OK;
+		if (!hv_name_valid(value) ||
+		    hv_state_member((struct hv_state *)s, value) == NULL)
+			return hv_errf(why, len, HV_INVAL,
+			               "canary: '%s' is not a member ('auto' picks the "
+			               "host with the fewest guests)",
+			               value);
+		return HV_OK;
+	}
+	if ((!strcmp(key, "soak") && !is_number(value, 30ull * 86400)) ||
+	    (!strcmp(key, "cycle-estimate") && !is_number(value, 86400)) ||
+	    (!strcmp(key, "downtime-budget") && !is_number(value, 3600000)) ||
+	    (!strcmp(key, "rollout-downtime-budget") && !is_number(value, 86400000)))
+		return hv_errf(
+		    why, len, HV_INVAL,
+		    "%s: '%s' is not a number in range (soak: seconds up to 30 "
+		    "days; cycle-estimate: seconds up to a day; budgets: ms)",
+		    key, value);
+	return HV_OK;
+}
+
+struct json_object *hv_policy_json(const struct hv_state *s)
+{
+	const struct hv_policy *p = &s->policy;
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "window", json_object_new_string(p->window));
+	json_object_object_add(o, "zone", json_object_new_string(p->zone));
+	json_object_object_add(o, "blackouts", json_object_new_string(p->blackouts));
+	json_object_object_add(o, "canary", json_object_new_string(p->canary));
+	json_object_object_add(o, "soak_s", json_object_new_uint64(p->soak_ms / 1000));
+	json_object_object_add(o, "cycle_estimate_s",
+	                       json_object_new_uint64(p->cycle_estimate_ms / 1000));
+	json_object_object_add(o, "downtime_budget_ms",
+	                       json_object_new_uint64(p->downtime_budget_ms));
+	json_object_object_add(o, "rollout_downtime_budget_ms",
+	                       json_object_new_uint64(p->rollout_downtime_ms));
+	return o;
+}
+
+uint64_t hv_policy_estimate_ms(const struct hv_state *s, const struct hv_member *m)
+{
+	uint64_t sum = 0, mem = 0;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *x = &s->members[i];
+		if (!x->removed && x->cycle == HV_PH_DONE && x->cycle_start_ms != 0 &&
+		    x->cycle_end_ms > x->cycle_start_ms) {
+			sum += x->cycle_end_ms - x->cycle_start_ms;
+			n++;
+		}
+	}
+	for (unsigned g = 0; g < m->n_guests; g++)
+		mem += m->guests[g].mem_mib;
+	return (n > 0                         ? sum / n
+	        : s->policy.cycle_estimate_ms ? s->policy.cycle_estimate_ms
+	                                      : DEFAULT_CYCLE_MS) +
+	       2 * mem * 1000 / MOVE_MIB_PER_S;
+}
+
+static void fmt_utc(uint64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%MZ", &tm);
+}
+
+static void gate_done(struct hv_node *n, void *data, int rc, uint64_t index,
+                      uint64_t token)
+{
+	(void)data;
+	(void)index;
+	(void)token;
+	n->gate_busy = false;
+	if (rc != HV_OK)
+		hv_debug("patch gate not committed: %s", hv_strerror(rc));
+}
+
+static void commit(struct hv_node *n, struct hv_cmd *cmd)
+{
+	snprintf(cmd->by, sizeof cmd->by, "%s", n->cfg.name);
+	n->gate_busy = true;
+	if (hv_node_commit(n, cmd, gate_done, NULL) != HV_OK)
+		n->gate_busy = false;
+}
+
+/* Say once why the next host waits. */
+static void waiting(struct hv_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void waiting(struct hv_node *n, const char *fmt, ...)
+{
+	char msg[sizeof n->gate_wait];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (strcmp(msg, n->gate_wait) != 0) {
+		hv_info("rollout: %s", msg);
+		snprintf(n->gate_wait, sizeof n->gate_wait, "%s", msg);
+	}
+}
+
+void hv_policy_tick(struct hv_node *n)
+{
+	const struct hv_state *s = &n->state;
+	const struct hv_rollout *r = &s->rollout;
+	const struct hv_member *next;
+	struct hv_cmd cmd = {.type = HV_CMD_PATCH_GATE};
+	uint64_t now = hv_now_ms();
+
+	if (n->gate_busy || n->stopping || !hv_node_is_leader(n) || !r->active ||
+	    s->paused || s->n_holders > 0 || !hv_policy_gated(s) ||
+	    hv_state_quarantined(s, r->digest))
+		return;
+	next = hv_rollout_next(s);
+	if (next == NULL || strcmp(r->gate, next->name) == 0)
+		return;
+	if (r->soak_until_ms != 0) {
+		const struct hv_member *c =
+		    hv_state_member((struct hv_state *)s, r->canary);
+		uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
+		char until[32];
+		if (now < r->soak_until_ms) {
+			fmt_utc(r->soak_until_ms, until, sizeof until);
+			waiting(n, "%s waits for the canary %s's soak (until %s)",
+			        next->name, r->canary, until);
+			return;
+		}
+		if (c == NULL || c->cycle != HV_PH_DONE ||
+		    strcmp(c->version, r->version) != 0 || now > c->report_ms + stale) {
+			struct hv_cmd p = {.type = HV_CMD_PAUSE};
+			snprintf(
+			    p.reason, sizeof p.reason,
+			    "canary %s is not healthy after its soak (%s): the others "
+			    "do not start",
+			    r->canary,
+			    c == NULL                             ? "gone"
+			    : strcmp(c->version, r->version) != 0 ? "runs another version"
+			    : c->cycle != HV_PH_DONE ? "its cycle is not done"
+			                             : "it stopped reporting");
+			commit(n, &p);
+			return;
+		}
+	}
+	snprintf(cmd.reason, sizeof cmd.reason, "the canary %s's soak is over",
+	         r->canary);
+	if (s->policy.window[0] != '\0') {
+		struct hv_window w;
+		char err[256], until[32];
+		int64_t opens = 0, closes = 0;
+		uint64_t need = hv_policy_estimate_ms(s, next);
+		if (hv_window_parse(s->policy.window, s->policy.zone, s->policy.blackouts,
+		                    &w, err, sizeof err) != HV_OK) {
+			waiting(n, "the window policy does not parse here: %s", err);
+			return;
+		}
+		hv_window_next_change(&w, (int64_t)now, &opens, &closes);
+		if (!hv_window_fits(&w, (int64_t)now, (int64_t)need)) {
+			if (opens > (int64_t)now)
+				fmt_utc((uint64_t)opens, until, sizeof until);
+			else
+				snprintf(until, sizeof until, "a longer window");
+			waiting(n,
+			        "%s waits for a maintenance window of %" PRIu64
+			        " min (its cycle's estimate): next %s",
+			        next->name, (need + 59999) / 60000, until);
+			return;
+		}
+		if (closes > 0)
+			fmt_utc((uint64_t)closes, until, sizeof until);
+		else
+			snprintf(until, sizeof until, "beyond the horizon");
+		snprintf(cmd.reason, sizeof cmd.reason,
+		         "window open until %s; %s's cycle needs about %" PRIu64 " min",
+		         until, next->name, (need + 59999) / 60000);
+	}
+	n->gate_wait[0] = '\0';
+	hv_info("rollout: letting %s go: %s", next->name, cmd.reason);
+	snprintf(cmd.name, sizeof cmd.name, "%s", next->name);
+	cmd.id = r->id;
+	commit(n, &cmd);
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Rollout policies, the node's side (node/policy.c). */
+#ifndef HV_NODE_POLICY_H
+#define HV_NODE_POLICY_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../consensus/state.h"
+
+struct hv_node;
+
+/* Check `hvpeer policy set KEY VALUE` against the state before proposing it
+ * (a window with its zone and blackouts parses, a canary is a member).
+ * HV_OK, or an HV_* code with the reason in why. */
+int hv_policy_check(const struct hv_state *s, const char *key, const char *value,
+                    char *why, size_t len);
+
+/* The policies for `hvpeer status --json` ("policy"). */
+struct json_object *hv_policy_json(const struct hv_state *s);
+
+/* How long m's cycle should take (see policy.c), in ms. */
+uint64_t hv_policy_estimate_ms(const struct hv_state *s, const struct hv_member *m);
+
+/* The leader's gate, on every tick (see policy.c). */
+void hv_policy_tick(struct hv_node *n);
+
+#endif

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Rollout policies in the lab (real hvpeerds on real libvirt hosts):
+#   1. a maintenance window that is open, but not long enough for a host's
+#      estimated cycle: nobody starts, and the leader says why; with a
+#      shorter estimate the rollout goes;
+#   2. a canary (h3) patches alone first, then a soak: the others wait for
+#      it, then follow in name order, each let go by the leader's gate;
+#   3. a downtime budget: a guest stunned longer than it by its live
+#      migration stops the line, with the reason.
+# Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
+# cannot run here (not root, lab packages missing, a lab already up).
+set -u
+. "$(dirname "$0")/lib.sh"
+HVPEER=$HVPEER_BUILDDIR/hvpeer
+T=$(mktemp -d /tmp/hvpeer-policy.XXXXXX)
+finish_extra() { rm -rf "$T"; }
+
+phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
+phase_is() { test "$(phase_of "$1")" = "$2"; }
+rollout_over() { test "$(state "d['rollout']['active']")" = False; }
+holders() { state "' '.join(h['name'] for h in d['lease']['holders'])"; }
+logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
+
+echo "# lab up: 3 hosts"
+if ! lab up 3 --guest-memory 512 >"$T/up.log" 2>&1; then
+	nok "lab up" "$(tail -n 5 "$T/up.log")"
+	exit 1
+fi
+ok "lab up with 3 hosts"
+"$HVPEER" bundle keygen "$T/ops.key" >/dev/null && cp "$T/ops.key.pub" "$LAB/keys/ops.pub"
+echo "kernel and userland" >"$T/os.img"
+"$HVPEER" bundle create --name labos --version 1.1.0 --host-class lab -o "$T/os.tar" "$T/os.img" >/dev/null &&
+	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os.tar" >/dev/null
+check "a signed bundle" test -s "$T/os.tar"
+
+# ---- 1. a window too short for the estimated cycle ----------------------------
+# Open from a minute ago to ten minutes from now (UTC), every day.
+from=$(date -u -d '-1 min' +%H:%M) to=$(date -u -d '+10 min' +%H:%M)
+out=$(hv h1 policy set window "daily $from-$to" 2>&1) || nok "policy set window" "$out"
+out=$(hv h1 policy set cycle-estimate 3600 2>&1) || nok "policy set cycle-estimate" "$out"
+out=$(hv h2 policy set canary h3 2>&1) && out=$(hv h2 policy set soak 5 2>&1) || nok "policy set canary, soak" "$out"
+out=$(hv h1 policy show 2>&1)
+check "policy show: window, canary, soak" grep -q "daily $from-$to (UTC)" <<<"$out"
+out=$(hv h1 patch submit "$T/os.tar" 2>&1) || nok "patch submit" "$out"
+if wait_for 10 logged "h3 waits for a maintenance window of 60 min"; then
+	ok "the leader holds h3 back: the window closes before a 60 min cycle could end"
+else
+	nok "the leader says why h3 waits" "$(grep -h rollout: "$LAB"/h*/hvpeerd.log | tail -n 3)"
+fi
+sleep 2
+check "nobody holds the lease, every host waits" test "$(holders)/$(phase_of h1)$(phase_of h2)$(phase_of h3)" = "/wait-leasewait-leasewait-lease"
+
+# ---- 2. the canary, its soak, the others --------------------------------------
+out=$(hv h3 policy set cycle-estimate 60 2>&1) || nok "policy set cycle-estimate 60" "$out"
+if wait_for 60 phase_is h3 done; then ok "the canary h3 went first, alone, and is done"; else nok "the canary h3 is done" "$(hv h2 patch status 2>&1)"; fi
+soaking() { test "$(state "d['rollout']['soak_until_ms'] > 0 and len(d['lease']['holders']) == 0")" = True; }
+check "the others wait for the canary's soak" soaking
+check "h1 and h2 still wait" test "$(phase_of h1)$(phase_of h2)" = wait-leasewait-lease
+if wait_for 90 rollout_over; then ok "after the soak h1 and h2 followed: the rollout finished"; else nok "the rollout finished" "$(hv h2 patch status 2>&1)"; fi
+order=$(state "' '.join(h['name'] for h in sorted(d['rollout']['hosts'], key=lambda h: h['start_ms']))")
+check "the order was h3 (canary), h1, h2: $order" test "$order" = "h3 h1 h2"
+starts=$(state "[h['start_ms'] for h in sorted(d['rollout']['hosts'], key=lambda h: h['start_ms'])]")
+ends=$(state "{h['name']: h['end_ms'] for h in d['rollout']['hosts']}")
+gap=$(python3 -c "s=$starts; e=$ends; print((s[1] - e['h3']) // 1000)")
+check "h1 started at least the 5 s soak after the canary ended (${gap} s)" test "$gap" -ge 5
+check "each was let go by the leader's gate" sh -c 'grep -h "rollout: letting h[123] go" "$1"/h*/hvpeerd.log | grep -c . | grep -qx 3' _ "$LAB"
+check "every host runs 1.1.0" test "$(state "sorted(set(m['version'] for m in d['members']))")" = "['1.1.0']"
+
+# ---- 3. a downtime budget -----------------------------------------------------------
+out=$(hv h1 policy set window "" 2>&1) || nok "policy set window ''" "$out"
+out=$(hv h1 policy set downtime-budget 1 2>&1) || nok "policy set downtime-budget 1" "$out"
+lab guest add h1 --name web1 --mem 96 >/dev/null || nok "guest web1 boots on h1"
+guests_on_h1() { test "$(state "[len(m['guests']) for m in d['members'] if m['name']=='h1'][0]")" = 1; }
+wait_for 20 guests_on_h1
+out=$(hv h1 maintenance enter 2>&1)
+reason=$(state "d['pause']['reason']")
+check "a guest stunned over the 1 ms budget stopped the line: $reason" \
+	grep -q "guest web1 was stunned [0-9]* ms by its live migration, over the downtime budget of 1 ms" <<<"$reason"
+check "paused by the policy" test "$(state "d['pause']['by']")" = policy
+
+# ---- the daemons stayed clean (sanitizer builds report here) ---------------------
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
+	nok "no sanitizer report in any hvpeerd log" "$(grep -h -E 'Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log | head -n 5)"
+else
+	ok "no sanitizer report in any hvpeerd log"
+fi
