@@ -44,6 +44,7 @@ void hv_config_defaults(struct hv_config *c)
 	c->vcpu_ratio = 4;
 	snprintf(c->reboot_command, sizeof c->reboot_command, "systemctl reboot");
 	c->reboot_timeout_s = 900;
+	c->max_clock_skew_s = 300;
 	snprintf(c->reboot, sizeof c->reboot, "command");
 	c->boot_timeout_s = 1200;
 	c->watchdog_cycles = 2;
@@ -309,6 +310,11 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		}
 		return set_str(c->bmc_pin, sizeof c->bmc_pin, v, key, err, errlen);
 	}
+	if (!strcmp(key, "max-clock-skew"))
+		return set_uint(&c->max_clock_skew_s, v, 0, 86400, key, err, errlen);
+	if (!strcmp(key, "test-clock-skew"))
+		return set_uint(&c->test_clock_skew_s, v, 0, 86400 * 365, key, err,
+		                errlen);
 	if (!strcmp(key, "boot-timeout"))
 		return set_uint(&c->boot_timeout_s, v, 10, 86400, key, err, errlen);
 	if (!strcmp(key, "watchdog-cycles"))
@@ -390,6 +396,8 @@ static const struct {
     {"patch", "health-hook"},
     {"patch", "hook-timeout"},
     {"patch", "test-hold-dir"},
+    {"patch", "max-clock-skew"},
+    {"patch", "test-clock-skew"},
     {"bmc", "bmc"},
     {"bmc", "bmc-address"},
     {"bmc", "bmc-credentials"},

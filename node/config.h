@@ -66,6 +66,8 @@ struct hv_config {
 	char health_hook[HV_PATH_MAX];
 	unsigned hook_timeout_s;
 	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
+	unsigned max_clock_skew_s;       /* pre-check; 0 = not checked */
+	unsigned test_clock_skew_s;      /* tests: the clock shown to peers, ahead */
 
 	/* [bmc] this host's BMC, driven through hvpeer-bmc */
 	char bmc[16]; /* "none" (default), "ipmi" or "redfish" */

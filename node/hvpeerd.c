@@ -115,6 +115,10 @@ static void usage(FILE *f)
 	    "      --health-hook CMD       run after a reboot; non-zero fails "
 	    "validation\n"
 	    "      --hook-timeout S        limit for each hook (default 300)\n"
+	    "      --max-clock-skew S      pre-check: every peer's clock within S of "
+	    "ours (300;\n"
+	    "                              0: not checked)\n"
+	    "      --test-clock-skew S     for tests: show peers a clock S ahead\n"
 	    "      --test-hold-dir DIR     for tests: a phase whose name is a file in "
 	    "DIR waits\n"
 	    "                              (a breakpoint before the phase's work)\n"
@@ -173,6 +177,8 @@ static const struct option longopts[] = {
     {"bootbank-mark-good", required_argument, NULL, 1},
     {"bootbank-rollback", required_argument, NULL, 1},
     {"bootbank-status", required_argument, NULL, 1},
+    {"max-clock-skew", required_argument, NULL, 1},
+    {"test-clock-skew", required_argument, NULL, 1},
     {"reboot", required_argument, NULL, 1},
     {"reboot-command", required_argument, NULL, 1},
     {"boot-timeout", required_argument, NULL, 1},

@@ -783,6 +783,11 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		struct json_object *o = hv_rpc_ok();
 		json_object_object_add(o, "node", json_object_new_string(n->cfg.name));
 		json_object_object_add(o, "member", json_object_new_boolean(n->joined));
+		/* for the peers' clock-skew pre-check (test-clock-skew: tests) */
+		json_object_object_add(
+		    o, "now_ms",
+		    json_object_new_uint64(hv_now_ms() +
+		                           n->cfg.test_clock_skew_s * 1000ull));
 		hv_rpc_reply(c, o);
 	} else if (!strcmp(op, "join")) {
 		op_join(n, c, req, forwarded);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,6 +337,10 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 
 /* ---- the phases (worker thread) ------------------------------------------ */
 
+static int check_clocks(struct hv_maint_job *j, char *why, size_t len);
+static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
+                       size_t len);
+
 static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 {
 	struct hv_node *n = hv_job_node(j);
@@ -352,6 +357,15 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 	}
 	q->stale_ms = 3ull * n->cfg.report_interval_ms + 5000;
 	hv_job_query(j, q_precheck_fn, q);
+	if (q->rc == HV_OK)
+		q->rc = check_clocks(j, q->why, sizeof q->why);
+	if (q->rc == HV_OK)
+		q->rc = check_space(j, p, q->why, sizeof q->why);
+	if (q->rc == HV_SHUTDOWN || q->rc == HV_PAUSED) {
+		rc = q->rc;
+		free(q);
+		return rc;
+	}
 	if (q->rc != HV_OK) {
 		p->event = HV_EV_FAIL;
 		reasonf(p, "pre-check: %s", q->why);
@@ -487,6 +501,136 @@ static void q_peers_fn(struct hv_node *n, void *arg)
 			snprintf(q->addrs[q->n], sizeof q->addrs[0], "%s", m->address);
 			q->n++;
 		}
+}
+
+/* Every peer's wall clock, asked over the peer port, within max-clock-skew
+ * of this host's: signatures and certificates that look expired or not yet
+ * valid are what a skewed clock causes. A peer that does not answer fails
+ * the check too. */
+static int check_clocks(struct hv_maint_job *j, char *why, size_t len)
+{
+	struct hv_node *n = hv_job_node(j);
+	const struct hv_config *cfg = &n->cfg;
+	struct q_peers *q;
+	int rc = HV_OK;
+
+	if (cfg->max_clock_skew_s == 0)
+		return HV_OK;
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		return hv_errf(why, len, HV_NOMEM, "out of memory");
+	q->source = "";
+	hv_job_query(j, q_peers_fn, q);
+	for (unsigned i = 0; i < q->n && rc == HV_OK; i++) {
+		struct json_object *req = json_object_new_object(), *resp = NULL;
+		uint64_t t0 = hv_now_ms(), t1, peer = 0;
+		int64_t skew;
+		int c;
+		json_object_object_add(req, "op", json_object_new_string("ping"));
+		c = hv_job_call(j, q->addrs[i], req, 5000, &resp);
+		json_object_put(req);
+		t1 = hv_now_ms();
+		if (c == HV_SHUTDOWN || hv_job_cancelled(j)) {
+			rc = HV_SHUTDOWN;
+		} else if (c != HV_OK) {
+			rc = hv_errf(why, len, HV_UNREACHABLE,
+			             "peer %s does not answer on %s (%s): Host Not "
+			             "Reachable; check the network between the hosts",
+			             q->names[i], q->addrs[i], hv_strerror(c));
+		} else if (hv_json_uint(resp, "now_ms", &peer)) {
+			skew = (int64_t)peer - (int64_t)((t0 + t1) / 2);
+			if (skew > (int64_t)cfg->max_clock_skew_s * 1000 ||
+			    -skew > (int64_t)cfg->max_clock_skew_s * 1000)
+				rc = hv_errf(
+				    why, len, HV_INVAL,
+				    "the clock of %s is %lld s %s this host's, over "
+				    "the %u s limit (max-clock-skew): signatures "
+				    "and certificates look expired or not yet valid "
+				    "when clocks disagree; fix time sync (NTP) on "
+				    "the hosts",
+				    q->names[i],
+				    (long long)(skew > 0 ? skew : -skew) / 1000,
+				    skew > 0 ? "ahead of" : "behind",
+				    cfg->max_clock_skew_s);
+		}
+		json_object_put(resp);
+	}
+	free(q);
+	return rc;
+}
+
+/* Room to stage the patch: the bundle (unless it is here already) where
+ * bundles are kept, and its payload unpacked in the data dir, with a
+ * margin. "No space left on device" caught before anything moves. */
+static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
+                       size_t len)
+{
+	struct hv_node *n = hv_job_node(j);
+	const struct hv_config *cfg = &n->cfg;
+	char path[HV_PATH_MAX + 96], store[HV_PATH_MAX + 16];
+	struct statvfs vs, vd;
+	struct stat st;
+	uint64_t size = 0, need_store = 0, need_data, free_s, free_d;
+	const uint64_t margin = 16ull << 20;
+
+	bundle_path(cfg, p->digest, path, sizeof path);
+	if (stat(path, &st) == 0) {
+		size = (uint64_t)st.st_size;
+	} else {
+		/* ask the source how large it is (an offset past the end) */
+		struct q_peers *q = calloc(1, sizeof *q);
+		if (q == NULL)
+			return hv_errf(why, len, HV_NOMEM, "out of memory");
+		q->source = p->source;
+		hv_job_query(j, q_peers_fn, q);
+		for (unsigned i = 0; i < q->n && size == 0; i++) {
+			struct json_object *req = json_object_new_object(), *resp = NULL;
+			json_object_object_add(req, "op",
+			                       json_object_new_string("bundle-get"));
+			json_object_object_add(req, "digest",
+			                       json_object_new_string(p->digest));
+			json_object_object_add(req, "offset",
+			                       json_object_new_uint64(1ull << 62));
+			if (hv_job_call(j, q->addrs[i], req, 5000, &resp) == HV_OK &&
+			    !hv_json_uint(resp, "size", &size))
+				size = 0;
+			json_object_put(req);
+			json_object_put(resp);
+		}
+		free(q);
+		if (size == 0)
+			return HV_OK; /* nobody says: the stage finds out */
+		need_store = size;
+	}
+	need_data = size + margin;
+	bundle_store(cfg, store, sizeof store);
+	if (hv_mkdir_p(store, 0700) != 0 || statvfs(store, &vs) != 0 ||
+	    statvfs(cfg->data_dir, &vd) != 0)
+		return HV_OK; /* the stage reports what is wrong with the dirs */
+	free_s = (uint64_t)vs.f_bavail * vs.f_frsize;
+	free_d = (uint64_t)vd.f_bavail * vd.f_frsize;
+	if (vs.f_fsid == vd.f_fsid) {
+		need_data += need_store;
+		need_store = 0;
+	}
+	if (need_store > 0 && free_s < need_store + margin)
+		return hv_errf(
+		    why, len, HV_FULL,
+		    "not enough disk space to stage the patch: %s has %llu MiB "
+		    "free, the bundle needs %llu MiB (the stage would fail with "
+		    "No space left on device); free space there or set "
+		    "bundle-dir",
+		    store, (unsigned long long)(free_s >> 20),
+		    (unsigned long long)((need_store + margin) >> 20));
+	if (free_d < need_data)
+		return hv_errf(
+		    why, len, HV_FULL,
+		    "not enough disk space to stage the patch: %s has %llu MiB "
+		    "free, staging needs %llu MiB (the stage would fail with "
+		    "No space left on device); free space in the data dir",
+		    vs.f_fsid == vd.f_fsid ? store : cfg->data_dir,
+		    (unsigned long long)(free_d >> 20),
+		    (unsigned long long)(need_data >> 20));
+	return HV_OK;
 }
 
 static int fetch_from(struct hv_maint_job *j, const char *addr, const char *digest,

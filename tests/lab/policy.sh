@@ -6,20 +6,32 @@
 #   2. a canary (h3) patches alone first, then a soak: the others wait for
 #      it, then follow in name order, each let go by the leader's gate;
 #   3. a downtime budget: a guest stunned longer than it by its live
-#      migration stops the line, with the reason.
+#      migration stops the line, with the reason;
+#   4. pre-checks: a peer whose clock is 400 s ahead, then a host without
+#      the disk space to stage the bundle: each stops the line before
+#      anything moves, with the reason; fixed and resumed, the rollout ends.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
 set -u
 . "$(dirname "$0")/lib.sh"
 HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-policy.XXXXXX)
-finish_extra() { rm -rf "$T"; }
+finish_extra() {
+	lab down >/dev/null 2>&1
+	umount "$T/small" 2>/dev/null
+	rm -rf "$T"
+}
+# A small file system for h3's bundles, mounted before the lab hosts start
+# (their mount namespaces copy it); a remount resizes it for them too.
+mkdir -p "$T/small" && mount -t tmpfs -o size=4m hvpeer-test "$T/small" ||
+	{ echo "Bail out! cannot mount a tmpfs"; exit 99; }
 
 phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
 phase_is() { test "$(phase_of "$1")" = "$2"; }
 rollout_over() { test "$(state "d['rollout']['active']")" = False; }
 holders() { state "' '.join(h['name'] for h in d['lease']['holders'])"; }
 logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
+paused() { test "$(state "d['pause']['paused']")" = True; }
 
 echo "# lab up: 3 hosts"
 if ! lab up 3 --guest-memory 512 >"$T/up.log" 2>&1; then
@@ -77,6 +89,34 @@ reason=$(state "d['pause']['reason']")
 check "a guest stunned over the 1 ms budget stopped the line: $reason" \
 	grep -q "guest web1 was stunned [0-9]* ms by its live migration, over the downtime budget of 1 ms" <<<"$reason"
 check "paused by the policy" test "$(state "d['pause']['by']")" = policy
+
+# ---- 4. pre-checks: clock skew, disk space ----------------------------------------
+restart_hvpeerd() { kill "$(lab pid "$1" hvpeerd)" 2>/dev/null; sleep 1; wait_for 20 hv "$1" status; }
+out=$(hv h1 policy set downtime-budget "" 2>&1) && out=$(hv h1 policy set canary "" 2>&1) &&
+	out=$(hv h1 policy set soak "" 2>&1) || nok "policies reset" "$out"
+hv h1 resume >/dev/null 2>&1
+out=$(hv h1 maintenance exit 2>&1) || nok "maintenance exit h1" "$out"
+echo "--test-clock-skew 400" >"$LAB/h2/hvpeerd.flags"
+echo "--bundle-dir $T/small" >"$LAB/h3/hvpeerd.flags"
+restart_hvpeerd h2 && restart_hvpeerd h3
+head -c 8388608 /dev/urandom >"$T/big.img"
+"$HVPEER" bundle create --name labos --version 1.2.0 --host-class lab -o "$T/os2.tar" "$T/big.img" >/dev/null &&
+	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os2.tar" >/dev/null
+out=$(hv h1 patch submit "$T/os2.tar" 2>&1) || nok "patch submit 1.2.0 (8 MiB)" "$out"
+if wait_for 60 paused; then ok "a skewed clock stopped the line"; else nok "a skewed clock stopped the line" "$(hv h1 patch status 2>&1)"; fi
+reason=$(state "d['pause']['reason']")
+check "the reason names the peer, the skew and the limit: $reason" grep -q "the clock of h2 is 4[0-9][0-9] s ahead of this host's, over the 300 s limit" <<<"$reason"
+check "nothing moved: h1 never entered maintenance" test "$(state "[m['maintenance'] for m in d['members'] if m['name']=='h1'][0]")" = none
+rm -f "$LAB/h2/hvpeerd.flags"
+restart_hvpeerd h2
+hv h1 resume >/dev/null 2>&1
+if wait_for 90 phase_is h3 paused; then ok "clock fixed, resumed: h1 and h2 patched, h3 stopped"; else nok "h3 stopped at its pre-check" "$(hv h1 patch status 2>&1)"; fi
+reason=$(state "d['pause']['reason']")
+check "the reason is the disk space to stage, before anything moved: $reason" grep -q "not enough disk space to stage the patch: $T/small has [0-9]* MiB free" <<<"$reason"
+mount -o remount,size=64m "$T/small"
+hv h1 resume >/dev/null 2>&1
+if wait_for 90 rollout_over; then ok "space made, resumed: the rollout of 1.2.0 finished"; else nok "the rollout of 1.2.0 finished" "$(hv h1 patch status 2>&1)"; fi
+check "every host runs 1.2.0" test "$(state "sorted(set(m['version'] for m in d['members']))")" = "['1.2.0']"
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
