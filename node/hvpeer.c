@@ -74,6 +74,9 @@ static void usage(FILE *f)
 	    "  patch status                   the rollout: each host's phase and "
 	    "version\n"
 	    "  patch abort --reason TEXT      no further host starts\n"
+	    "  plan [VERSION]                 dry run of a rollout: order, moves, "
+	    "estimates,\n"
+	    "                                 windows, pre-checks; nothing moves\n"
 	    "  policy show | set KEY VALUE    rollout policies: window, zone, "
 	    "blackouts,\n"
 	    "                                 canary, soak, downtime budgets "
@@ -822,6 +825,81 @@ static void print_policy(struct json_object *resp)
 	       (unsigned long long)u_of(p, "rollout_downtime_budget_ms"));
 }
 
+static void print_plan(struct json_object *resp)
+{
+	struct json_object *hosts = o_of(resp, "hosts"), *p = o_of(resp, "policy");
+	size_t n = hosts != NULL ? json_object_array_length(hosts) : 0;
+	char a[40], b[40];
+
+	if (n == 0) {
+		printf("nothing to patch: every host runs %s\n",
+		       s_of(resp, "version", "")[0] ? s_of(resp, "version", "")
+		                                    : "its version");
+		return;
+	}
+	printf("plan:    %s%s, %zu host%s, one at a time (dry run: nothing moves)\n",
+	       s_of(resp, "version", "")[0] ? "patch to " : "patch every host",
+	       s_of(resp, "version", ""), n, n == 1 ? "" : "s");
+	if (s_of(p, "window", "")[0])
+		printf("window:  %s (%s)%s%s\n", s_of(p, "window", ""),
+		       s_of(p, "zone", "")[0] ? s_of(p, "zone", "") : "UTC",
+		       s_of(p, "blackouts", "")[0] ? " except " : "",
+		       s_of(p, "blackouts", ""));
+	if (s_of(resp, "window_error", NULL) != NULL)
+		printf("window:  does not parse here: %s\n",
+		       s_of(resp, "window_error", ""));
+	if (s_of(resp, "canary", "")[0])
+		printf("canary:  %s first, then a soak of %llu s\n",
+		       s_of(resp, "canary", ""), (unsigned long long)u_of(p, "soak_s"));
+	printf("\n%-3s %-16s %-10s %-8s %-21s %-21s %s\n", "#", "HOST", "VERSION", "EST.",
+	       "START", "END", "PRE-CHECK");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *h = json_object_array_get_idx(hosts, i);
+		struct json_object *mv = o_of(h, "moves");
+		size_t k = mv != NULL ? json_object_array_length(mv) : 0;
+		char est[32];
+		snprintf(est, sizeof est, "%llu min",
+		         (unsigned long long)((u_of(h, "estimate_ms") + 59999) / 60000));
+		printf("%-3zu %-16s %-10.10s %-8s %-21s %-21s %s\n", i + 1,
+		       s_of(h, "name", "?"), s_of(h, "version", ""), est,
+		       u_of(h, "start_ms") ? when(u_of(h, "start_ms"), a, sizeof a)
+		                           : "no window fits",
+		       when(u_of(h, "end_ms"), b, sizeof b), s_of(h, "precheck", "?"));
+		for (size_t g = 0; g < k; g++) {
+			struct json_object *x = json_object_array_get_idx(mv, g);
+			const char *tg = s_of(x, "target", "");
+			printf("      %s (%llu MiB): %s%s%s\n", s_of(x, "guest", "?"),
+			       (unsigned long long)u_of(x, "mem_mib"),
+			       s_of(x, "action", "?"), tg[0] ? " to " : "", tg);
+		}
+	}
+	if (u_of(resp, "downtime_samples") > 0)
+		printf(
+		    "\nexpected stun per live-migrated guest: %llu ms (the mean of %llu "
+		    "recorded migrations)\n",
+		    (unsigned long long)u_of(resp, "downtime_ms_expected"),
+		    (unsigned long long)u_of(resp, "downtime_samples"));
+	if (u_of(resp, "end_ms"))
+		printf("%sthe last host should be done by %s\n",
+		       u_of(resp, "downtime_samples") > 0 ? "" : "\n",
+		       when(u_of(resp, "end_ms"), a, sizeof a));
+}
+
+/* hvpeer plan [VERSION] */
+static int cmd_plan(int argc, char **argv)
+{
+	struct subopts o = {0};
+	struct json_object *req;
+	int i = parse_sub(argc, argv, &o);
+
+	if (i < 0 || i < argc - 1)
+		return usage_error("usage: hvpeer plan [VERSION]");
+	req = request("plan");
+	if (i == argc - 1)
+		json_object_object_add(req, "version", json_object_new_string(argv[i]));
+	return run(req, print_plan);
+}
+
 /* hvpeer policy show | set KEY VALUE */
 static int cmd_policy(int argc, char **argv)
 {
@@ -1149,6 +1227,8 @@ int main(int argc, char **argv)
 		return cmd_bmc(argc, argv);
 	if (!strcmp(cmd, "policy"))
 		return cmd_policy(argc, argv);
+	if (!strcmp(cmd, "plan"))
+		return cmd_plan(argc, argv);
 	if (!strcmp(cmd, "bundle"))
 		return run_bundle_tool(argc, argv);
 	if (!strcmp(cmd, "bootbank"))

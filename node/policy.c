@@ -26,6 +26,9 @@
 #include "../consensus/state.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
+#include "../migrate/placement.h"
+#include "../migrate/plan.h"
+#include "../patchfsm/version.h"
 #include "../patchfsm/window.h"
 #include "config.h"
 #include "node.h"
@@ -270,4 +273,152 @@ void hv_policy_tick(struct hv_node *n)
 	snprintf(cmd.name, sizeof cmd.name, "%s", next->name);
 	cmd.id = r->id;
 	commit(n, &cmd);
+}
+
+/* ---- hvpeer plan: the dry run -------------------------------------------- */
+
+/* The earliest time from t on at which the window lets a cycle of need_ms
+ * start (t itself without a window); 0 when none within the horizon. */
+static uint64_t earliest_start(const struct hv_window *w, bool have_window, uint64_t t,
+                               uint64_t need)
+{
+	if (!have_window)
+		return t;
+	for (int i = 0; i < 800; i++) {
+		int64_t opens = 0, closes = 0;
+		bool open;
+		if (hv_window_fits(w, (int64_t)t, (int64_t)need))
+			return t;
+		open = hv_window_next_change(w, (int64_t)t, &opens, &closes);
+		if (open)
+			t = closes > 0 ? (uint64_t)closes
+			               : 0; /* too short: the next one */
+		else
+			t = opens > 0 ? (uint64_t)opens : 0;
+		if (t == 0)
+			return 0;
+	}
+	return 0; /* none in 800 windows */
+}
+
+struct json_object *hv_policy_plan_json(const struct hv_state *s, const char *version,
+                                        uint64_t now, uint64_t stale_ms)
+{
+	struct json_object *o = json_object_new_object(),
+	                   *hosts = json_object_new_array();
+	const struct hv_rollout *r = &s->rollout;
+	const char *target = version != NULL && version[0] ? version
+	                     : r->active                   ? r->version
+	                                                   : "";
+	struct hv_window w;
+	bool have_window = false;
+	char err[256] = "", canary[HV_NAME_MAX + 1] = "";
+	const char *order[HV_MAX_MEMBERS];
+	unsigned n = 0;
+	uint64_t t = now, hist = 0, hist_n = 0;
+	struct hv_cmd *plan = malloc(sizeof *plan);
+
+	if (plan == NULL)
+		return o;
+	if (s->policy.window[0] != '\0') {
+		if (hv_window_parse(s->policy.window, s->policy.zone, s->policy.blackouts,
+		                    &w, err, sizeof err) == HV_OK)
+			have_window = true;
+		else
+			json_object_object_add(o, "window_error",
+			                       json_object_new_string(err));
+	}
+	for (unsigned i = 0; i < s->hist_count; i++) {
+		const struct hv_move *mv = hv_state_history(s, i);
+		if (mv->status == HV_MOVE_DONE && mv->m.action == HV_ACT_MIGRATE) {
+			hist += mv->downtime_ms;
+			hist_n++;
+		}
+	}
+	/* the hosts to patch: the canary first, then name order */
+	if (r->active && r->canary[0] != '\0')
+		snprintf(canary, sizeof canary, "%s", r->canary);
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		unsigned k;
+		if (m->removed || (target[0] && strcmp(m->version, target) == 0) ||
+		    (r->active && target == r->version && m->cycle == HV_PH_DONE))
+			continue;
+		if (!r->active && !strcmp(m->name, s->policy.canary))
+			snprintf(canary, sizeof canary, "%s",
+			         m->name); /* as a submit would */
+		for (k = n; k > 0 && strcmp(order[k - 1], m->name) > 0; k--)
+			order[k] = order[k - 1];
+		order[k] = m->name;
+		n++;
+	}
+	if (!canary[0] && !r->active && !strcmp(s->policy.canary, "auto")) {
+		const struct hv_member *best = NULL;
+		for (unsigned i = 0; i < n; i++) {
+			const struct hv_member *m =
+			    hv_state_member((struct hv_state *)s, order[i]);
+			if (best == NULL || m->n_guests < best->n_guests)
+				best = m;
+		}
+		if (best != NULL)
+			snprintf(canary, sizeof canary, "%s", best->name);
+	}
+	for (unsigned i = 0; canary[0] && i < n; i++)
+		if (!strcmp(order[i], canary)) {
+			memmove(&order[1], &order[0], i * sizeof order[0]);
+			order[0] = hv_state_member((struct hv_state *)s, canary)->name;
+			break;
+		}
+	for (unsigned i = 0; i < n; i++) {
+		const struct hv_member *m =
+		    hv_state_member((struct hv_state *)s, order[i]);
+		struct json_object *h = json_object_new_object(),
+		                   *mv = json_object_new_array();
+		uint64_t need = hv_policy_estimate_ms(s, m), start;
+		char why[512] = "";
+		int rc;
+
+		json_object_object_add(h, "name", json_object_new_string(m->name));
+		json_object_object_add(h, "version", json_object_new_string(m->version));
+		json_object_object_add(h, "canary",
+		                       json_object_new_boolean(!strcmp(m->name, canary)));
+		rc = hv_plan_evacuation(s, m->name, now, stale_ms, NULL, NULL, plan, why,
+		                        sizeof why);
+		json_object_object_add(h, "precheck",
+		                       json_object_new_string(rc == HV_OK ? "ok" : why));
+		for (unsigned k = 0; rc == HV_OK && k < plan->n_moves; k++) {
+			struct json_object *x = json_object_new_object();
+			json_object_object_add(
+			    x, "guest", json_object_new_string(plan->moves[k].guest));
+			json_object_object_add(x, "action",
+			                       json_object_new_string(hv_action_name(
+			                           plan->moves[k].action)));
+			json_object_object_add(
+			    x, "target", json_object_new_string(plan->moves[k].target));
+			json_object_object_add(
+			    x, "mem_mib", json_object_new_uint64(plan->moves[k].mem_mib));
+			json_object_array_add(mv, x);
+		}
+		json_object_object_add(h, "moves", mv);
+		json_object_object_add(h, "estimate_ms", json_object_new_uint64(need));
+		start = t == 0 ? 0 : earliest_start(&w, have_window, t, need);
+		json_object_object_add(h, "start_ms", json_object_new_uint64(start));
+		json_object_object_add(h, "end_ms",
+		                       json_object_new_uint64(start ? start + need : 0));
+		t = start ? start + need : 0;
+		if (t && !strcmp(m->name, canary))
+			t += s->policy.soak_ms;
+		json_object_array_add(hosts, h);
+	}
+	json_object_object_add(o, "version", json_object_new_string(target));
+	json_object_object_add(o, "canary", json_object_new_string(canary));
+	json_object_object_add(o, "now_ms", json_object_new_uint64(now));
+	json_object_object_add(o, "end_ms", json_object_new_uint64(t));
+	json_object_object_add(o, "downtime_ms_expected",
+	                       json_object_new_uint64(hist_n ? hist / hist_n : 0));
+	json_object_object_add(o, "downtime_samples", json_object_new_uint64(hist_n));
+	json_object_object_add(o, "hosts", hosts);
+	json_object_object_add(o, "policy", hv_policy_json(s));
+	free(plan);
+	return o;
 }

@@ -23,6 +23,17 @@ struct json_object *hv_policy_json(const struct hv_state *s);
 /* How long m's cycle should take (see policy.c), in ms. */
 uint64_t hv_policy_estimate_ms(const struct hv_state *s, const struct hv_member *m);
 
+/*
+ * `hvpeer plan`: what a rollout to version (NULL or "": the current
+ * rollout's, else every host) would do from the state as it is at now: the
+ * hosts in order (canary first), each one's evacuation (or the pre-check's
+ * refusal), its estimated cycle, when the window lets it start and end, the
+ * expected downtime per guest (the mean of the recorded migrations).
+ * Nothing is committed.
+ */
+struct json_object *hv_policy_plan_json(const struct hv_state *s, const char *version,
+                                        uint64_t now, uint64_t stale_ms);
+
 /* The leader's gate, on every tick (see policy.c). */
 void hv_policy_tick(struct hv_node *n);
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rollout policies in the lab (real hvpeerds on real libvirt hosts):
 #   1. a maintenance window that is open, but not long enough for a host's
-#      estimated cycle: nobody starts, and the leader says why; with a
-#      shorter estimate the rollout goes;
+#      estimated cycle: hvpeer plan (the dry run) says so, nobody starts,
+#      and the leader says why; with a shorter estimate the rollout goes;
 #   2. a canary (h3) patches alone first, then a soak: the others wait for
 #      it, then follow in name order, each let go by the leader's gate;
 #   3. a downtime budget: a guest stunned longer than it by its live
@@ -53,6 +53,13 @@ out=$(hv h1 policy set cycle-estimate 3600 2>&1) || nok "policy set cycle-estima
 out=$(hv h2 policy set canary h3 2>&1) && out=$(hv h2 policy set soak 5 2>&1) || nok "policy set canary, soak" "$out"
 out=$(hv h1 policy show 2>&1)
 check "policy show: window, canary, soak" grep -q "daily $from-$to (UTC)" <<<"$out"
+# The dry run first: the order, and that no window is long enough.
+plan() { hv "$1" --json plan "$2" | python3 -c "import json,sys; d=json.load(sys.stdin); print($3)"; }
+check "hvpeer plan 1.1.0: the canary h3 first, then h1, h2" test "$(plan h2 1.1.0 "' '.join(h['name'] for h in d['hosts'])")" = "h3 h1 h2"
+check "hvpeer plan: a 60 min cycle fits no window of 11 min" test "$(plan h2 1.1.0 "[h['start_ms'] for h in d['hosts']]")" = "[0, 0, 0]"
+out=$(hv h1 plan 1.1.0 2>&1)
+echo "$out" | sed 's/^/#   /'
+check "hvpeer plan prints the table, saying that no window fits" grep -q "no window fits" <<<"$out"
 out=$(hv h1 patch submit "$T/os.tar" 2>&1) || nok "patch submit" "$out"
 if wait_for 10 logged "h3 waits for a maintenance window of 60 min"; then
 	ok "the leader holds h3 back: the window closes before a 60 min cycle could end"
@@ -84,6 +91,8 @@ out=$(hv h1 policy set downtime-budget 1 2>&1) || nok "policy set downtime-budge
 lab guest add h1 --name web1 --mem 96 >/dev/null || nok "guest web1 boots on h1"
 guests_on_h1() { test "$(state "[len(m['guests']) for m in d['members'] if m['name']=='h1'][0]")" = 1; }
 wait_for 20 guests_on_h1
+moves=$(plan h3 9.9.9 "[(m['guest'], m['action'], m['target'] in ('h2', 'h3')) for h in d['hosts'] if h['name']=='h1' for m in h['moves']]")
+check "hvpeer plan: h1's evacuation would live-migrate web1 to h2 or h3: $moves" test "$moves" = "[('web1', 'migrate', True)]"
 out=$(hv h1 maintenance enter 2>&1)
 reason=$(state "d['pause']['reason']")
 check "a guest stunned over the 1 ms budget stopped the line: $reason" \
