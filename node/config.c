@@ -255,6 +255,12 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		    {"trusted-keys", offsetof(struct hv_config, trusted_keys)},
 		    {"bundle-dir", offsetof(struct hv_config, bundle_dir)},
 		    {"health-hook", offsetof(struct hv_config, health_hook)},
+		    {"pre-maintenance-hook", offsetof(struct hv_config, pre_maint_hook)},
+		    {"post-maintenance-hook",
+		     offsetof(struct hv_config, post_maint_hook)},
+		    {"rollout-start-hook",
+		     offsetof(struct hv_config, rollout_start_hook)},
+		    {"rollout-end-hook", offsetof(struct hv_config, rollout_end_hook)},
 		    {"test-hold-dir", offsetof(struct hv_config, test_hold_dir)},
 		};
 		for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -394,6 +400,10 @@ static const struct {
     {"patch", "host-class"},
     {"patch", "bundle-dir"},
     {"patch", "health-hook"},
+    {"patch", "pre-maintenance-hook"},
+    {"patch", "post-maintenance-hook"},
+    {"patch", "rollout-start-hook"},
+    {"patch", "rollout-end-hook"},
     {"patch", "hook-timeout"},
     {"patch", "test-hold-dir"},
     {"patch", "max-clock-skew"},

@@ -64,6 +64,10 @@ struct hv_config {
 	char host_class[HV_NAME_MAX + 1];
 	char bundle_dir[HV_PATH_MAX]; /* "" = DATA_DIR/bundles */
 	char health_hook[HV_PATH_MAX];
+	char pre_maint_hook[HV_PATH_MAX];  /* before this host's cycle moves anything */
+	char post_maint_hook[HV_PATH_MAX]; /* after its guests came back */
+	char rollout_start_hook[HV_PATH_MAX]; /* on the rollout's first host */
+	char rollout_end_hook[HV_PATH_MAX];   /* on its last host */
 	unsigned hook_timeout_s;
 	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
 	unsigned max_clock_skew_s;       /* pre-check; 0 = not checked */

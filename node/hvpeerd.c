@@ -114,6 +114,18 @@ static void usage(FILE *f)
 	    "      --watchdog-cycles N     power cycles before the line stops (2)\n"
 	    "      --health-hook CMD       run after a reboot; non-zero fails "
 	    "validation\n"
+	    "      --pre-maintenance-hook CMD   before this host's cycle moves "
+	    "anything;\n"
+	    "                              non-zero fails the pre-check (nothing "
+	    "moved)\n"
+	    "      --post-maintenance-hook CMD  after its guests came back; non-zero "
+	    "fails\n"
+	    "                              the cycle (the line stops)\n"
+	    "      --rollout-start-hook CMD, --rollout-end-hook CMD   once per rollout: "
+	    "on its\n"
+	    "                              first host before it starts, on its last "
+	    "host at\n"
+	    "                              the end (e.g. storage noout on and off)\n"
 	    "      --hook-timeout S        limit for each hook (default 300)\n"
 	    "      --max-clock-skew S      pre-check: every peer's clock within S of "
 	    "ours (300;\n"
@@ -189,6 +201,10 @@ static const struct option longopts[] = {
     {"host-class", required_argument, NULL, 1},
     {"bundle-dir", required_argument, NULL, 1},
     {"health-hook", required_argument, NULL, 1},
+    {"pre-maintenance-hook", required_argument, NULL, 1},
+    {"post-maintenance-hook", required_argument, NULL, 1},
+    {"rollout-start-hook", required_argument, NULL, 1},
+    {"rollout-end-hook", required_argument, NULL, 1},
     {"hook-timeout", required_argument, NULL, 1},
     {"test-hold-dir", required_argument, NULL, 1},
     {"bmc", required_argument, NULL, 1},

@@ -108,6 +108,7 @@ struct phase_ctx {
 	char version[HV_VERSION_MAX + 1], digest[HV_DIGEST_MAX + 1];
 	char bundle[HV_NAME_MAX + 1];
 	char source[HV_NAME_MAX + 1];
+	char host[HV_NAME_MAX + 1]; /* this host's name, for hooks */
 	/* filled by the job */
 	int event;
 	char reason[HV_REASON_MAX + 1];
@@ -209,7 +210,7 @@ static void remove_tree(const char *path)
 
 /* Run a command with /bin/sh -c, a timeout, the output appended to err. */
 static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
-                    const char *dir, char *err, size_t errlen)
+                    const char *dir, const struct phase_ctx *p, char *err, size_t errlen)
 {
 	int fds[2];
 	pid_t pid;
@@ -237,6 +238,15 @@ static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
 		close(fds[1]);
 		if (dir != NULL && chdir(dir) != 0)
 			_exit(126);
+		if (p != NULL) { /* what the hook is run for */
+			char id[32];
+			snprintf(id, sizeof id, "%llu", (unsigned long long)p->rollout);
+			setenv("HVPEER_HOOK", what, 1);
+			setenv("HVPEER_VERSION", p->version, 1);
+			setenv("HVPEER_BUNDLE", p->bundle, 1);
+			setenv("HVPEER_ROLLOUT", id, 1);
+			setenv("HVPEER_HOST", p->host, 1);
+		}
 		execl("/bin/sh", "sh", "-c", cmdline, (char *)NULL);
 		_exit(127);
 	}
@@ -338,6 +348,8 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 /* ---- the phases (worker thread) ------------------------------------------ */
 
 static int check_clocks(struct hv_maint_job *j, char *why, size_t len);
+static int start_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
+                       size_t len);
 static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
                        size_t len);
 
@@ -366,6 +378,8 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 		free(q);
 		return rc;
 	}
+	if (q->rc == HV_OK)
+		q->rc = start_hooks(j, p, q->why, sizeof q->why);
 	if (q->rc != HV_OK) {
 		p->event = HV_EV_FAIL;
 		reasonf(p, "pre-check: %s", q->why);
@@ -630,6 +644,75 @@ static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *
 		    vs.f_fsid == vd.f_fsid ? store : cfg->data_dir,
 		    (unsigned long long)(free_d >> 20),
 		    (unsigned long long)(need_data >> 20));
+	return HV_OK;
+}
+
+/* Is this host the rollout's first (no host started a cycle yet), or its
+ * last (nobody waits after it)? */
+struct q_turn {
+	const char *self;
+	bool first, last;
+};
+
+static void q_turn_fn(struct hv_node *n, void *arg)
+{
+	struct q_turn *q = arg;
+
+	q->first = q->last = true;
+	for (unsigned i = 0; i < n->state.n_members; i++) {
+		const struct hv_member *m = &n->state.members[i];
+		if (m->removed || strcmp(m->name, q->self) == 0)
+			continue;
+		if (m->cycle_start_ms != 0)
+			q->first = false;
+		if (m->cycle == HV_PH_WAIT_LEASE || m->cycle == HV_PH_PAUSED)
+			q->last = false;
+	}
+	if (n->state.rollout.aborted)
+		q->last = true;
+}
+
+/* At the end of a clean pre-check: the rollout's start hook on its first
+ * host, then this host's pre-maintenance hook. A failure fails the
+ * pre-check: nothing moved, the line stops. */
+static int start_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
+                       size_t len)
+{
+	const struct hv_config *cfg = &hv_job_node(j)->cfg;
+	struct q_turn q = {.self = cfg->name};
+	int rc;
+
+	hv_job_query(j, q_turn_fn, &q);
+	if (q.first && cfg->rollout_start_hook[0] != '\0' &&
+	    (rc = run_hook("rollout-start-hook", cfg->rollout_start_hook,
+	                   cfg->hook_timeout_s, NULL, p, why, len)) != HV_OK)
+		return rc;
+	if (cfg->pre_maint_hook[0] != '\0' &&
+	    (rc = run_hook("pre-maintenance-hook", cfg->pre_maint_hook,
+	                   cfg->hook_timeout_s, NULL, p, why, len)) != HV_OK)
+		return rc;
+	return HV_OK;
+}
+
+/* After the guests came back: this host's post-maintenance hook, then the
+ * rollout's end hook on its last host. A failure fails the step (the host
+ * keeps the lease; the line stops). */
+static int end_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
+                     size_t len)
+{
+	const struct hv_config *cfg = &hv_job_node(j)->cfg;
+	struct q_turn q = {.self = cfg->name};
+	int rc;
+
+	if (cfg->post_maint_hook[0] != '\0' &&
+	    (rc = run_hook("post-maintenance-hook", cfg->post_maint_hook,
+	                   cfg->hook_timeout_s, NULL, p, why, len)) != HV_OK)
+		return rc;
+	hv_job_query(j, q_turn_fn, &q);
+	if (q.last && cfg->rollout_end_hook[0] != '\0' &&
+	    (rc = run_hook("rollout-end-hook", cfg->rollout_end_hook, cfg->hook_timeout_s,
+	                   NULL, p, why, len)) != HV_OK)
+		return rc;
 	return HV_OK;
 }
 
@@ -1119,7 +1202,7 @@ static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
 		if (vh[0] != '\0') {
 			snprintf(hook, sizeof hook, "./%s", vh);
 			if (run_hook("the bundle's validate hook", hook,
-			             cfg->hook_timeout_s, stage, err,
+			             cfg->hook_timeout_s, stage, p, err,
 			             sizeof err) != HV_OK) {
 				reasonf(p, "validate: %s", err);
 				return HV_OK;
@@ -1127,7 +1210,7 @@ static int do_validate(struct hv_maint_job *j, struct phase_ctx *p)
 		}
 	}
 	if (cfg->health_hook[0] != '\0' &&
-	    run_hook("health-hook", cfg->health_hook, cfg->hook_timeout_s, NULL, err,
+	    run_hook("health-hook", cfg->health_hook, cfg->hook_timeout_s, NULL, p, err,
 	             sizeof err) != HV_OK) {
 		reasonf(p, "validate: %s", err);
 		return HV_OK;
@@ -1223,6 +1306,11 @@ static void phase_job(struct hv_maint_job *j, void *arg)
 		rc = HV_OK;
 	} else if (p->phase == HV_PH_EXIT_MAINT && p->event < 0 && rc == HV_OK) {
 		p->event = HV_EV_OK;
+	}
+	if (p->phase == HV_PH_REBALANCE && p->event == HV_EV_OK &&
+	    end_hooks(j, p, err, sizeof err) != HV_OK) {
+		p->event = HV_EV_FAIL;
+		reasonf(p, "%s", err);
 	}
 	if (rc == HV_OK && p->event >= 0) {
 		struct hv_cmd cmd = {.type = HV_CMD_PATCH_STEP,
@@ -1325,6 +1413,7 @@ void hv_patch_kick(struct hv_node *n)
 	snprintf(p->digest, sizeof p->digest, "%s", s->rollout.digest);
 	snprintf(p->bundle, sizeof p->bundle, "%s", s->rollout.bundle);
 	snprintf(p->source, sizeof p->source, "%s", s->rollout.source);
+	snprintf(p->host, sizeof p->host, "%s", n->cfg.name);
 	n->patch_last_phase = m->cycle;
 	n->patch_last_rollout = s->rollout.id;
 	n->patch_retry_ms = now + HV_PATCH_RETRY_MS;

@@ -9,7 +9,10 @@
 #      migration stops the line, with the reason;
 #   4. pre-checks: a peer whose clock is 400 s ahead, then a host without
 #      the disk space to stage the bundle: each stops the line before
-#      anything moves, with the reason; fixed and resumed, the rollout ends.
+#      anything moves, with the reason; fixed and resumed, the rollout ends;
+#   5. hooks: the rollout's start and end hooks once, each host's pre- and
+#      post-maintenance hooks around its cycle, in order; a failing
+#      pre-maintenance hook stops the line before anything moves.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
 set -u
@@ -33,7 +36,17 @@ holders() { state "' '.join(h['name'] for h in d['lease']['holders'])"; }
 logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
 paused() { test "$(state "d['pause']['paused']")" = True; }
 
-echo "# lab up: 3 hosts"
+# Every hook appends what it was run for; the pre-maintenance hook fails
+# while $T/fail-pre exists, as a storage cluster that refuses noout would.
+cat >"$T/hook.sh" <<EOF
+#!/bin/sh
+[ "\$HVPEER_HOOK" = pre-maintenance-hook ] && [ -e "$T/fail-pre" ] &&
+	{ echo "storage: cannot set noout (cluster degraded)"; exit 1; }
+echo "\$HVPEER_HOOK \$HVPEER_HOST \$HVPEER_VERSION" >>"$T/hooks.log"
+EOF
+chmod +x "$T/hook.sh"
+export HVPEERD_FLAGS="--pre-maintenance-hook $T/hook.sh --post-maintenance-hook $T/hook.sh --rollout-start-hook $T/hook.sh --rollout-end-hook $T/hook.sh"
+echo "# lab up: 3 hosts, every hook set"
 if ! lab up 3 --guest-memory 512 >"$T/up.log" 2>&1; then
 	nok "lab up" "$(tail -n 5 "$T/up.log")"
 	exit 1
@@ -84,6 +97,8 @@ gap=$(python3 -c "s=$starts; e=$ends; print((s[1] - e['h3']) // 1000)")
 check "h1 started at least the 5 s soak after the canary ended (${gap} s)" test "$gap" -ge 5
 check "each was let go by the leader's gate" sh -c 'grep -h "rollout: letting h[123] go" "$1"/h*/hvpeerd.log | grep -c . | grep -qx 3' _ "$LAB"
 check "every host runs 1.1.0" test "$(state "sorted(set(m['version'] for m in d['members']))")" = "['1.1.0']"
+hooks=$(tr '\n' ';' <"$T/hooks.log")
+check "the hooks ran in order, the rollout's once: $hooks" test "$hooks" = "rollout-start-hook h3 1.1.0;pre-maintenance-hook h3 1.1.0;post-maintenance-hook h3 1.1.0;pre-maintenance-hook h1 1.1.0;post-maintenance-hook h1 1.1.0;pre-maintenance-hook h2 1.1.0;post-maintenance-hook h2 1.1.0;rollout-end-hook h2 1.1.0;"
 
 # ---- 3. a downtime budget -----------------------------------------------------------
 out=$(hv h1 policy set window "" 2>&1) || nok "policy set window ''" "$out"
@@ -126,6 +141,19 @@ mount -o remount,size=64m "$T/small"
 hv h1 resume >/dev/null 2>&1
 if wait_for 90 rollout_over; then ok "space made, resumed: the rollout of 1.2.0 finished"; else nok "the rollout of 1.2.0 finished" "$(hv h1 patch status 2>&1)"; fi
 check "every host runs 1.2.0" test "$(state "sorted(set(m['version'] for m in d['members']))")" = "['1.2.0']"
+
+# ---- 5. a failing hook --------------------------------------------------------------
+: >"$T/fail-pre"
+"$HVPEER" bundle create --name labos --version 1.3.0 --host-class lab -o "$T/os3.tar" "$T/os.img" >/dev/null &&
+	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os3.tar" >/dev/null
+out=$(hv h2 patch submit "$T/os3.tar" 2>&1) || nok "patch submit 1.3.0" "$out"
+if wait_for 60 paused; then ok "a failing pre-maintenance hook stopped the line"; else nok "a failing hook stopped the line" "$(hv h1 patch status 2>&1)"; fi
+reason=$(state "d['pause']['reason']")
+check "the reason carries the hook's words: $reason" grep -q "pre-maintenance-hook exited 1: storage: cannot set noout" <<<"$reason"
+check "nothing moved: h1 is not in maintenance, does not hold the lease" test "$(state "[m['maintenance'] for m in d['members'] if m['name']=='h1'][0]")/$(holders)" = none/
+rm -f "$T/fail-pre"
+hv h1 resume >/dev/null 2>&1
+if wait_for 90 rollout_over; then ok "hook fixed, resumed: the rollout of 1.3.0 finished"; else nok "the rollout of 1.3.0 finished" "$(hv h1 patch status 2>&1)"; fi
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
