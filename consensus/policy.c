@@ -67,6 +67,10 @@ int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		if (parse_u64(v, 3600000, &u) != HV_OK)
 			return HV_INVAL;
 		p->downtime_budget_ms = u;
+	} else if (!strcmp(k, "quorum-guard")) {
+		if (v[0] != '\0' && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			return HV_INVAL;
+		p->quorum_guard = strcmp(v, "on") == 0;
 	} else if (!strcmp(k, "rollout-downtime-budget")) {
 		if (parse_u64(v, 86400000, &u) != HV_OK)
 			return HV_INVAL;
@@ -80,7 +84,8 @@ int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 
 bool hv_policy_gated(const struct hv_state *s)
 {
-	return s->policy.window[0] != '\0' || s->rollout.soak_until_ms != 0;
+	return s->policy.window[0] != '\0' || s->rollout.soak_until_ms != 0 ||
+	       s->policy.quorum_guard;
 }
 
 int hv_policy_gate(struct hv_state *s, uint64_t index, const struct hv_cmd *c)

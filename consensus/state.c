@@ -672,7 +672,8 @@ int hv_state_apply_cmd(struct hv_state *s, uint64_t index, const struct hv_cmd *
 			hv_rollout_resume(s, index, c->time_ms);
 		if (c->type == HV_CMD_LEASE_RELEASE || c->type == HV_CMD_LEASE_BREAK ||
 		    c->type == HV_CMD_RESUME || c->type == HV_CMD_SETTINGS ||
-		    c->type == HV_CMD_MEMBER_REMOVE || c->type == HV_CMD_MAINT)
+		    c->type == HV_CMD_MEMBER_REMOVE || c->type == HV_CMD_MAINT ||
+		    c->type == HV_CMD_POLICY_SET)
 			hv_rollout_advance(s, index, c->time_ms);
 	}
 	if (index > s->last_index)
@@ -768,7 +769,7 @@ static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
 	const struct hv_policy *p = &s->policy;
 	const struct hv_rollout *r = &s->rollout;
 
-	msgpack_pack_array(pk, 12);
+	msgpack_pack_array(pk, 13);
 	hv_mp_pack_str(pk, p->window);
 	hv_mp_pack_str(pk, p->zone);
 	hv_mp_pack_str(pk, p->blackouts);
@@ -781,6 +782,7 @@ static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
 	msgpack_pack_uint64(pk, r->soak_until_ms);
 	hv_mp_pack_str(pk, r->gate);
 	msgpack_pack_uint64(pk, r->downtime_ms);
+	hv_mp_pack_bool(pk, p->quorum_guard);
 }
 
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
@@ -1127,7 +1129,7 @@ static int decode_policy(struct hv_state *s, const msgpack_object *v)
 {
 	struct hv_policy *p = &s->policy;
 	struct hv_rollout *r = &s->rollout;
-	const msgpack_object *t = d_tuple(v, 12);
+	const msgpack_object *t = d_tuple(v, 13);
 	int rv;
 
 	if (t == NULL)
@@ -1144,6 +1146,7 @@ static int decode_policy(struct hv_state *s, const msgpack_object *v)
 	TRY(hv_mp_u64(&t[9], &r->soak_until_ms));
 	TRY(hv_mp_str(&t[10], r->gate, sizeof r->gate));
 	TRY(hv_mp_u64(&t[11], &r->downtime_ms));
+	TRY(hv_mp_bool(&t[12], &p->quorum_guard));
 	return HV_OK;
 }
 

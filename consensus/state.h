@@ -141,6 +141,7 @@ struct hv_policy {
 	uint64_t cycle_estimate_ms;         /* a cycle's length before one is known */
 	uint64_t downtime_budget_ms;        /* one guest's stun; 0 = no limit */
 	uint64_t rollout_downtime_ms;       /* all stuns of a rollout; 0 = no limit */
+	bool quorum_guard; /* no grant that leaves quorum one failure from lost */
 };
 
 struct hv_holder {
@@ -264,6 +265,9 @@ void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
  *   cycle-estimate           seconds a cycle takes before one was measured
  *   downtime-budget          ms one guest may be stunned by a live migration
  *   rollout-downtime-budget  ms of stun for a whole rollout
+ *   quorum-guard             "on": the next host goes only if, with it down,
+ *                            the voters left could lose one more and keep
+ *                            quorum (the leader checks); "off" or ""
  * An empty value resets a key. HV_INVAL for an unknown key or a bad value.
  *
  * hv_policy_gated: does the next grant of the rollout need the leader's

@@ -820,6 +820,7 @@ static void print_policy(struct json_object *resp)
 	       u_of(p, "cycle_estimate_s")
 	           ? ""
 	           : " (default: 1800 until a cycle is measured)");
+	printf("quorum guard:    %s\n", b_of(p, "quorum_guard") ? "on" : "off");
 	printf("downtime budget: %llu ms per guest, %llu ms per rollout (0: none)\n",
 	       (unsigned long long)u_of(p, "downtime_budget_ms"),
 	       (unsigned long long)u_of(p, "rollout_downtime_budget_ms"));
@@ -927,7 +928,10 @@ static int cmd_policy(int argc, char **argv)
 		    "    soak SECONDS       after the canary, before the others\n"
 		    "    cycle-estimate S   a cycle's length until one is measured\n"
 		    "    downtime-budget MS a guest stunned longer stops the line\n"
-		    "    rollout-downtime-budget MS   all stuns of one rollout\n");
+		    "    rollout-downtime-budget MS   all stuns of one rollout\n"
+		    "    quorum-guard on|off  a host goes only if, with it down, the "
+		    "voters left\n"
+		    "                       could lose one more and keep quorum\n");
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	sub = argv[1];

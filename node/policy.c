@@ -7,10 +7,12 @@
  *    window is parsed with its zone and blackouts (patchfsm/window.h), a
  *    canary must be a member;
  *  - the leader's gate: when the next grant of a rollout needs one (a window
- *    is set, or the canary's soak is pending), the leader, on its tick,
- *    checks the soak is over and the canary healthy, and that a window is
- *    open long enough for the next host's cycle, then commits a patch-gate
- *    naming that host. The grant follows in the same entry.
+ *    is set, the canary's soak is pending, or the quorum guard is on), the
+ *    leader, on its tick, checks the soak is over and the canary healthy,
+ *    that with the next host down the voters left could lose one more and
+ *    keep quorum, and that a window is open long enough for the next host's
+ *    cycle, then commits a patch-gate naming that host. The grant follows
+ *    in the same entry.
  *
  * A cycle's length is estimated as the mean of the cycles done in this
  * rollout, else the policy's cycle-estimate (30 min when unset), plus the
@@ -38,8 +40,9 @@
 #define MOVE_MIB_PER_S 100
 
 static const char *const keys[] = {
-    "window", "zone",           "blackouts",       "canary",
-    "soak",   "cycle-estimate", "downtime-budget", "rollout-downtime-budget"};
+    "window",      "zone",           "blackouts",       "canary",
+    "soak",        "cycle-estimate", "downtime-budget", "rollout-downtime-budget",
+    "quorum-guard"};
 
 static bool is_number(const char *v, unsigned long long max)
 {
@@ -66,7 +69,7 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 		return hv_errf(why, len, HV_INVAL,
 		               "unknown policy '%s': window, zone, blackouts, canary, "
 		               "soak, cycle-estimate, downtime-budget, "
-		               "rollout-downtime-budget",
+		               "rollout-downtime-budget, quorum-guard",
 		               key != NULL ? key : "");
 	if (strlen(value) > HV_POLICY_TEXT)
 		return hv_errf(why, len, HV_INVAL, "%s: at most %d characters", key,
@@ -96,6 +99,10 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 			               value);
 		return HV_OK;
 	}
+	if (!strcmp(key, "quorum-guard") && value[0] != '\0' &&
+	    strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+		return hv_errf(why, len, HV_INVAL, "quorum-guard: '%s' is not on or off",
+		               value);
 	if ((!strcmp(key, "soak") && !is_number(value, 30ull * 86400)) ||
 	    (!strcmp(key, "cycle-estimate") && !is_number(value, 86400)) ||
 	    (!strcmp(key, "downtime-budget") && !is_number(value, 3600000)) ||
@@ -124,6 +131,8 @@ struct json_object *hv_policy_json(const struct hv_state *s)
 	                       json_object_new_uint64(p->downtime_budget_ms));
 	json_object_object_add(o, "rollout_downtime_budget_ms",
 	                       json_object_new_uint64(p->rollout_downtime_ms));
+	json_object_object_add(o, "quorum_guard",
+	                       json_object_new_boolean(p->quorum_guard));
 	return o;
 }
 
@@ -236,8 +245,30 @@ void hv_policy_tick(struct hv_node *n)
 			return;
 		}
 	}
-	snprintf(cmd.reason, sizeof cmd.reason, "the canary %s's soak is over",
-	         r->canary);
+	if (s->policy.quorum_guard) {
+		/* with next down, could the voters left lose one more? */
+		uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
+		unsigned voters = 0, up = 0;
+		for (unsigned i = 0; i < s->n_members; i++) {
+			const struct hv_member *m = &s->members[i];
+			if (m->removed || m->role != HV_ROLE_VOTER)
+				continue;
+			voters++;
+			if (m->report_ms + stale >= now && m != next)
+				up++;
+		}
+		if (up < voters / 2 + 2) {
+			waiting(
+			    n,
+			    "%s waits: with it down, %u of %u voters would be up, one "
+			    "failure from losing quorum (policy quorum-guard)",
+			    next->name, up, voters);
+			return;
+		}
+	}
+	snprintf(cmd.reason, sizeof cmd.reason, "%s",
+	         r->soak_until_ms != 0 ? "the canary's soak is over"
+	                               : "the quorum guard allows it");
 	if (s->policy.window[0] != '\0') {
 		struct hv_window w;
 		char err[256], until[32];

@@ -12,7 +12,9 @@
 #      anything moves, with the reason; fixed and resumed, the rollout ends;
 #   5. hooks: the rollout's start and end hooks once, each host's pre- and
 #      post-maintenance hooks around its cycle, in order; a failing
-#      pre-maintenance hook stops the line before anything moves.
+#      pre-maintenance hook stops the line before anything moves;
+#   6. the quorum guard: with 3 voters no host may go down (the 2 left would
+#      be one failure from losing quorum); off, the rollout goes.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
 set -u
@@ -154,6 +156,20 @@ check "nothing moved: h1 is not in maintenance, does not hold the lease" test "$
 rm -f "$T/fail-pre"
 hv h1 resume >/dev/null 2>&1
 if wait_for 90 rollout_over; then ok "hook fixed, resumed: the rollout of 1.3.0 finished"; else nok "the rollout of 1.3.0 finished" "$(hv h1 patch status 2>&1)"; fi
+
+# ---- 6. the quorum guard: 3 voters cannot spare one ---------------------------------
+out=$(hv h1 policy set quorum-guard on 2>&1) || nok "policy set quorum-guard on" "$out"
+"$HVPEER" bundle create --name labos --version 1.4.0 --host-class lab -o "$T/os4.tar" "$T/os.img" >/dev/null &&
+	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os4.tar" >/dev/null
+out=$(hv h3 patch submit "$T/os4.tar" 2>&1) || nok "patch submit 1.4.0" "$out"
+if wait_for 10 logged "h1 waits: with it down, 2 of 3 voters would be up, one failure from losing quorum"; then
+	ok "the quorum guard holds h1 back: 2 of 3 voters left would be one failure from losing quorum"
+else
+	nok "the quorum guard holds h1 back" "$(grep -h rollout: "$LAB"/h*/hvpeerd.log | tail -n 3)"
+fi
+check "nobody holds the lease" test -z "$(holders)"
+out=$(hv h3 policy set quorum-guard off 2>&1) || nok "policy set quorum-guard off" "$out"
+if wait_for 90 rollout_over; then ok "guard off: the rollout of 1.4.0 finished"; else nok "the rollout of 1.4.0 finished" "$(hv h1 patch status 2>&1)"; fi
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then

@@ -523,9 +523,12 @@ static void test_window_gates_every_grant(void **state)
 	assert_null(hv_state_holder(m->s, "h2")); /* the gate was used */
 	assert_int_equal(gate(m, "h2"), HV_OK);
 	assert_int_equal(mem(m, "h2")->cycle, HV_PH_PRECHECK);
-	/* no rollout, no gate */
-	assert_int_equal(policy(m, "window", ""), HV_OK);
 	cycle_ok(m, "h2");
+	assert_null(hv_state_holder(m->s, "h3"));
+	/* dropping the window lets the next host go at once, in that entry */
+	assert_int_equal(policy(m, "window", ""), HV_OK);
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_PRECHECK);
+	assert_int_equal(token_of(m, "h3"), m->index);
 	cycle_ok(m, "h3");
 	assert_false(m->s->rollout.active);
 	assert_int_equal(gate(m, "h1"), HV_NOROLLOUT);
@@ -556,6 +559,12 @@ static void test_policy_values_and_budget(void **state)
 	assert_int_equal(policy(m, "soak", "1x"), HV_INVAL);
 	assert_int_equal(policy(m, "canary", "no such/name"), HV_INVAL);
 	assert_int_equal(policy(m, "colour", "blue"), HV_INVAL);
+	assert_int_equal(policy(m, "quorum-guard", "maybe"), HV_INVAL);
+	assert_int_equal(policy(m, "quorum-guard", "on"), HV_OK);
+	assert_true(m->s->policy.quorum_guard);
+	assert_true(hv_policy_gated(m->s));
+	assert_int_equal(policy(m, "quorum-guard", ""), HV_OK);
+	assert_false(hv_policy_gated(m->s));
 	assert_int_equal(policy(m, "downtime-budget", "500"), HV_OK);
 	assert_int_equal(m->s->policy.downtime_budget_ms, 500);
 	/* h1 holds the lease, plans a move of g1 to h2, which stuns it 800 ms */
