@@ -316,6 +316,17 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		}
 		return set_str(c->bmc_pin, sizeof c->bmc_pin, v, key, err, errlen);
 	}
+	if (!strcmp(key, "migration-mtu")) {
+		if (set_uint(&c->migration_mtu, v, 0, 65535, key, err, errlen) != 0)
+			return -1;
+		if (c->migration_mtu != 0 && c->migration_mtu < 576) {
+			snprintf(err, (size_t)errlen,
+			         "migration-mtu: %u is below 576 (0: not checked)",
+			         c->migration_mtu);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strcmp(key, "max-clock-skew"))
 		return set_uint(&c->max_clock_skew_s, v, 0, 86400, key, err, errlen);
 	if (!strcmp(key, "test-clock-skew"))
@@ -407,6 +418,7 @@ static const struct {
     {"patch", "hook-timeout"},
     {"patch", "test-hold-dir"},
     {"patch", "max-clock-skew"},
+    {"migrate", "migration-mtu"},
     {"patch", "test-clock-skew"},
     {"bmc", "bmc"},
     {"bmc", "bmc-address"},

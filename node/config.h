@@ -71,6 +71,7 @@ struct hv_config {
 	unsigned hook_timeout_s;
 	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
 	unsigned max_clock_skew_s;       /* pre-check; 0 = not checked */
+	unsigned migration_mtu;          /* pre-check; 0 = not checked */
 	unsigned test_clock_skew_s;      /* tests: the clock shown to peers, ahead */
 
 	/* [bmc] this host's BMC, driven through hvpeer-bmc */

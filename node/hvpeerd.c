@@ -131,6 +131,8 @@ static void usage(FILE *f)
 	    "ours (300;\n"
 	    "                              0: not checked)\n"
 	    "      --test-clock-skew S     for tests: show peers a clock S ahead\n"
+	    "      --migration-mtu N       pre-check: N-byte packets reach every peer\n"
+	    "                              unfragmented (ping -M do; 0: not checked)\n"
 	    "      --test-hold-dir DIR     for tests: a phase whose name is a file in "
 	    "DIR waits\n"
 	    "                              (a breakpoint before the phase's work)\n"
@@ -190,6 +192,7 @@ static const struct option longopts[] = {
     {"bootbank-rollback", required_argument, NULL, 1},
     {"bootbank-status", required_argument, NULL, 1},
     {"max-clock-skew", required_argument, NULL, 1},
+    {"migration-mtu", required_argument, NULL, 1},
     {"test-clock-skew", required_argument, NULL, 1},
     {"reboot", required_argument, NULL, 1},
     {"reboot-command", required_argument, NULL, 1},

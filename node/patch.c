@@ -348,6 +348,7 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 /* ---- the phases (worker thread) ------------------------------------------ */
 
 static int check_clocks(struct hv_maint_job *j, char *why, size_t len);
+static int check_mtu(struct hv_maint_job *j, char *why, size_t len);
 static int start_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
                        size_t len);
 static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
@@ -373,6 +374,8 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 		q->rc = check_clocks(j, q->why, sizeof q->why);
 	if (q->rc == HV_OK)
 		q->rc = check_space(j, p, q->why, sizeof q->why);
+	if (q->rc == HV_OK)
+		q->rc = check_mtu(j, q->why, sizeof q->why);
 	if (q->rc == HV_SHUTDOWN || q->rc == HV_PAUSED) {
 		rc = q->rc;
 		free(q);
@@ -567,6 +570,53 @@ static int check_clocks(struct hv_maint_job *j, char *why, size_t len)
 				    cfg->max_clock_skew_s);
 		}
 		json_object_put(resp);
+	}
+	free(q);
+	return rc;
+}
+
+/* With migration-mtu set, packets of that size, unfragmented, reach every
+ * peer (ping -M do): jumbo frames that a switch port drops make live
+ * migration hang or crawl. When they do not pass, a 1500-byte one tells a
+ * too-small MTU on the path from a peer that does not answer at all. */
+static int check_mtu(struct hv_maint_job *j, char *why, size_t len)
+{
+	const struct hv_config *cfg = &hv_job_node(j)->cfg;
+	struct q_peers *q;
+	int rc = HV_OK;
+
+	if (cfg->migration_mtu == 0)
+		return HV_OK;
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		return hv_errf(why, len, HV_NOMEM, "out of memory");
+	q->source = "";
+	hv_job_query(j, q_peers_fn, q);
+	for (unsigned i = 0; i < q->n && rc == HV_OK; i++) {
+		char host[HV_ADDR_MAX + 1], cmd[HV_ADDR_MAX + 96], err[256];
+		int port;
+		if (hv_addr_split(q->addrs[i], host, sizeof host, &port) != 0)
+			continue;
+		snprintf(cmd, sizeof cmd,
+		         "exec ping -n -q -M do -c 2 -i 0.2 -W 1 -s %u '%s'",
+		         cfg->migration_mtu - 28, host);
+		if (run_hook("ping", cmd, 10, NULL, NULL, err, sizeof err) == HV_OK)
+			continue;
+		snprintf(cmd, sizeof cmd,
+		         "exec ping -n -q -M do -c 2 -i 0.2 -W 1 -s 1472 '%s'", host);
+		if (run_hook("ping", cmd, 10, NULL, NULL, err, sizeof err) == HV_OK)
+			rc = hv_errf(
+			    why, len, HV_UNREACHABLE,
+			    "packets of %u bytes (migration-mtu) do not reach %s "
+			    "(%s) unfragmented, 1500-byte ones do: an interface or "
+			    "a switch port on the path has a smaller MTU; live "
+			    "migration would stall",
+			    cfg->migration_mtu, q->names[i], host);
+		else
+			rc =
+			    hv_errf(why, len, HV_UNREACHABLE,
+			            "%s (%s) does not answer ping: Host Not Reachable on "
+			            "the migration network (%s)",
+			            q->names[i], host, err);
 	}
 	free(q);
 	return rc;

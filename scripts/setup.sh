@@ -17,7 +17,7 @@ pkgs="build-essential autoconf automake libtool pkg-config
       libuv1-dev libssl-dev libmsgpack-dev libcmocka-dev libinih-dev
       libjson-c-dev libvirt-dev libxml2-dev liblz4-dev libarchive-dev libtirpc-dev
       libfreeipmi-dev openipmi libcurl4-openssl-dev
-      clang clang-format valgrind procps iproute2 ca-certificates python3 openssl tzdata
+      clang clang-format valgrind procps iproute2 ca-certificates python3 openssl tzdata iputils-ping
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
       busybox-static util-linux"
 

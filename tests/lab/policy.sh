@@ -14,7 +14,9 @@
 #      post-maintenance hooks around its cycle, in order; a failing
 #      pre-maintenance hook stops the line before anything moves;
 #   6. the quorum guard: with 3 voters no host may go down (the 2 left would
-#      be one failure from losing quorum); off, the rollout goes.
+#      be one failure from losing quorum); off, the rollout goes;
+#   7. migration-mtu 9000 on links of 1500: the pre-check says that jumbo
+#      frames do not reach the peers while 1500-byte packets do.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
 set -u
@@ -170,6 +172,25 @@ fi
 check "nobody holds the lease" test -z "$(holders)"
 out=$(hv h3 policy set quorum-guard off 2>&1) || nok "policy set quorum-guard off" "$out"
 if wait_for 90 rollout_over; then ok "guard off: the rollout of 1.4.0 finished"; else nok "the rollout of 1.4.0 finished" "$(hv h1 patch status 2>&1)"; fi
+
+# ---- 7. jumbo frames that do not pass (the lab's links have MTU 1500) ----------------
+if command -v ping >/dev/null; then
+	echo "--migration-mtu 9000" >"$LAB/h1/hvpeerd.flags"
+	restart_hvpeerd h1
+	"$HVPEER" bundle create --name labos --version 1.5.0 --host-class lab -o "$T/os5.tar" "$T/os.img" >/dev/null &&
+		"$HVPEER" bundle sign --key "$T/ops.key" "$T/os5.tar" >/dev/null
+	out=$(hv h3 patch submit "$T/os5.tar" 2>&1) || nok "patch submit 1.5.0" "$out"
+	if wait_for 60 paused; then ok "a too-small MTU on the path stopped the line"; else nok "a too-small MTU stopped the line" "$(hv h1 patch status 2>&1)"; fi
+	reason=$(state "d['pause']['reason']")
+	check "the reason: 9000-byte packets do not reach, 1500-byte ones do: $reason" \
+		grep -q "packets of 9000 bytes (migration-mtu) do not reach h[23] (10.77.0.1[23]) unfragmented, 1500-byte ones do" <<<"$reason"
+	rm -f "$LAB/h1/hvpeerd.flags"
+	restart_hvpeerd h1
+	hv h1 resume >/dev/null 2>&1
+	if wait_for 90 rollout_over; then ok "MTU check off, resumed: the rollout of 1.5.0 finished"; else nok "the rollout of 1.5.0 finished" "$(hv h1 patch status 2>&1)"; fi
+else
+	ok "# SKIP no ping here (package iputils-ping): the MTU pre-check is not tried"
+fi
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
