@@ -67,6 +67,14 @@ int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		if (parse_u64(v, 3600000, &u) != HV_OK)
 			return HV_INVAL;
 		p->downtime_budget_ms = u;
+	} else if (!strcmp(k, "max-retries")) {
+		if (parse_u64(v, 10, &u) != HV_OK)
+			return HV_INVAL;
+		p->max_retries = (unsigned)u;
+	} else if (!strcmp(k, "retry-delay")) {
+		if (parse_u64(v, 86400, &u) != HV_OK)
+			return HV_INVAL;
+		p->retry_delay_ms = u * 1000;
 	} else if (!strcmp(k, "quorum-guard")) {
 		if (v[0] != '\0' && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
 			return HV_INVAL;
@@ -84,8 +92,10 @@ int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 
 bool hv_policy_gated(const struct hv_state *s)
 {
+	const struct hv_member *next = hv_rollout_next(s);
+
 	return s->policy.window[0] != '\0' || s->rollout.soak_until_ms != 0 ||
-	       s->policy.quorum_guard;
+	       s->policy.quorum_guard || (next != NULL && next->retries > 0);
 }
 
 int hv_policy_gate(struct hv_state *s, uint64_t index, const struct hv_cmd *c)

@@ -157,6 +157,7 @@ int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 		memset(m->phase_ms, 0, sizeof m->phase_ms);
 		m->cycle_error[0] = '\0';
 		m->cycle_start_ms = m->cycle_end_ms = 0;
+		m->retries = 0;
 		m->cycle_since_ms = c->time_ms;
 		if (strcmp(m->version, c->version) == 0) {
 			m->cycle = HV_PH_DONE; /* already there */
@@ -240,6 +241,21 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return rv;
 	if (hv_cycle_step(from, c->event, &next, &acts) != HV_OK)
 		return HV_INVAL;
+	/* A pre-check that failed is tried again (policy max-retries): back in
+	 * line, the lease given back, the cluster not paused; the leader's gate
+	 * lets it go after retry-delay. */
+	if (from == HV_PH_PRECHECK && c->event == HV_EV_FAIL &&
+	    m->retries < s->policy.max_retries) {
+		m->retries++;
+		state_actions(s, index, m, HV_ACT_RELEASE_LEASE, "", c->time_ms);
+		set_phase(m, HV_PH_WAIT_LEASE, c->time_ms);
+		hv_state_event_add(s, index, c->time_ms,
+		                   "%s: patch %s: pre-check failed, retry %u of %u: %s",
+		                   m->name, r->version, m->retries, s->policy.max_retries,
+		                   c->reason);
+		hv_rollout_advance(s, index, c->time_ms);
+		return HV_OK;
+	}
 	/* A canary that fails quarantines the patch, whatever failed. */
 	if (strcmp(m->name, r->canary) == 0 &&
 	    (c->event == HV_EV_FAIL || c->event == HV_EV_BOOTED_OLD))

@@ -769,7 +769,7 @@ static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
 	const struct hv_policy *p = &s->policy;
 	const struct hv_rollout *r = &s->rollout;
 
-	msgpack_pack_array(pk, 13);
+	msgpack_pack_array(pk, 15);
 	hv_mp_pack_str(pk, p->window);
 	hv_mp_pack_str(pk, p->zone);
 	hv_mp_pack_str(pk, p->blackouts);
@@ -783,6 +783,8 @@ static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
 	hv_mp_pack_str(pk, r->gate);
 	msgpack_pack_uint64(pk, r->downtime_ms);
 	hv_mp_pack_bool(pk, p->quorum_guard);
+	msgpack_pack_uint64(pk, p->max_retries);
+	msgpack_pack_uint64(pk, p->retry_delay_ms);
 }
 
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
@@ -884,11 +886,12 @@ int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf
 	msgpack_pack_array(&pk, s->n_members);
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
-		msgpack_pack_array(&pk, 4);
+		msgpack_pack_array(&pk, 5);
 		hv_mp_pack_str(&pk, m->bmc);
 		hv_mp_pack_str(&pk, m->bmc_address);
 		msgpack_pack_uint64(&pk, m->wd_cycles);
 		msgpack_pack_uint64(&pk, m->wd_last_ms);
+		msgpack_pack_uint64(&pk, m->retries);
 	}
 
 	rv = hv_mp_finish(&sb, alloc, 1, buf, len);
@@ -1110,7 +1113,7 @@ static int decode_bmc(struct hv_state *s, const msgpack_object *v)
 	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != s->n_members)
 		return HV_MALFORMED;
 	for (uint32_t i = 0; i < v->via.array.size; i++) {
-		const msgpack_object *e = d_tuple(&v->via.array.ptr[i], 4);
+		const msgpack_object *e = d_tuple(&v->via.array.ptr[i], 5);
 		struct hv_member *m = &s->members[i];
 		if (e == NULL)
 			return HV_MALFORMED;
@@ -1121,6 +1124,10 @@ static int decode_bmc(struct hv_state *s, const msgpack_object *v)
 			return HV_MALFORMED;
 		m->wd_cycles = (unsigned)u;
 		TRY(hv_mp_u64(&e[3], &m->wd_last_ms));
+		TRY(hv_mp_u64(&e[4], &u));
+		if (u > 10)
+			return HV_MALFORMED;
+		m->retries = (unsigned)u;
 	}
 	return HV_OK;
 }
@@ -1129,7 +1136,8 @@ static int decode_policy(struct hv_state *s, const msgpack_object *v)
 {
 	struct hv_policy *p = &s->policy;
 	struct hv_rollout *r = &s->rollout;
-	const msgpack_object *t = d_tuple(v, 13);
+	const msgpack_object *t = d_tuple(v, 15);
+	uint64_t u;
 	int rv;
 
 	if (t == NULL)
@@ -1147,6 +1155,11 @@ static int decode_policy(struct hv_state *s, const msgpack_object *v)
 	TRY(hv_mp_str(&t[10], r->gate, sizeof r->gate));
 	TRY(hv_mp_u64(&t[11], &r->downtime_ms));
 	TRY(hv_mp_bool(&t[12], &p->quorum_guard));
+	TRY(hv_mp_u64(&t[13], &u));
+	if (u > 10)
+		return HV_MALFORMED;
+	p->max_retries = (unsigned)u;
+	TRY(hv_mp_u64(&t[14], &p->retry_delay_ms));
 	return HV_OK;
 }
 

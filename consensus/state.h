@@ -94,6 +94,9 @@ struct hv_member {
 	char bmc_address[HV_ADDR_MAX + 1];
 	unsigned wd_cycles;
 	uint64_t wd_last_ms;
+	/* Pre-checks of this rollout that failed and were retried (policy
+	 * max-retries). */
+	unsigned retries;
 };
 
 /* A patch being rolled out across the cluster, one host at a time. */
@@ -141,7 +144,9 @@ struct hv_policy {
 	uint64_t cycle_estimate_ms;         /* a cycle's length before one is known */
 	uint64_t downtime_budget_ms;        /* one guest's stun; 0 = no limit */
 	uint64_t rollout_downtime_ms;       /* all stuns of a rollout; 0 = no limit */
-	bool quorum_guard; /* no grant that leaves quorum one failure from lost */
+	bool quorum_guard;       /* no grant that leaves quorum one failure from lost */
+	unsigned max_retries;    /* pre-check failures retried before the line stops */
+	uint64_t retry_delay_ms; /* between them (0 = 60 s) */
 };
 
 struct hv_holder {
@@ -265,6 +270,10 @@ void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
  *   cycle-estimate           seconds a cycle takes before one was measured
  *   downtime-budget          ms one guest may be stunned by a live migration
  *   rollout-downtime-budget  ms of stun for a whole rollout
+ *   max-retries              pre-check failures of a host retried (after
+ *                            retry-delay, by the leader's gate) before the
+ *                            line stops, 0-10
+ *   retry-delay              seconds between them (default 60)
  *   quorum-guard             "on": the next host goes only if, with it down,
  *                            the voters left could lose one more and keep
  *                            quorum (the leader checks); "off" or ""

@@ -821,6 +821,11 @@ static void print_policy(struct json_object *resp)
 	           ? ""
 	           : " (default: 1800 until a cycle is measured)");
 	printf("quorum guard:    %s\n", b_of(p, "quorum_guard") ? "on" : "off");
+	printf("retries:         %llu failed pre-check%s retried, %llu s apart\n",
+	       (unsigned long long)u_of(p, "max_retries"),
+	       u_of(p, "max_retries") == 1 ? "" : "s",
+	       (unsigned long long)(u_of(p, "retry_delay_s") ? u_of(p, "retry_delay_s")
+	                                                     : 60));
 	printf("downtime budget: %llu ms per guest, %llu ms per rollout (0: none)\n",
 	       (unsigned long long)u_of(p, "downtime_budget_ms"),
 	       (unsigned long long)u_of(p, "rollout_downtime_budget_ms"));
@@ -929,6 +934,9 @@ static int cmd_policy(int argc, char **argv)
 		    "    cycle-estimate S   a cycle's length until one is measured\n"
 		    "    downtime-budget MS a guest stunned longer stops the line\n"
 		    "    rollout-downtime-budget MS   all stuns of one rollout\n"
+		    "    max-retries N      a failed pre-check is tried again N times "
+		    "first\n"
+		    "    retry-delay S      seconds between the tries (default 60)\n"
 		    "    quorum-guard on|off  a host goes only if, with it down, the "
 		    "voters left\n"
 		    "                       could lose one more and keep quorum\n");

@@ -1773,6 +1773,7 @@ struct json_object *hv_patch_status_json(const struct hv_state *s)
 		                       json_object_new_string(m->cycle_error));
 		json_object_object_add(h, "watchdog_cycles",
 		                       json_object_new_uint64(m->wd_cycles));
+		json_object_object_add(h, "retries", json_object_new_uint64(m->retries));
 		for (int k = 0; k < HV__PH_N; k++)
 			if (m->phase_ms[k] != 0)
 				json_object_object_add(

@@ -40,9 +40,9 @@
 #define MOVE_MIB_PER_S 100
 
 static const char *const keys[] = {
-    "window",      "zone",           "blackouts",       "canary",
-    "soak",        "cycle-estimate", "downtime-budget", "rollout-downtime-budget",
-    "quorum-guard"};
+    "window",       "zone",           "blackouts",       "canary",
+    "soak",         "cycle-estimate", "downtime-budget", "rollout-downtime-budget",
+    "quorum-guard", "max-retries",    "retry-delay"};
 
 static bool is_number(const char *v, unsigned long long max)
 {
@@ -69,7 +69,8 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 		return hv_errf(why, len, HV_INVAL,
 		               "unknown policy '%s': window, zone, blackouts, canary, "
 		               "soak, cycle-estimate, downtime-budget, "
-		               "rollout-downtime-budget, quorum-guard",
+		               "rollout-downtime-budget, quorum-guard, max-retries, "
+		               "retry-delay",
 		               key != NULL ? key : "");
 	if (strlen(value) > HV_POLICY_TEXT)
 		return hv_errf(why, len, HV_INVAL, "%s: at most %d characters", key,
@@ -106,7 +107,9 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 	if ((!strcmp(key, "soak") && !is_number(value, 30ull * 86400)) ||
 	    (!strcmp(key, "cycle-estimate") && !is_number(value, 86400)) ||
 	    (!strcmp(key, "downtime-budget") && !is_number(value, 3600000)) ||
-	    (!strcmp(key, "rollout-downtime-budget") && !is_number(value, 86400000)))
+	    (!strcmp(key, "rollout-downtime-budget") && !is_number(value, 86400000)) ||
+	    (!strcmp(key, "max-retries") && !is_number(value, 10)) ||
+	    (!strcmp(key, "retry-delay") && !is_number(value, 86400)))
 		return hv_errf(
 		    why, len, HV_INVAL,
 		    "%s: '%s' is not a number in range (soak: seconds up to 30 "
@@ -131,6 +134,9 @@ struct json_object *hv_policy_json(const struct hv_state *s)
 	                       json_object_new_uint64(p->downtime_budget_ms));
 	json_object_object_add(o, "rollout_downtime_budget_ms",
 	                       json_object_new_uint64(p->rollout_downtime_ms));
+	json_object_object_add(o, "max_retries", json_object_new_uint64(p->max_retries));
+	json_object_object_add(o, "retry_delay_s",
+	                       json_object_new_uint64(p->retry_delay_ms / 1000));
 	json_object_object_add(o, "quorum_guard",
 	                       json_object_new_boolean(p->quorum_guard));
 	return o;
@@ -245,6 +251,18 @@ void hv_policy_tick(struct hv_node *n)
 			return;
 		}
 	}
+	if (next->retries > 0) {
+		uint64_t at =
+		    next->cycle_since_ms +
+		    (s->policy.retry_delay_ms ? s->policy.retry_delay_ms : 60000);
+		char until[32];
+		if (now < at) {
+			fmt_utc(at, until, sizeof until);
+			waiting(n, "%s retries its pre-check at %s (retry %u of %u)",
+			        next->name, until, next->retries, s->policy.max_retries);
+			return;
+		}
+	}
 	if (s->policy.quorum_guard) {
 		/* with next down, could the voters left lose one more? */
 		uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
@@ -268,6 +286,7 @@ void hv_policy_tick(struct hv_node *n)
 	}
 	snprintf(cmd.reason, sizeof cmd.reason, "%s",
 	         r->soak_until_ms != 0 ? "the canary's soak is over"
+	         : next->retries > 0   ? "its retry is due"
 	                               : "the quorum guard allows it");
 	if (s->policy.window[0] != '\0') {
 		struct hv_window w;

@@ -15,7 +15,10 @@
 #      pre-maintenance hook stops the line before anything moves;
 #   6. the quorum guard: with 3 voters no host may go down (the 2 left would
 #      be one failure from losing quorum); off, the rollout goes;
-#   7. migration-mtu 9000 on links of 1500: the pre-check says that jumbo
+#   7. max-retries: a pre-check that fails (a skewed clock) is tried again
+#      after retry-delay instead of stopping the line; fixed in time, the
+#      rollout ends;
+#   8. migration-mtu 9000 on links of 1500: the pre-check says that jumbo
 #      frames do not reach the peers while 1500-byte packets do.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
@@ -173,13 +176,27 @@ check "nobody holds the lease" test -z "$(holders)"
 out=$(hv h3 policy set quorum-guard off 2>&1) || nok "policy set quorum-guard off" "$out"
 if wait_for 90 rollout_over; then ok "guard off: the rollout of 1.4.0 finished"; else nok "the rollout of 1.4.0 finished" "$(hv h1 patch status 2>&1)"; fi
 
-# ---- 7. jumbo frames that do not pass (the lab's links have MTU 1500) ----------------
+# ---- 7. a failed pre-check retried, not stopping the line ----------------------------
+out=$(hv h1 policy set max-retries 2 2>&1) && out=$(hv h1 policy set retry-delay 3 2>&1) || nok "policy set max-retries, retry-delay" "$out"
+echo "--test-clock-skew 400" >"$LAB/h2/hvpeerd.flags"
+restart_hvpeerd h2
+"$HVPEER" bundle create --name labos --version 1.5.0 --host-class lab -o "$T/os5.tar" "$T/os.img" >/dev/null &&
+	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os5.tar" >/dev/null
+out=$(hv h3 patch submit "$T/os5.tar" 2>&1) || nok "patch submit 1.5.0" "$out"
+if wait_for 30 logged "h1 retries its pre-check at"; then ok "h1's pre-check failed (h2's clock): retried after the delay, the line not stopped"; else nok "h1's pre-check is retried" "$(grep -h rollout: "$LAB"/h*/hvpeerd.log | tail -n 3)"; fi
+check "not paused while a retry is due" test "$(state "d['pause']['paused']")" = False
+rm -f "$LAB/h2/hvpeerd.flags"
+restart_hvpeerd h2
+if wait_for 90 rollout_over; then ok "clock fixed before the retries ran out: the rollout of 1.5.0 finished"; else nok "the rollout of 1.5.0 finished" "$(hv h1 patch status 2>&1)"; fi
+check "never paused; h1 needed a retry or two" test "$(state "d['pause']['paused'], [h['retries'] > 0 for h in d['rollout']['hosts'] if h['name']=='h1'][0]")" = "False True"
+
+# ---- 8. jumbo frames that do not pass (the lab's links have MTU 1500) ----------------
 if command -v ping >/dev/null; then
 	echo "--migration-mtu 9000" >"$LAB/h1/hvpeerd.flags"
 	restart_hvpeerd h1
-	"$HVPEER" bundle create --name labos --version 1.5.0 --host-class lab -o "$T/os5.tar" "$T/os.img" >/dev/null &&
-		"$HVPEER" bundle sign --key "$T/ops.key" "$T/os5.tar" >/dev/null
-	out=$(hv h3 patch submit "$T/os5.tar" 2>&1) || nok "patch submit 1.5.0" "$out"
+	"$HVPEER" bundle create --name labos --version 1.6.0 --host-class lab -o "$T/os6.tar" "$T/os.img" >/dev/null &&
+		"$HVPEER" bundle sign --key "$T/ops.key" "$T/os6.tar" >/dev/null
+	out=$(hv h3 patch submit "$T/os6.tar" 2>&1) || nok "patch submit 1.6.0" "$out"
 	if wait_for 60 paused; then ok "a too-small MTU on the path stopped the line"; else nok "a too-small MTU stopped the line" "$(hv h1 patch status 2>&1)"; fi
 	reason=$(state "d['pause']['reason']")
 	check "the reason: 9000-byte packets do not reach, 1500-byte ones do: $reason" \
@@ -187,7 +204,7 @@ if command -v ping >/dev/null; then
 	rm -f "$LAB/h1/hvpeerd.flags"
 	restart_hvpeerd h1
 	hv h1 resume >/dev/null 2>&1
-	if wait_for 90 rollout_over; then ok "MTU check off, resumed: the rollout of 1.5.0 finished"; else nok "the rollout of 1.5.0 finished" "$(hv h1 patch status 2>&1)"; fi
+	if wait_for 90 rollout_over; then ok "MTU check off, resumed: the rollout of 1.6.0 finished"; else nok "the rollout of 1.6.0 finished" "$(hv h1 patch status 2>&1)"; fi
 else
 	ok "# SKIP no ping here (package iputils-ping): the MTU pre-check is not tried"
 fi

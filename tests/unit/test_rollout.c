@@ -547,6 +547,29 @@ static void test_canary_failure_quarantines(void **state)
 	assert_true(m->s->paused);
 }
 
+/* A failed pre-check is retried (max-retries) before the line stops; the
+ * retry waits for the leader's gate. */
+static void test_precheck_retries(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "max-retries", "11"), HV_INVAL);
+	assert_int_equal(policy(m, "max-retries", "1"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK);
+	assert_false(m->s->paused);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_WAIT_LEASE);
+	assert_int_equal(mem(m, "h1")->retries, 1);
+	assert_null(hv_state_holder(m->s, "h1"));
+	assert_true(hv_policy_gated(m->s)); /* the retry waits for the gate */
+	assert_int_equal(gate(m, "h1"), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK);
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK); /* out of retries */
+	assert_true(m->s->paused);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PAUSED);
+	assert_false(hv_state_quarantined(m->s, D1));
+}
+
 /* Policy values are checked; a guest stunned over the budget stops the line. */
 static void test_policy_values_and_budget(void **state)
 {
@@ -657,6 +680,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_canary_failure_quarantines, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_precheck_retries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_values_and_budget, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
