@@ -741,33 +741,52 @@ static void print_patch(struct json_object *resp)
 		printf("\nthe cluster is paused: see 'hvpeer status'\n");
 }
 
+/*
+ * "hvpeer COMMAND SUB [ARGS]": with no SUB or with --help, print help (to
+ * stdout) and return its exit code in *code; else set *sub and parse the
+ * options after it, returning the index of the first operand in (*argv)
+ * shifted past SUB, or -1 with *code set.
+ */
+static int subcommand(int *argc, char ***argv, const char *help, const char **sub,
+                      struct subopts *o, int *code)
+{
+	int i;
+
+	if (*argc < 2 || !strcmp((*argv)[1], "--help") || !strcmp((*argv)[1], "-h")) {
+		fputs(help, stdout);
+		*code = *argc < 2 ? EXIT_USAGE : EXIT_OK;
+		return -1;
+	}
+	*sub = (*argv)[1];
+	(*argc)--;
+	(*argv)++;
+	i = parse_sub(*argc, *argv, o);
+	if (i < 0)
+		*code = EXIT_USAGE;
+	return i;
+}
+
 static int cmd_patch(int argc, char **argv)
 {
 	struct subopts o = {0};
 	struct json_object *req;
 	const char *sub;
-	int i;
+	int i, code = EXIT_OK;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf(
-		    "usage: hvpeer patch submit BUNDLE | status | abort --reason TEXT\n"
-		    "  submit BUNDLE   verify the signed bundle on this host, keep it in "
-		    "its\n"
-		    "                  bundle-dir and start the rollout: hosts patch one "
-		    "at\n"
-		    "                  a time, in name order\n"
-		    "  status          the patch, each host's phase and version, "
-		    "quarantines\n"
-		    "  abort           no further host starts (a host mid-cycle "
-		    "finishes)\n");
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
-	}
-	sub = argv[1];
-	argc--;
-	argv++;
-	i = parse_sub(argc, argv, &o);
-	if (i < 0)
-		return EXIT_USAGE;
+	if ((i = subcommand(
+	         &argc, &argv,
+	         "usage: hvpeer patch submit BUNDLE | status | abort --reason TEXT\n"
+	         "  submit BUNDLE   verify the signed bundle on this host, keep it in "
+	         "its\n"
+	         "                  bundle-dir and start the rollout: hosts patch one "
+	         "at\n"
+	         "                  a time, in name order\n"
+	         "  status          the patch, each host's phase and version, "
+	         "quarantines\n"
+	         "  abort           no further host starts (a host mid-cycle "
+	         "finishes)\n",
+	         &sub, &o, &code)) < 0)
+		return code;
 	if (!strcmp(sub, "submit")) {
 		char abs[4096];
 		if (i != argc - 1)
@@ -912,42 +931,36 @@ static int cmd_policy(int argc, char **argv)
 	struct subopts o = {0};
 	struct json_object *req;
 	const char *sub;
-	int i;
+	int i, code = EXIT_OK;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf(
-		    "usage: hvpeer policy show | set KEY VALUE\n"
-		    "  show                 the rollout policies every host agrees on\n"
-		    "  set KEY VALUE        change one, committed through Raft (\"\" "
-		    "resets it):\n"
-		    "    window SPEC        when hosts may patch, e.g. \"Mon-Fri "
-		    "22:00-04:00; Sat,Sun\n"
-		    "                       00:00-24:00\"; a host starts only when "
-		    "its cycle fits\n"
-		    "    zone NAME          the window's IANA time zone (default "
-		    "UTC)\n"
-		    "    blackouts DATES    \"2026-12-24..2026-12-26, 2027-01-01\": no "
-		    "window\n"
-		    "    canary HOST|auto   patches alone first; its failure "
-		    "quarantines the patch\n"
-		    "    soak SECONDS       after the canary, before the others\n"
-		    "    cycle-estimate S   a cycle's length until one is measured\n"
-		    "    downtime-budget MS a guest stunned longer stops the line\n"
-		    "    rollout-downtime-budget MS   all stuns of one rollout\n"
-		    "    max-retries N      a failed pre-check is tried again N times "
-		    "first\n"
-		    "    retry-delay S      seconds between the tries (default 60)\n"
-		    "    quorum-guard on|off  a host goes only if, with it down, the "
-		    "voters left\n"
-		    "                       could lose one more and keep quorum\n");
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
-	}
-	sub = argv[1];
-	argc--;
-	argv++;
-	i = parse_sub(argc, argv, &o);
-	if (i < 0)
-		return EXIT_USAGE;
+	if ((i = subcommand(
+	         &argc, &argv,
+	         "usage: hvpeer policy show | set KEY VALUE\n"
+	         "  show                 the rollout policies every host agrees on\n"
+	         "  set KEY VALUE        change one, committed through Raft (\"\" "
+	         "resets it):\n"
+	         "    window SPEC        when hosts may patch, e.g. \"Mon-Fri "
+	         "22:00-04:00; Sat,Sun\n"
+	         "                       00:00-24:00\"; a host starts only when "
+	         "its cycle fits\n"
+	         "    zone NAME          the window's IANA time zone (default "
+	         "UTC)\n"
+	         "    blackouts DATES    \"2026-12-24..2026-12-26, 2027-01-01\": no "
+	         "window\n"
+	         "    canary HOST|auto   patches alone first; its failure "
+	         "quarantines the patch\n"
+	         "    soak SECONDS       after the canary, before the others\n"
+	         "    cycle-estimate S   a cycle's length until one is measured\n"
+	         "    downtime-budget MS a guest stunned longer stops the line\n"
+	         "    rollout-downtime-budget MS   all stuns of one rollout\n"
+	         "    max-retries N      a failed pre-check is tried again N times "
+	         "first\n"
+	         "    retry-delay S      seconds between the tries (default 60)\n"
+	         "    quorum-guard on|off  a host goes only if, with it down, the "
+	         "voters left\n"
+	         "                       could lose one more and keep quorum\n",
+	         &sub, &o, &code)) < 0)
+		return code;
 	if (!strcmp(sub, "show")) {
 		if (i != argc)
 			return usage_error("policy show takes no operand");
@@ -1003,24 +1016,18 @@ static int cmd_bmc(int argc, char **argv)
 	struct subopts o = {0};
 	struct json_object *req;
 	const char *sub, *action, *host = NULL;
-	int i;
+	int i, code = EXIT_OK;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf(
-		    "usage: hvpeer bmc status [HOST] | sensors [HOST] |\n"
-		    "                  power on|off|cycle|reset|soft [HOST] [--force]\n"
-		    "  HOST's BMC, through HOST's hvpeerd (its [bmc] settings and\n"
-		    "  credentials; default: this host). off, cycle, reset and soft are\n"
-		    "  refused while the host runs guests outside maintenance, unless\n"
-		    "  --force.\n");
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
-	}
-	sub = argv[1];
-	argc--;
-	argv++;
-	i = parse_sub(argc, argv, &o);
-	if (i < 0)
-		return EXIT_USAGE;
+	if ((i = subcommand(
+	         &argc, &argv,
+	         "usage: hvpeer bmc status [HOST] | sensors [HOST] |\n"
+	         "                  power on|off|cycle|reset|soft [HOST] [--force]\n"
+	         "  HOST's BMC, through HOST's hvpeerd (its [bmc] settings and\n"
+	         "  credentials; default: this host). off, cycle, reset and soft are\n"
+	         "  refused while the host runs guests outside maintenance, unless\n"
+	         "  --force.\n",
+	         &sub, &o, &code)) < 0)
+		return code;
 	if (!strcmp(sub, "status") || !strcmp(sub, "sensors")) {
 		action = sub;
 	} else if (!strcmp(sub, "power")) {

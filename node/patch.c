@@ -520,6 +520,18 @@ static void q_peers_fn(struct hv_node *n, void *arg)
 		}
 }
 
+/* The members to ask, source first (NULL when out of memory; free it). */
+static struct q_peers *peers_of(struct hv_maint_job *j, const char *source)
+{
+	struct q_peers *q = calloc(1, sizeof *q);
+
+	if (q != NULL) {
+		q->source = source;
+		hv_job_query(j, q_peers_fn, q);
+	}
+	return q;
+}
+
 /* Every peer's wall clock, asked over the peer port, within max-clock-skew
  * of this host's: signatures and certificates that look expired or not yet
  * valid are what a skewed clock causes. A peer that does not answer fails
@@ -533,10 +545,8 @@ static int check_clocks(struct hv_maint_job *j, char *why, size_t len)
 
 	if (cfg->max_clock_skew_s == 0)
 		return HV_OK;
-	if ((q = calloc(1, sizeof *q)) == NULL)
+	if ((q = peers_of(j, "")) == NULL)
 		return hv_errf(why, len, HV_NOMEM, "out of memory");
-	q->source = "";
-	hv_job_query(j, q_peers_fn, q);
 	for (unsigned i = 0; i < q->n && rc == HV_OK; i++) {
 		struct json_object *req = json_object_new_object(), *resp = NULL;
 		uint64_t t0 = hv_now_ms(), t1, peer = 0;
@@ -587,10 +597,8 @@ static int check_mtu(struct hv_maint_job *j, char *why, size_t len)
 
 	if (cfg->migration_mtu == 0)
 		return HV_OK;
-	if ((q = calloc(1, sizeof *q)) == NULL)
+	if ((q = peers_of(j, "")) == NULL)
 		return hv_errf(why, len, HV_NOMEM, "out of memory");
-	q->source = "";
-	hv_job_query(j, q_peers_fn, q);
 	for (unsigned i = 0; i < q->n && rc == HV_OK; i++) {
 		char host[HV_ADDR_MAX + 1], cmd[HV_ADDR_MAX + 96], err[256];
 		int port;
@@ -641,11 +649,9 @@ static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *
 		size = (uint64_t)st.st_size;
 	} else {
 		/* ask the source how large it is (an offset past the end) */
-		struct q_peers *q = calloc(1, sizeof *q);
+		struct q_peers *q = peers_of(j, p->source);
 		if (q == NULL)
 			return hv_errf(why, len, HV_NOMEM, "out of memory");
-		q->source = p->source;
-		hv_job_query(j, q_peers_fn, q);
 		for (unsigned i = 0; i < q->n && size == 0; i++) {
 			struct json_object *req = json_object_new_object(), *resp = NULL;
 			json_object_object_add(req, "op",
@@ -844,14 +850,12 @@ static int fetch_bundle(struct hv_maint_job *j, const struct phase_ctx *p,
                         const char *path, const char *source, char *err, size_t errlen)
 {
 	struct hv_node *n = hv_job_node(j);
-	struct q_peers *q = calloc(1, sizeof *q);
+	struct q_peers *q = peers_of(j, source);
 	char tmp[HV_PATH_MAX + 160], dir[HV_PATH_MAX + 160];
 	int rc = HV_UNREACHABLE;
 
 	if (q == NULL)
 		return HV_NOMEM;
-	q->source = source;
-	hv_job_query(j, q_peers_fn, q);
 	bundle_store(&n->cfg, dir, sizeof dir);
 	hv_mkdir_p(dir, 0755);
 	snprintf(tmp, sizeof tmp, "%s.part", path);
