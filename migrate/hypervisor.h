@@ -20,7 +20,7 @@
 #include "../consensus/codec.h"
 
 /* The interface version a module must carry (bumped on any change). */
-#define HV_HYPERVISOR_ABI 2
+#define HV_HYPERVISOR_ABI 3
 
 /* The module's file name and the symbol it exports. */
 #define HV_VIRT_MODULE "hvpeer-virt.so"
@@ -84,6 +84,14 @@ struct hv_hypervisor {
 	 * does not know it; *running true when it runs (or is paused). */
 	int (*guest_state)(const char *uri, const char *guest, bool *present,
 	                   bool *running, char *err, size_t errlen);
+
+	/* Can the hypervisor at target_uri run guest's CPU as it is defined
+	 * at uri (libvirt's CPU comparison)? HV_OK when it can (or when the
+	 * guest names no CPU model to compare), HV_INVAL when it cannot, with
+	 * the features it lacks in err, HV_IO when either does not answer.
+	 * May be NULL (not checked). */
+	int (*cpu_check)(const char *uri, const char *guest, const char *target_uri,
+	                 char *err, size_t errlen);
 };
 
 /*

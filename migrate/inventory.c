@@ -65,6 +65,54 @@ static void find_local_disk(xmlXPathContextPtr ctx, const char *shared,
 	xmlXPathFreeObject(o);
 }
 
+int hv_inventory_cpu_xml(const char *xml, char **cpu, char *virttype, size_t vlen,
+                         char *arch, size_t alen)
+{
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx;
+	xmlXPathObjectPtr o;
+	char *v;
+	int rv = HV_OK;
+
+	*cpu = NULL;
+	virttype[0] = arch[0] = '\0';
+	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+	                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc == NULL)
+		return HV_MALFORMED;
+	ctx = xmlXPathNewContext(doc);
+	if (ctx == NULL) {
+		xmlFreeDoc(doc);
+		return HV_NOMEM;
+	}
+	if ((v = xpath_str(ctx, "string(/domain/@type)")) != NULL) {
+		snprintf(virttype, vlen, "%s", v);
+		free(v);
+	}
+	if ((v = xpath_str(ctx, "string(/domain/os/type/@arch)")) != NULL) {
+		snprintf(arch, alen, "%s", v);
+		free(v);
+	}
+	v = xpath_str(ctx, "string(/domain/cpu/@mode)");
+	o = xmlXPathEvalExpression((const xmlChar *)"/domain/cpu", ctx);
+	if (o != NULL && o->nodesetval != NULL && o->nodesetval->nodeNr > 0 &&
+	    (v == NULL ||
+	     (strcmp(v, "host-passthrough") != 0 && strcmp(v, "maximum") != 0))) {
+		xmlBufferPtr b = xmlBufferCreate();
+		if (b == NULL ||
+		    xmlNodeDump(b, doc, o->nodesetval->nodeTab[0], 0, 0) < 0 ||
+		    (*cpu = strdup((const char *)xmlBufferContent(b))) == NULL)
+			rv = HV_NOMEM;
+		if (b != NULL)
+			xmlBufferFree(b);
+	}
+	free(v);
+	xmlXPathFreeObject(o);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	return rv;
+}
+
 int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_guest *g)
 {
 	xmlDocPtr doc;

@@ -27,4 +27,14 @@
  */
 int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_guest *g);
 
+/*
+ * The guest CPU a domain XML asks for, to compare with another host's
+ * (pure; for tests): its <cpu> element as XML in *cpu (malloc()ed; NULL
+ * when there is none, or for host-passthrough and maximum, which name no
+ * model to compare), the domain type ("kvm", "qemu") and the arch.
+ * HV_OK, HV_MALFORMED, HV_NOMEM.
+ */
+int hv_inventory_cpu_xml(const char *xml, char **cpu, char *virttype, size_t vlen,
+                         char *arch, size_t alen);
+
 #endif

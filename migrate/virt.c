@@ -332,6 +332,87 @@ static int virt_guest_state(const char *uri, const char *guest, bool *present,
 	return HV_OK;
 }
 
+/* Compare one definition of the guest's CPU (flags 0: the running one,
+ * VIR_DOMAIN_XML_INACTIVE: the one it boots with) with target t. */
+static int cpu_compare(virDomainPtr dom, virConnectPtr t, unsigned flags, char *err,
+                       size_t errlen)
+{
+	char *xml = virDomainGetXMLDesc(dom, flags), *cpu = NULL, type[16], arch[32];
+	int r, rv = HV_IO;
+
+	if (xml == NULL) {
+		snprintf(err, errlen, "%s", virt_error());
+		return HV_IO;
+	}
+	if (hv_inventory_cpu_xml(xml, &cpu, type, sizeof type, arch, sizeof arch) !=
+	    HV_OK) {
+		snprintf(err, errlen, "its domain XML does not parse");
+	} else if (cpu == NULL) {
+		rv = HV_OK; /* no model to compare: the hypervisor's default */
+	} else {
+		r = virConnectCompareHypervisorCPU(
+		    t, NULL, arch[0] ? arch : NULL, NULL, type[0] ? type : NULL, cpu,
+		    VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE);
+		if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET) {
+			rv = HV_OK;
+		} else {
+			virErrorPtr e = virGetLastError();
+			rv = r == VIR_CPU_COMPARE_INCOMPATIBLE ||
+			             (e != NULL && e->code == VIR_ERR_CPU_INCOMPATIBLE)
+			         ? HV_INVAL
+			         : HV_IO;
+			snprintf(err, errlen, "%s", virt_error());
+		}
+	}
+	free(cpu);
+	free(xml);
+	return rv;
+}
+
+static int virt_cpu_check(const char *uri, const char *guest, const char *target_uri,
+                          char *err, size_t errlen)
+{
+	virConnectPtr c = NULL, t = NULL;
+	virDomainPtr dom = NULL;
+	char why[300];
+	int rv = HV_IO;
+
+	if ((c = virConnectOpen(uri)) == NULL) {
+		snprintf(err, errlen, "cannot reach the hypervisor (%s): %s", uri,
+		         virt_error());
+		goto out;
+	}
+	if ((dom = virDomainLookupByName(c, guest)) == NULL) {
+		snprintf(err, errlen, "guest %s: %s", guest, virt_error());
+		goto out;
+	}
+	if ((t = virConnectOpen(target_uri)) == NULL) {
+		snprintf(err, errlen, "cannot reach the hypervisor %s: %s", target_uri,
+		         virt_error());
+		goto out;
+	}
+	/* The CPU it runs with (the live migration), then the one it is
+	 * defined with (a start there, should the target restart it). */
+	rv = cpu_compare(dom, t, 0, why, sizeof why);
+	if (rv != HV_OK) {
+		snprintf(err, errlen, "its running CPU: %s", why);
+		goto out;
+	}
+	rv = cpu_compare(dom, t, VIR_DOMAIN_XML_INACTIVE, why, sizeof why);
+	if (rv != HV_OK)
+		snprintf(err, errlen,
+		         "the CPU it is defined with (it could not start there): %s",
+		         why);
+out:
+	if (dom != NULL)
+		virDomainFree(dom);
+	if (t != NULL)
+		virConnectClose(t);
+	if (c != NULL)
+		virConnectClose(c);
+	return rv;
+}
+
 /* The one symbol hvpeerd looks up. */
 const struct hv_hypervisor hv_virt_module = {
     .abi = HV_HYPERVISOR_ABI,
@@ -343,4 +424,5 @@ const struct hv_hypervisor hv_virt_module = {
     .start = virt_start,
     .ping = virt_ping,
     .guest_state = virt_guest_state,
+    .cpu_check = virt_cpu_check,
 };

@@ -16,6 +16,7 @@
 #include "../consensus/codec.h"
 
 struct hv_node;
+struct hv_config;
 struct hv_maint_job;
 
 typedef void (*hv_job_fn)(struct hv_maint_job *j, void *arg);
@@ -55,5 +56,8 @@ int hv_maint_refresh_inventory(struct hv_maint_job *j); /* read, commit */
 int hv_maint_plan_out(struct hv_maint_job *j); /* -> EVACUATING, plan committed */
 int hv_maint_move_out(struct hv_maint_job *j); /* moves done -> IN */
 int hv_maint_move_back(struct hv_maint_job *j, bool rebalance); /* -> NONE */
+
+/* The libvirt URI of a member (migrate-uri, %h = the host of its address). */
+void hv_peer_uri(const struct hv_config *cfg, const char *address, char *out, size_t len);
 
 #endif

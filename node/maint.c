@@ -329,8 +329,7 @@ static int release_lease(struct hv_maint_job *j)
 }
 
 /* The libvirt URI of a member, from the template and its address. */
-static void peer_uri(const struct hv_config *cfg, const char *address, char *out,
-                     size_t len)
+void hv_peer_uri(const struct hv_config *cfg, const char *address, char *out, size_t len)
 {
 	char host[HV_ADDR_MAX + 1];
 	int port;
@@ -576,9 +575,9 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 		if (strcmp(mv.source, cfg->name) == 0)
 			snprintf(src_uri, sizeof src_uri, "%s", cfg->libvirt_uri);
 		else
-			peer_uri(cfg, sa != NULL ? sa : mv.source, src_uri,
-			         sizeof src_uri);
-		peer_uri(cfg, da != NULL ? da : mv.target, dst_uri, sizeof dst_uri);
+			hv_peer_uri(cfg, sa != NULL ? sa : mv.source, src_uri,
+			            sizeof src_uri);
+		hv_peer_uri(cfg, da != NULL ? da : mv.target, dst_uri, sizeof dst_uri);
 		struct hv_migration m = {.guest = mv.guest,
 		                         .src_uri = src_uri,
 		                         .dst_uri = dst_uri,

@@ -45,6 +45,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../migrate/hypervisor.h"
+#include "../migrate/placement.h"
 #include "../migrate/plan.h"
 #include "../patchfsm/bootbank.h"
 #include "../patchfsm/cycle.h"
@@ -349,6 +350,8 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 
 static int check_clocks(struct hv_maint_job *j, char *why, size_t len);
 static int check_mtu(struct hv_maint_job *j, char *why, size_t len);
+static int check_cpus(struct hv_maint_job *j, const struct hv_cmd *plan, char *why,
+                      size_t len);
 static int start_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
                        size_t len);
 static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
@@ -376,6 +379,8 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 		q->rc = check_space(j, p, q->why, sizeof q->why);
 	if (q->rc == HV_OK)
 		q->rc = check_mtu(j, q->why, sizeof q->why);
+	if (q->rc == HV_OK)
+		q->rc = check_cpus(j, &q->plan, q->why, sizeof q->why);
 	if (q->rc == HV_SHUTDOWN || q->rc == HV_PAUSED) {
 		rc = q->rc;
 		free(q);
@@ -625,6 +630,49 @@ static int check_mtu(struct hv_maint_job *j, char *why, size_t len)
 			            "%s (%s) does not answer ping: Host Not Reachable on "
 			            "the migration network (%s)",
 			            q->names[i], host, err);
+	}
+	free(q);
+	return rc;
+}
+
+/* Each guest the plan live-migrates: can its target's hypervisor run its
+ * CPU as it is defined (libvirt's comparison)? A guest whose CPU needs
+ * features the target lacks fails the migration once it has started. */
+static int check_cpus(struct hv_maint_job *j, const struct hv_cmd *plan, char *why,
+                      size_t len)
+{
+	struct hv_node *n = hv_job_node(j);
+	struct q_peers *q;
+	int rc = HV_OK;
+
+	if (n->hyp == NULL || n->hyp->cpu_check == NULL || plan->n_moves == 0)
+		return HV_OK;
+	if ((q = peers_of(j, "")) == NULL)
+		return hv_errf(why, len, HV_NOMEM, "out of memory");
+	for (unsigned k = 0; k < plan->n_moves && rc == HV_OK; k++) {
+		const struct hv_cmd_move *mv = &plan->moves[k];
+		char uri[HV_PATH_MAX + HV_ADDR_MAX], err[400];
+		int c;
+		if (mv->action != HV_ACT_MIGRATE)
+			continue;
+		for (unsigned i = 0; i < q->n; i++)
+			if (strcmp(q->names[i], mv->target) == 0) {
+				hv_peer_uri(&n->cfg, q->addrs[i], uri, sizeof uri);
+				c = n->hyp->cpu_check(n->cfg.libvirt_uri, mv->guest, uri,
+				                      err, sizeof err);
+				if (c == HV_INVAL)
+					rc = hv_errf(
+					    why, len, HV_INVAL,
+					    "Incompatible CPU flags: guest %s cannot run "
+					    "on %s: %s (give it a CPU model every host "
+					    "has, e.g. a named model instead of "
+					    "host-model)",
+					    mv->guest, mv->target, err);
+				else if (c != HV_OK)
+					hv_warn("CPU check of %s on %s: %s", mv->guest,
+					        mv->target, err);
+				break;
+			}
 	}
 	free(q);
 	return rc;

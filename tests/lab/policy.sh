@@ -19,7 +19,9 @@
 #      after retry-delay instead of stopping the line; fixed in time, the
 #      rollout ends;
 #   8. migration-mtu 9000 on links of 1500: the pre-check says that jumbo
-#      frames do not reach the peers while 1500-byte packets do.
+#      frames do not reach the peers while 1500-byte packets do;
+#   9. a guest whose CPU requires a feature no target has: the pre-check
+#      (libvirt's CPU comparison) stops the line before anything moves.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
 set -u
@@ -208,6 +210,20 @@ if command -v ping >/dev/null; then
 else
 	ok "# SKIP no ping here (package iputils-ping): the MTU pre-check is not tried"
 fi
+
+# ---- 9. a guest whose CPU no other host can run ---------------------------------------
+out=$(hv h1 policy set max-retries "" 2>&1) || nok "policy set max-retries ''" "$out"
+lab guest add h1 --name cpuhog --mem 96 --cpu-feature avx512f >/dev/null || nok "guest cpuhog boots on h1"
+cpuhog_known() { test "$(state "[g['name'] for m in d['members'] if m['name']=='h1' for g in m['guests']]")" = "['cpuhog']"; }
+wait_for 20 cpuhog_known
+"$HVPEER" bundle create --name labos --version 1.7.0 --host-class lab -o "$T/os7.tar" "$T/os.img" >/dev/null &&
+	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os7.tar" >/dev/null
+out=$(hv h3 patch submit "$T/os7.tar" 2>&1) || nok "patch submit 1.7.0" "$out"
+if wait_for 60 paused; then ok "a guest CPU the targets cannot run stopped the line"; else nok "an incompatible guest CPU stopped the line" "$(hv h1 patch status 2>&1)"; fi
+reason=$(state "d['pause']['reason']")
+check "the reason: Incompatible CPU flags, the guest, the target, libvirt's words: $reason" \
+	grep -q "Incompatible CPU flags: guest cpuhog cannot run on h[23]: .*avx512f" <<<"$reason"
+check "nothing moved: cpuhog still runs on h1" test "$(lab guest heartbeat cpuhog | awk '{print $2}')" = h1
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -99,6 +100,40 @@ static void test_local_disk(void **state)
 	assert_string_equal(g.local_disk, "/srv/shared/vm/a.qcow2");
 }
 
+/* The CPU a guest asks for, to compare with a target's. */
+static void test_cpu_xml(void **state)
+{
+	char *cpu = NULL, type[16], arch[32];
+
+	(void)state;
+	assert_int_equal(hv_inventory_cpu_xml(
+	                     "<domain type='kvm'><os><type arch='x86_64'>hvm</type></os>"
+	                     "<cpu mode='custom' match='exact'><model>Haswell</model>"
+	                     "<feature policy='require' name='avx2'/></cpu></domain>",
+	                     &cpu, type, sizeof type, arch, sizeof arch),
+	                 HV_OK);
+	assert_non_null(cpu);
+	assert_non_null(strstr(cpu, "<cpu mode=\"custom\" match=\"exact\">"));
+	assert_non_null(strstr(cpu, "name=\"avx2\""));
+	assert_string_equal(type, "kvm");
+	assert_string_equal(arch, "x86_64");
+	free(cpu);
+	/* host-passthrough and no <cpu> name no model to compare */
+	assert_int_equal(hv_inventory_cpu_xml("<domain type='kvm'><cpu "
+	                                      "mode='host-passthrough'/></domain>",
+	                                      &cpu, type, sizeof type, arch, sizeof arch),
+	                 HV_OK);
+	assert_null(cpu);
+	assert_int_equal(hv_inventory_cpu_xml("<domain type='qemu'/>", &cpu, type,
+	                                      sizeof type, arch, sizeof arch),
+	                 HV_OK);
+	assert_null(cpu);
+	assert_string_equal(type, "qemu");
+	assert_int_equal(
+	    hv_inventory_cpu_xml("<domain", &cpu, type, sizeof type, arch, sizeof arch),
+	    HV_MALFORMED);
+}
+
 static void test_bad_xml(void **state)
 {
 	struct hv_cmd_guest g;
@@ -118,9 +153,8 @@ static void test_bad_xml(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_level),
-	    cmocka_unit_test(test_hostdev),
-	    cmocka_unit_test(test_local_disk),
+	    cmocka_unit_test(test_level),      cmocka_unit_test(test_hostdev),
+	    cmocka_unit_test(test_local_disk), cmocka_unit_test(test_cpu_xml),
 	    cmocka_unit_test(test_bad_xml),
 	};
 
