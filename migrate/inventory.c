@@ -65,6 +65,21 @@ static void find_local_disk(xmlXPathContextPtr ctx, const char *shared,
 	xmlXPathFreeObject(o);
 }
 
+/* Parse a domain XML (no network, no messages) and make its XPath context. */
+static int open_xml(const char *xml, xmlDocPtr *doc, xmlXPathContextPtr *ctx)
+{
+	*doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+	                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (*doc == NULL)
+		return HV_MALFORMED;
+	*ctx = xmlXPathNewContext(*doc);
+	if (*ctx == NULL) {
+		xmlFreeDoc(*doc);
+		return HV_NOMEM;
+	}
+	return HV_OK;
+}
+
 int hv_inventory_cpu_xml(const char *xml, char **cpu, char *virttype, size_t vlen,
                          char *arch, size_t alen)
 {
@@ -76,15 +91,8 @@ int hv_inventory_cpu_xml(const char *xml, char **cpu, char *virttype, size_t vle
 
 	*cpu = NULL;
 	virttype[0] = arch[0] = '\0';
-	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-	                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL)
-		return HV_MALFORMED;
-	ctx = xmlXPathNewContext(doc);
-	if (ctx == NULL) {
-		xmlFreeDoc(doc);
-		return HV_NOMEM;
-	}
+	if ((rv = open_xml(xml, &doc, &ctx)) != HV_OK)
+		return rv;
 	if ((v = xpath_str(ctx, "string(/domain/@type)")) != NULL) {
 		snprintf(virttype, vlen, "%s", v);
 		free(v);
@@ -123,15 +131,8 @@ int hv_inventory_parse_xml(const char *xml, const char *shared, struct hv_cmd_gu
 	g->level = HV_LEVEL_PRODUCTION;
 	g->hostdev[0] = '\0';
 	g->local_disk[0] = '\0';
-	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-	                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL)
-		return HV_MALFORMED;
-	ctx = xmlXPathNewContext(doc);
-	if (ctx == NULL) {
-		xmlFreeDoc(doc);
-		return HV_NOMEM;
-	}
+	if ((rv = open_xml(xml, &doc, &ctx)) != HV_OK)
+		return rv;
 	xmlXPathRegisterNs(ctx, (const xmlChar *)"hv", (const xmlChar *)HV_XMLNS_GUEST);
 	level = xpath_str(ctx, "string(/domain/metadata/hv:guest/hv:level)");
 	if (level != NULL) {

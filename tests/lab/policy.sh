@@ -28,6 +28,10 @@ set -u
 . "$(dirname "$0")/lib.sh"
 HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-policy.XXXXXX)
+mkbundle() { # VERSION OUT PAYLOAD: a bundle signed by the trusted key
+	"$HVPEER" bundle create --name labos --version "$1" --host-class lab -o "$2" "$3" >/dev/null &&
+		"$HVPEER" bundle sign --key "$T/ops.key" "$2" >/dev/null
+}
 finish_extra() {
 	lab down >/dev/null 2>&1
 	umount "$T/small" 2>/dev/null
@@ -63,8 +67,7 @@ fi
 ok "lab up with 3 hosts"
 "$HVPEER" bundle keygen "$T/ops.key" >/dev/null && cp "$T/ops.key.pub" "$LAB/keys/ops.pub"
 echo "kernel and userland" >"$T/os.img"
-"$HVPEER" bundle create --name labos --version 1.1.0 --host-class lab -o "$T/os.tar" "$T/os.img" >/dev/null &&
-	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os.tar" >/dev/null
+mkbundle 1.1.0 "$T/os.tar" "$T/os.img"
 check "a signed bundle" test -s "$T/os.tar"
 
 # ---- 1. a window too short for the estimated cycle ----------------------------
@@ -133,8 +136,7 @@ echo "--test-clock-skew 400" >"$LAB/h2/hvpeerd.flags"
 echo "--bundle-dir $T/small" >"$LAB/h3/hvpeerd.flags"
 restart_hvpeerd h2 && restart_hvpeerd h3
 head -c 8388608 /dev/urandom >"$T/big.img"
-"$HVPEER" bundle create --name labos --version 1.2.0 --host-class lab -o "$T/os2.tar" "$T/big.img" >/dev/null &&
-	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os2.tar" >/dev/null
+mkbundle 1.2.0 "$T/os2.tar" "$T/big.img"
 out=$(hv h1 patch submit "$T/os2.tar" 2>&1) || nok "patch submit 1.2.0 (8 MiB)" "$out"
 if wait_for 60 paused; then ok "a skewed clock stopped the line"; else nok "a skewed clock stopped the line" "$(hv h1 patch status 2>&1)"; fi
 reason=$(state "d['pause']['reason']")
@@ -153,8 +155,7 @@ check "every host runs 1.2.0" test "$(state "sorted(set(m['version'] for m in d[
 
 # ---- 5. a failing hook --------------------------------------------------------------
 : >"$T/fail-pre"
-"$HVPEER" bundle create --name labos --version 1.3.0 --host-class lab -o "$T/os3.tar" "$T/os.img" >/dev/null &&
-	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os3.tar" >/dev/null
+mkbundle 1.3.0 "$T/os3.tar" "$T/os.img"
 out=$(hv h2 patch submit "$T/os3.tar" 2>&1) || nok "patch submit 1.3.0" "$out"
 if wait_for 60 paused; then ok "a failing pre-maintenance hook stopped the line"; else nok "a failing hook stopped the line" "$(hv h1 patch status 2>&1)"; fi
 reason=$(state "d['pause']['reason']")
@@ -166,8 +167,7 @@ if wait_for 90 rollout_over; then ok "hook fixed, resumed: the rollout of 1.3.0 
 
 # ---- 6. the quorum guard: 3 voters cannot spare one ---------------------------------
 out=$(hv h1 policy set quorum-guard on 2>&1) || nok "policy set quorum-guard on" "$out"
-"$HVPEER" bundle create --name labos --version 1.4.0 --host-class lab -o "$T/os4.tar" "$T/os.img" >/dev/null &&
-	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os4.tar" >/dev/null
+mkbundle 1.4.0 "$T/os4.tar" "$T/os.img"
 out=$(hv h3 patch submit "$T/os4.tar" 2>&1) || nok "patch submit 1.4.0" "$out"
 if wait_for 10 logged "h1 waits: with it down, 2 of 3 voters would be up, one failure from losing quorum"; then
 	ok "the quorum guard holds h1 back: 2 of 3 voters left would be one failure from losing quorum"
@@ -182,8 +182,7 @@ if wait_for 90 rollout_over; then ok "guard off: the rollout of 1.4.0 finished";
 out=$(hv h1 policy set max-retries 2 2>&1) && out=$(hv h1 policy set retry-delay 3 2>&1) || nok "policy set max-retries, retry-delay" "$out"
 echo "--test-clock-skew 400" >"$LAB/h2/hvpeerd.flags"
 restart_hvpeerd h2
-"$HVPEER" bundle create --name labos --version 1.5.0 --host-class lab -o "$T/os5.tar" "$T/os.img" >/dev/null &&
-	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os5.tar" >/dev/null
+mkbundle 1.5.0 "$T/os5.tar" "$T/os.img"
 out=$(hv h3 patch submit "$T/os5.tar" 2>&1) || nok "patch submit 1.5.0" "$out"
 if wait_for 30 logged "h1 retries its pre-check at"; then ok "h1's pre-check failed (h2's clock): retried after the delay, the line not stopped"; else nok "h1's pre-check is retried" "$(grep -h rollout: "$LAB"/h*/hvpeerd.log | tail -n 3)"; fi
 check "not paused while a retry is due" test "$(state "d['pause']['paused']")" = False
@@ -196,8 +195,7 @@ check "never paused; h1 needed a retry or two" test "$(state "d['pause']['paused
 if command -v ping >/dev/null; then
 	echo "--migration-mtu 9000" >"$LAB/h1/hvpeerd.flags"
 	restart_hvpeerd h1
-	"$HVPEER" bundle create --name labos --version 1.6.0 --host-class lab -o "$T/os6.tar" "$T/os.img" >/dev/null &&
-		"$HVPEER" bundle sign --key "$T/ops.key" "$T/os6.tar" >/dev/null
+	mkbundle 1.6.0 "$T/os6.tar" "$T/os.img"
 	out=$(hv h3 patch submit "$T/os6.tar" 2>&1) || nok "patch submit 1.6.0" "$out"
 	if wait_for 60 paused; then ok "a too-small MTU on the path stopped the line"; else nok "a too-small MTU stopped the line" "$(hv h1 patch status 2>&1)"; fi
 	reason=$(state "d['pause']['reason']")
@@ -216,8 +214,7 @@ out=$(hv h1 policy set max-retries "" 2>&1) || nok "policy set max-retries ''" "
 lab guest add h1 --name cpuhog --mem 96 --cpu-feature avx512f >/dev/null || nok "guest cpuhog boots on h1"
 cpuhog_known() { test "$(state "[g['name'] for m in d['members'] if m['name']=='h1' for g in m['guests']]")" = "['cpuhog']"; }
 wait_for 20 cpuhog_known
-"$HVPEER" bundle create --name labos --version 1.7.0 --host-class lab -o "$T/os7.tar" "$T/os.img" >/dev/null &&
-	"$HVPEER" bundle sign --key "$T/ops.key" "$T/os7.tar" >/dev/null
+mkbundle 1.7.0 "$T/os7.tar" "$T/os.img"
 out=$(hv h3 patch submit "$T/os7.tar" 2>&1) || nok "patch submit 1.7.0" "$out"
 if wait_for 60 paused; then ok "a guest CPU the targets cannot run stopped the line"; else nok "an incompatible guest CPU stopped the line" "$(hv h1 patch status 2>&1)"; fi
 reason=$(state "d['pause']['reason']")
