@@ -38,19 +38,17 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *out)
 	return HV_OK;
 }
 
-int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+int hv_policy_apply(struct hv_policy *p, const char *k, const char *v)
 {
-	struct hv_policy *p = &s->policy;
-	const char *k = c->name, *v = c->reason;
 	uint64_t u = 0;
 
-	if (c->by[0] == '\0')
-		return HV_INVAL;
 	if (!strcmp(k, "window") || !strcmp(k, "zone") || !strcmp(k, "blackouts")) {
 		char *dst = !strcmp(k, "window") ? p->window
 		            : !strcmp(k, "zone") ? p->zone
 		                                 : p->blackouts;
-		snprintf(dst, HV_POLICY_TEXT + 1, "%s", v);
+		if (strlen(v) > HV_POLICY_TEXT)
+			return HV_INVAL;
+		memcpy(dst, v, strlen(v) + 1);
 	} else if (!strcmp(k, "canary")) {
 		if (v[0] != '\0' && strcmp(v, "auto") != 0 && !hv_name_valid(v))
 			return HV_INVAL;
@@ -84,10 +82,40 @@ int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 			return HV_INVAL;
 		p->rollout_downtime_ms = u;
 	} else {
-		return HV_INVAL;
+		return HV_UNKNOWNCMD;
 	}
-	hv_state_event_add(s, index, c->time_ms, "policy %s = '%s' (by %s)", k, v, c->by);
 	return HV_OK;
+}
+
+int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
+{
+	if (c->by[0] == '\0' || hv_policy_apply(&s->policy, c->name, c->reason) != HV_OK)
+		return HV_INVAL;
+	hv_state_event_add(s, index, c->time_ms, "policy %s = '%s' (by %s)", c->name,
+	                   c->reason, c->by);
+	return HV_OK;
+}
+
+const struct hv_member *hv_policy_canary(const struct hv_state *s, const char *target)
+{
+	const struct hv_member *best = NULL;
+
+	if (s->policy.canary[0] == '\0')
+		return NULL;
+	for (unsigned i = 0; i < s->n_members; i++) {
+		const struct hv_member *m = &s->members[i];
+		if (m->removed || strcmp(m->version, target) == 0)
+			continue;
+		if (strcmp(s->policy.canary, "auto") != 0) {
+			if (strcmp(m->name, s->policy.canary) == 0)
+				best = m;
+		} else if (best == NULL || m->n_guests < best->n_guests ||
+		           (m->n_guests == best->n_guests &&
+		            strcmp(m->name, best->name) < 0)) {
+			best = m;
+		}
+	}
+	return best;
 }
 
 bool hv_policy_gated(const struct hv_state *s)

@@ -66,28 +66,12 @@ static bool mid_cycle(const struct hv_member *m)
 	return !m->removed && (hv_phase_flags(m->cycle) & HV_PHF_LEASED);
 }
 
-/* The canary (policy canary): the named host when it waits for the patch,
- * or with "auto" the waiting host with the fewest guests (then by name). */
+/* The canary of a new rollout (policy canary), recorded with an event. */
 static void pick_canary(struct hv_state *s, uint64_t index, uint64_t t)
 {
 	struct hv_rollout *r = &s->rollout;
-	const struct hv_member *best = NULL;
+	const struct hv_member *best = hv_policy_canary(s, r->version);
 
-	if (s->policy.canary[0] == '\0')
-		return;
-	for (unsigned i = 0; i < s->n_members; i++) {
-		const struct hv_member *m = &s->members[i];
-		if (m->removed || m->cycle != HV_PH_WAIT_LEASE)
-			continue;
-		if (strcmp(s->policy.canary, "auto") != 0) {
-			if (strcmp(m->name, s->policy.canary) == 0)
-				best = m;
-		} else if (best == NULL || m->n_guests < best->n_guests ||
-		           (m->n_guests == best->n_guests &&
-		            strcmp(m->name, best->name) < 0)) {
-			best = m;
-		}
-	}
 	if (best == NULL)
 		return;
 	snprintf(r->canary, sizeof r->canary, "%s", best->name);

@@ -284,6 +284,13 @@ void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
  * the leader lets go; the grant consumes it.
  */
 int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+/* One policy's value into p (policy-set, and the proposer's check on a
+ * copy): HV_OK, HV_INVAL for a bad value, HV_UNKNOWNCMD for an unknown key. */
+int hv_policy_apply(struct hv_policy *p, const char *key, const char *value);
+/* The canary a rollout to target picks among the hosts not on it yet: the
+ * host named by the policy, or with "auto" the one with the fewest guests
+ * (then by name); NULL for none. */
+const struct hv_member *hv_policy_canary(const struct hv_state *s, const char *target);
 int hv_policy_gate(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 bool hv_policy_gated(const struct hv_state *s);
 /* The next host the rollout grants to (canary first), or NULL. */

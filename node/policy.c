@@ -39,77 +39,50 @@
 #define DEFAULT_CYCLE_MS (30ull * 60 * 1000)
 #define MOVE_MIB_PER_S 100
 
-static const char *const keys[] = {
-    "window",       "zone",           "blackouts",       "canary",
-    "soak",         "cycle-estimate", "downtime-budget", "rollout-downtime-budget",
-    "quorum-guard", "max-retries",    "retry-delay"};
-
-static bool is_number(const char *v, unsigned long long max)
-{
-	char *end;
-	unsigned long long n;
-
-	if (v[0] == '\0')
-		return true;
-	if (v[0] < '0' || v[0] > '9')
-		return false;
-	n = strtoull(v, &end, 10);
-	return *end == '\0' && n <= max;
-}
-
 int hv_policy_check(const struct hv_state *s, const char *key, const char *value,
                     char *why, size_t len)
 {
 	const struct hv_policy *p = &s->policy;
-	bool known = false;
+	struct hv_policy copy = *p;
+	int rc;
 
-	for (size_t i = 0; key != NULL && i < sizeof keys / sizeof keys[0]; i++)
-		known |= strcmp(key, keys[i]) == 0;
-	if (!known)
+	if (key == NULL)
+		key = "";
+	rc = hv_policy_apply(&copy, key, value);
+	if (rc == HV_UNKNOWNCMD)
 		return hv_errf(why, len, HV_INVAL,
 		               "unknown policy '%s': window, zone, blackouts, canary, "
 		               "soak, cycle-estimate, downtime-budget, "
 		               "rollout-downtime-budget, quorum-guard, max-retries, "
 		               "retry-delay",
-		               key != NULL ? key : "");
+		               key);
 	if (strlen(value) > HV_POLICY_TEXT)
 		return hv_errf(why, len, HV_INVAL, "%s: at most %d characters", key,
 		               HV_POLICY_TEXT);
 	if (!strcmp(key, "window") || !strcmp(key, "zone") || !strcmp(key, "blackouts")) {
 		struct hv_window *w;
-		const char *spec = !strcmp(key, "window") ? value : p->window;
-		const char *zone = !strcmp(key, "zone") ? value : p->zone;
-		const char *bo = !strcmp(key, "blackouts") ? value : p->blackouts;
-		int rc;
-		if (spec[0] == '\0')
+		if (copy.window[0] == '\0')
 			return HV_OK; /* no window: zone and blackouts wait for one */
 		if ((w = malloc(sizeof *w)) == NULL)
 			return hv_errf(why, len, HV_NOMEM, "out of memory");
-		rc = hv_window_parse(spec, zone, bo, w, why, len);
+		rc = hv_window_parse(copy.window, copy.zone, copy.blackouts, w, why, len);
 		free(w);
 		return rc;
 	}
 	if (!strcmp(key, "canary")) {
 		if (value[0] == '\0' || !strcmp(value, "auto"))
 			return HV_OK;
-		if (!hv_name_valid(value) ||
-		    hv_state_member((struct hv_state *)s, value) == NULL)
+		if (rc != HV_OK || hv_state_member((struct hv_state *)s, value) == NULL)
 			return hv_errf(why, len, HV_INVAL,
 			               "canary: '%s' is not a member ('auto' picks the "
 			               "host with the fewest guests)",
 			               value);
 		return HV_OK;
 	}
-	if (!strcmp(key, "quorum-guard") && value[0] != '\0' &&
-	    strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+	if (rc != HV_OK && !strcmp(key, "quorum-guard"))
 		return hv_errf(why, len, HV_INVAL, "quorum-guard: '%s' is not on or off",
 		               value);
-	if ((!strcmp(key, "soak") && !is_number(value, 30ull * 86400)) ||
-	    (!strcmp(key, "cycle-estimate") && !is_number(value, 86400)) ||
-	    (!strcmp(key, "downtime-budget") && !is_number(value, 3600000)) ||
-	    (!strcmp(key, "rollout-downtime-budget") && !is_number(value, 86400000)) ||
-	    (!strcmp(key, "max-retries") && !is_number(value, 10)) ||
-	    (!strcmp(key, "retry-delay") && !is_number(value, 86400)))
+	if (rc != HV_OK)
 		return hv_errf(
 		    why, len, HV_INVAL,
 		    "%s: '%s' is not a number in range (soak: seconds up to 30 "
@@ -364,6 +337,7 @@ struct json_object *hv_policy_plan_json(const struct hv_state *s, const char *ve
 	bool have_window = false;
 	char err[256] = "", canary[HV_NAME_MAX + 1] = "";
 	const char *order[HV_MAX_MEMBERS];
+	const struct hv_member *c;
 	unsigned n = 0;
 	uint64_t t = now, hist = 0, hist_n = 0;
 	struct hv_cmd *plan = malloc(sizeof *plan);
@@ -385,33 +359,22 @@ struct json_object *hv_policy_plan_json(const struct hv_state *s, const char *ve
 			hist_n++;
 		}
 	}
-	/* the hosts to patch: the canary first, then name order */
-	if (r->active && r->canary[0] != '\0')
+	/* the hosts to patch: the canary first (the rollout's, or the one a
+	 * submit would pick), then name order */
+	if (r->active)
 		snprintf(canary, sizeof canary, "%s", r->canary);
+	else if ((c = hv_policy_canary(s, target)) != NULL)
+		snprintf(canary, sizeof canary, "%s", c->name);
 	for (unsigned i = 0; i < s->n_members; i++) {
 		const struct hv_member *m = &s->members[i];
 		unsigned k;
 		if (m->removed || (target[0] && strcmp(m->version, target) == 0) ||
 		    (r->active && target == r->version && m->cycle == HV_PH_DONE))
 			continue;
-		if (!r->active && !strcmp(m->name, s->policy.canary))
-			snprintf(canary, sizeof canary, "%s",
-			         m->name); /* as a submit would */
 		for (k = n; k > 0 && strcmp(order[k - 1], m->name) > 0; k--)
 			order[k] = order[k - 1];
 		order[k] = m->name;
 		n++;
-	}
-	if (!canary[0] && !r->active && !strcmp(s->policy.canary, "auto")) {
-		const struct hv_member *best = NULL;
-		for (unsigned i = 0; i < n; i++) {
-			const struct hv_member *m =
-			    hv_state_member((struct hv_state *)s, order[i]);
-			if (best == NULL || m->n_guests < best->n_guests)
-				best = m;
-		}
-		if (best != NULL)
-			snprintf(canary, sizeof canary, "%s", best->name);
 	}
 	for (unsigned i = 0; canary[0] && i < n; i++)
 		if (!strcmp(order[i], canary)) {
