@@ -64,8 +64,9 @@ struct wd_commit {
 static void wd_committed(struct hv_node *n, void *data, int rc, uint64_t index,
                          uint64_t token);
 
-/* Commit a PATCH_WATCHDOG about host; act (may be NULL) runs once it is
- * committed. The watchdog is busy until the answer. */
+/* Commit a PATCH_WATCHDOG about w's host; act (may be NULL, or w itself)
+ * runs once it is committed, and is freed when it is not. The watchdog is
+ * busy until the answer. */
 static void wd_commit(struct hv_node *n, const struct wd_work *w, int event,
                       struct wd_work *act, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -312,15 +313,10 @@ void hv_watchdog_tick(struct hv_node *n)
 	        "through its BMC %s",
 	        m->name, cfg->boot_timeout_s, m->wd_cycles + 1, cfg->watchdog_cycles,
 	        m->bmc_address);
-	{
-		struct wd_work note = *w;
-		if (m->wd_cycles == 0)
-			wd_commit(n, &note, HV_WD_CYCLE, w,
-			          "not back %u s after it began to reboot",
-			          cfg->boot_timeout_s);
-		else
-			wd_commit(n, &note, HV_WD_CYCLE, w,
-			          "not back %u s after power cycle %u",
-			          cfg->boot_timeout_s, m->wd_cycles);
-	}
+	if (m->wd_cycles == 0)
+		wd_commit(n, w, HV_WD_CYCLE, w, "not back %u s after it began to reboot",
+		          cfg->boot_timeout_s);
+	else
+		wd_commit(n, w, HV_WD_CYCLE, w, "not back %u s after power cycle %u",
+		          cfg->boot_timeout_s, m->wd_cycles);
 }
