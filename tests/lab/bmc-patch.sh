@@ -136,8 +136,4 @@ check "the line stopped again, the patch is quarantined" test "$(state "d['pause
 check "no other host tried it" test "$(version_of h2)$(version_of h3)" = 1.1.01.1.0
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
-if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
-	nok "no sanitizer report in any hvpeerd log" "$(grep -h -E 'Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log | head -n 5)"
-else
-	ok "no sanitizer report in any hvpeerd log"
-fi
+no_sanitizer_reports

@@ -63,14 +63,33 @@ state() {
 	done
 	return 1
 }
+# no_sanitizer_reports: one check that no hvpeerd log holds an ASan, LSan or
+# UBSan report; a report found is printed whole (with its stacks), since a
+# leak shows only when a daemon exits, possibly long before the check.
+no_sanitizer_reports() {
+	local logs
+	logs=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log 2>/dev/null)
+	if [ -z "$logs" ]; then
+		ok "no sanitizer report in any hvpeerd log"
+		return
+	fi
+	nok "no sanitizer report in any hvpeerd log"
+	for f in $logs; do
+		echo "# --- $f"
+		awk '/ERROR: (Address|Leak)Sanitizer|runtime error:/ { on = 1; n = 0 }
+		     on && n++ < 120 { print "#   " $0 }
+		     /^SUMMARY: / { on = 0 }' "$f" | head -n 400
+	done
+}
 finish() {
-	declare -F finish_extra >/dev/null && finish_extra
+	# The logs first: finish_extra may take the lab down.
 	if [ "$FAIL" -gt 0 ]; then
 		for h in $FINISH_HOSTS; do
 			echo "# --- $h hvpeerd.log (tail)"
 			tail -n 30 "$LAB/$h/hvpeerd.log" 2>/dev/null | sed 's/^/#   /'
 		done
 	fi
+	declare -F finish_extra >/dev/null && finish_extra
 	lab down >/dev/null 2>&1
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" = 0 ]

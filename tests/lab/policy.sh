@@ -223,8 +223,4 @@ check "the reason: Incompatible CPU flags, the guest, the target, libvirt's word
 check "nothing moved: cpuhog still runs on h1" test "$(lab guest heartbeat cpuhog | awk '{print $2}')" = h1
 
 # ---- the daemons stayed clean (sanitizer builds report here) ---------------------
-if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log >/dev/null 2>&1; then
-	nok "no sanitizer report in any hvpeerd log" "$(grep -h -E 'Sanitizer|runtime error:' "$LAB"/h*/hvpeerd.log | head -n 5)"
-else
-	ok "no sanitizer report in any hvpeerd log"
-fi
+no_sanitizer_reports
