@@ -77,6 +77,10 @@ int hv_policy_apply(struct hv_policy *p, const char *k, const char *v)
 		if (v[0] != '\0' && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
 			return HV_INVAL;
 		p->quorum_guard = strcmp(v, "on") == 0;
+	} else if (!strcmp(k, "max-failed-hosts")) {
+		if (parse_u64(v, HV_MAX_MEMBERS, &u) != HV_OK)
+			return HV_INVAL;
+		p->max_failed = (unsigned)u;
 	} else if (!strcmp(k, "rollout-downtime-budget")) {
 		if (parse_u64(v, 86400000, &u) != HV_OK)
 			return HV_INVAL;
@@ -87,9 +91,37 @@ int hv_policy_apply(struct hv_policy *p, const char *k, const char *v)
 	return HV_OK;
 }
 
+int hv_policy_max_concurrent(const struct hv_state *s, const char *v, unsigned *out)
+{
+	uint64_t u;
+
+	if (parse_u64(v, HV_MAX_HOLDERS, &u) != HV_OK)
+		return HV_INVAL;
+	if (v[0] == '\0')
+		u = 1;
+	if (u < 1 || u < s->n_holders)
+		return HV_INVAL;
+	*out = (unsigned)u;
+	return HV_OK;
+}
+
 int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
-	if (c->by[0] == '\0' || hv_policy_apply(&s->policy, c->name, c->reason) != HV_OK)
+	unsigned mc;
+
+	if (c->by[0] == '\0')
+		return HV_INVAL;
+	if (!strcmp(c->name, "max-concurrent")) {
+		/* kept where the lease rules read it (and SETTINGS sets it) */
+		if (hv_policy_max_concurrent(s, c->reason, &mc) != HV_OK)
+			return HV_INVAL;
+		s->max_concurrent = mc;
+		hv_state_event_add(s, index, c->time_ms,
+		                   "policy max-concurrent = %u (by %s)", mc, c->by);
+		hv_rollout_advance(s, index, c->time_ms);
+		return HV_OK;
+	}
+	if (hv_policy_apply(&s->policy, c->name, c->reason) != HV_OK)
 		return HV_INVAL;
 	hv_state_event_add(s, index, c->time_ms, "policy %s = '%s' (by %s)", c->name,
 	                   c->reason, c->by);
@@ -137,6 +169,8 @@ int hv_policy_gate(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return HV_NOROLLOUT;
 	if (next == NULL || strcmp(next->name, c->name) != 0)
 		return HV_INVAL; /* not the host that goes next */
+	if (s->n_holders >= s->max_concurrent)
+		return HV_LEASEFULL; /* no lease to give it */
 	snprintf(r->gate, sizeof r->gate, "%s", c->name);
 	r->soak_until_ms = 0; /* the leader saw it over */
 	hv_state_event_add(s, index, c->time_ms, "gate open for %s (by %s): %s", c->name,

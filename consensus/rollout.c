@@ -66,6 +66,14 @@ static bool mid_cycle(const struct hv_member *m)
 	return !m->removed && (hv_phase_flags(m->cycle) & HV_PHF_LEASED);
 }
 
+/* Mid-cycle, and not a failure the line went on after (max-failed-hosts)
+ * whose host gave its lease back: that one blocks nothing. */
+static bool occupied(const struct hv_state *s, const struct hv_member *m)
+{
+	return mid_cycle(m) &&
+	       (m->cycle != HV_PH_FAILED || hv_state_holder(s, m->name) != NULL);
+}
+
 /* The canary of a new rollout (policy canary), recorded with an event. */
 static void pick_canary(struct hv_state *s, uint64_t index, uint64_t t)
 {
@@ -113,7 +121,7 @@ int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c
 	if (r->active)
 		return HV_EXISTS;
 	for (unsigned i = 0; i < s->n_members; i++)
-		if (mid_cycle(&s->members[i]))
+		if (occupied(s, &s->members[i]))
 			return HV_EXISTS; /* a failed host still holds its phase */
 	if (hv_state_quarantined(s, c->digest))
 		return HV_QUARANTINED;
@@ -244,6 +252,21 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	if (strcmp(m->name, r->canary) == 0 &&
 	    (c->event == HV_EV_FAIL || c->event == HV_EV_BOOTED_OLD))
 		acts |= HV_ACT_QUARANTINE;
+	/* A failure the policy lets the line go on after (max-failed-hosts):
+	 * not the patch's fault (that quarantines it), and the next host can
+	 * get a lease: this one gives it back (a pre-check, nothing moved), or
+	 * another is free (max-concurrent). The host stays failed, drained if
+	 * it was, for an operator; the others go on. */
+	if ((acts & HV_ACT_PAUSE_CLUSTER) && !(acts & HV_ACT_QUARANTINE) &&
+	    r->failed < s->policy.max_failed &&
+	    ((acts & HV_ACT_RELEASE_LEASE) || s->n_holders < s->max_concurrent)) {
+		acts &= ~(unsigned)HV_ACT_PAUSE_CLUSTER;
+		next = HV_PH_FAILED;
+		hv_state_event_add(
+		    s, index, c->time_ms,
+		    "%s failed (%u of max-failed-hosts %u): the line goes on", m->name,
+		    r->failed + 1, s->policy.max_failed);
+	}
 	/* Leaving the lease needs the host out of maintenance. */
 	if ((acts & HV_ACT_RELEASE_LEASE) && m->maint != HV_MAINT_NONE)
 		return HV_INMAINT;
@@ -421,21 +444,21 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
 {
 	struct hv_rollout *r = &s->rollout;
 	struct hv_member *next = NULL;
-	bool busy = false;
+	unsigned busy = 0;
 
 	if (!r->active)
 		return;
 	for (unsigned i = 0; i < s->n_members; i++)
-		if (mid_cycle(&s->members[i]))
-			busy = true;
-	if (busy)
-		return;
+		if (occupied(s, &s->members[i]))
+			busy++;
 	{
 		const struct hv_member *nx = hv_rollout_next(s);
 		next = nx != NULL ? hv_state_member(s, nx->name) : NULL;
 	}
 	if (next == NULL) {
 		bool paused_hosts = false;
+		if (busy > 0)
+			return;
 		for (unsigned i = 0; i < s->n_members; i++)
 			if (!s->members[i].removed && s->members[i].cycle == HV_PH_PAUSED)
 				paused_hosts = true;
@@ -449,11 +472,14 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
 		    r->done == 1 ? "" : "s", r->failed);
 		return;
 	}
-	if (s->paused || s->n_holders > 0 || s->n_holders >= s->max_concurrent ||
+	if (s->paused || s->n_holders >= s->max_concurrent ||
 	    hv_state_quarantined(s, r->digest) || index <= s->last_token)
 		return;
-	/* A window or a soak: only the host the leader let go. */
-	if (hv_policy_gated(s) && strcmp(r->gate, next->name) != 0)
+	/* A host mid-cycle: another starts beside it only when the leader's
+	 * capacity plan admitted it (max-concurrent), by a gate naming it. A
+	 * window or a soak: only the host the leader let go. */
+	if ((busy > 0 || s->n_holders > 0 || hv_policy_gated(s)) &&
+	    strcmp(r->gate, next->name) != 0)
 		return;
 	r->gate[0] = '\0';
 	/* The grant: the same entry that unblocked the line. */
@@ -464,7 +490,8 @@ void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms)
 		hv_cycle_step(HV_PH_WAIT_LEASE, HV_EV_GRANTED, &phase, &acts);
 		set_phase(next, phase, time_ms);
 		hv_state_event_add(s, index, time_ms,
-		                   "lease granted to %s (token %llu) for patch %s",
-		                   next->name, (unsigned long long)index, r->version);
+		                   "lease granted to %s (token %llu) for patch %s%s",
+		                   next->name, (unsigned long long)index, r->version,
+		                   s->n_holders > 1 ? " (beside another holder)" : "");
 	}
 }

@@ -769,7 +769,7 @@ static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
 	const struct hv_policy *p = &s->policy;
 	const struct hv_rollout *r = &s->rollout;
 
-	msgpack_pack_array(pk, 15);
+	msgpack_pack_array(pk, 16);
 	hv_mp_pack_str(pk, p->window);
 	hv_mp_pack_str(pk, p->zone);
 	hv_mp_pack_str(pk, p->blackouts);
@@ -785,6 +785,7 @@ static void pack_policy(msgpack_packer *pk, const struct hv_state *s)
 	hv_mp_pack_bool(pk, p->quorum_guard);
 	msgpack_pack_uint64(pk, p->max_retries);
 	msgpack_pack_uint64(pk, p->retry_delay_ms);
+	msgpack_pack_uint64(pk, p->max_failed);
 }
 
 int hv_state_encode(const struct hv_state *s, void *(*alloc)(size_t), void **buf,
@@ -1136,10 +1137,12 @@ static int decode_policy(struct hv_state *s, const msgpack_object *v)
 {
 	struct hv_policy *p = &s->policy;
 	struct hv_rollout *r = &s->rollout;
-	const msgpack_object *t = d_tuple(v, 15);
+	const msgpack_object *t = d_tuple(v, 16);
 	uint64_t u;
 	int rv;
 
+	if (t == NULL)
+		t = d_tuple(v, 15); /* before max-failed-hosts */
 	if (t == NULL)
 		return HV_MALFORMED;
 	TRY(hv_mp_str(&t[0], p->window, sizeof p->window));
@@ -1160,6 +1163,13 @@ static int decode_policy(struct hv_state *s, const msgpack_object *v)
 		return HV_MALFORMED;
 	p->max_retries = (unsigned)u;
 	TRY(hv_mp_u64(&t[14], &p->retry_delay_ms));
+	p->max_failed = 0;
+	if (v->via.array.size > 15) {
+		TRY(hv_mp_u64(&t[15], &u));
+		if (u > HV_MAX_MEMBERS)
+			return HV_MALFORMED;
+		p->max_failed = (unsigned)u;
+	}
 	return HV_OK;
 }
 

@@ -147,6 +147,7 @@ struct hv_policy {
 	bool quorum_guard;       /* no grant that leaves quorum one failure from lost */
 	unsigned max_retries;    /* pre-check failures retried before the line stops */
 	uint64_t retry_delay_ms; /* between them (0 = 60 s) */
+	unsigned max_failed;     /* host failures of a rollout the line goes on after */
 };
 
 struct hv_holder {
@@ -277,6 +278,16 @@ void hv_rollout_resume(struct hv_state *s, uint64_t index, uint64_t time_ms);
  *   quorum-guard             "on": the next host goes only if, with it down,
  *                            the voters left could lose one more and keep
  *                            quorum (the leader checks); "off" or ""
+ *   max-failed-hosts         host failures of a rollout the line goes on
+ *                            after, 0-128 (default 0: the first stops it). A
+ *                            failure that quarantines the patch (the canary's,
+ *                            a bad bundle, a boot or validation that rolled
+ *                            back) always stops it; so does one whose host
+ *                            keeps the lease (drained) with no lease left
+ *                            for the next host.
+ *   max-concurrent           hosts holding the lease at once, 1-16 (not
+ *                            below the holders now); a second one starts only
+ *                            when the leader's capacity plan admits it
  * An empty value resets a key. HV_INVAL for an unknown key or a bad value.
  *
  * hv_policy_gated: does the next grant of the rollout need the leader's
@@ -287,6 +298,8 @@ int hv_policy_set(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 /* One policy's value into p (policy-set, and the proposer's check on a
  * copy): HV_OK, HV_INVAL for a bad value, HV_UNKNOWNCMD for an unknown key. */
 int hv_policy_apply(struct hv_policy *p, const char *key, const char *value);
+/* max-concurrent's value v for s: 1-16, "" for 1, not below the holders. */
+int hv_policy_max_concurrent(const struct hv_state *s, const char *v, unsigned *out);
 /* The canary a rollout to target picks among the hosts not on it yet: the
  * host named by the policy, or with "auto" the one with the fewest guests
  * (then by name); NULL for none. */

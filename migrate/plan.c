@@ -60,7 +60,7 @@ int hv_plan_evacuation(const struct hv_state *s, const char *holder, uint64_t no
 
 		place_host(s, m, NULL, h);
 		h->eligible = m != src && !m->removed && m->maint == HV_MAINT_NONE &&
-		              m->mem_cap_mib > 0 &&
+		              hv_state_holder(s, m->name) == NULL && m->mem_cap_mib > 0 &&
 		              m->inventory_ms + stale_ms >= now_ms &&
 		              (exclude == NULL || strcmp(m->name, exclude) != 0);
 	}
@@ -127,8 +127,10 @@ int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cm
 
 		/* The guests being placed free their room where they are. */
 		place_host(s, m, &away, h);
-		h->eligible = !m->removed && m->mem_cap_mib > 0 &&
-		              (m->maint == HV_MAINT_NONE || strcmp(m->name, holder) == 0);
+		h->eligible =
+		    !m->removed && m->mem_cap_mib > 0 &&
+		    ((m->maint == HV_MAINT_NONE && hv_state_holder(s, m->name) == NULL) ||
+		     strcmp(m->name, holder) == 0);
 	}
 	for (unsigned g = 0; g < away.n_moves; g++) {
 		memset(&guests[g], 0, sizeof guests[g]);
@@ -185,5 +187,58 @@ int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *
 		snprintf(ret->source, sizeof ret->source, "%s", mv->m.target);
 		snprintf(ret->target, sizeof ret->target, "%s", holder);
 	}
+	return HV_OK;
+}
+
+int hv_plan_admit(const struct hv_state *s, const char *cand, uint64_t now_ms,
+                  uint64_t stale_ms, struct hv_cmd *scratch, char *why, size_t whylen)
+{
+	int rv;
+
+	for (unsigned i = 0; i < s->n_holders; i++) {
+		const struct hv_holder *h = &s->holders[i];
+		const struct hv_member *m = NULL;
+
+		for (unsigned k = 0; k < s->n_members; k++)
+			if (strcmp(s->members[k].name, h->name) == 0)
+				m = &s->members[k];
+		if (m == NULL || m->removed)
+			continue;
+		if (m->maint != HV_MAINT_EVACUATING && m->maint != HV_MAINT_IN &&
+		    m->maint != HV_MAINT_EXITING && m->cycle != HV_PH_REBALANCE &&
+		    m->cycle != HV_PH_FAILED) {
+			snprintf(
+			    why, whylen,
+			    "%s's evacuation is not planned yet: its guests' room is "
+			    "not reserved",
+			    m->name);
+			return HV_LEASEFULL;
+		}
+	}
+	for (unsigned i = 0; i < s->n_moves; i++) {
+		const struct hv_move *mv = &s->moves[i];
+		if (mv->status != HV_MOVE_FAILED && strcmp(mv->m.target, cand) == 0 &&
+		    strcmp(mv->holder, cand) != 0) {
+			snprintf(why, whylen,
+			         "%s's guest %s was placed on %s: they would need each "
+			         "other as targets",
+			         mv->holder, mv->m.guest, cand);
+			return HV_LEASEFULL;
+		}
+	}
+	rv = hv_plan_evacuation(s, cand, now_ms, stale_ms, NULL, NULL, scratch, why,
+	                        whylen);
+	if (rv != HV_OK)
+		return rv;
+	for (unsigned i = 0; i < scratch->n_moves; i++)
+		if (scratch->moves[i].action != HV_ACT_MIGRATE) {
+			snprintf(why, whylen,
+			         "%s's guest %s would be %s, not moved: one host at a "
+			         "time for it",
+			         cand, scratch->moves[i].guest,
+			         scratch->moves[i].action == HV_ACT_SAVE ? "saved"
+			                                                 : "shut down");
+			return HV_LEASEFULL;
+		}
 	return HV_OK;
 }

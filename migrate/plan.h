@@ -40,4 +40,15 @@ int hv_plan_return(const struct hv_state *s, const char *holder, struct hv_cmd *
 int hv_plan_rebalance(const struct hv_state *s, const char *holder, struct hv_cmd *cmd,
                       char *why, size_t whylen);
 
+/*
+ * May cand take a lease beside the holders now (max-concurrent above 1)?
+ * Only when every holder's evacuation is planned and committed (the room
+ * its guests need is reserved), no holder's plan put a guest on cand (the
+ * two would need each other as targets), and cand's own running guests
+ * all live-migrate onto hosts that hold no lease (the capacity plan, in
+ * scratch). HV_OK, or HV_LEASEFULL (wait) / the placement's refusal with why.
+ */
+int hv_plan_admit(const struct hv_state *s, const char *cand, uint64_t now_ms,
+                  uint64_t stale_ms, struct hv_cmd *scratch, char *why, size_t whylen);
+
 #endif

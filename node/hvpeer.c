@@ -839,7 +839,15 @@ static void print_policy(struct json_object *resp)
 	       u_of(p, "cycle_estimate_s")
 	           ? ""
 	           : " (default: 1800 until a cycle is measured)");
+	printf("concurrency:     %llu host%s at once%s\n",
+	       (unsigned long long)(u_of(p, "max_concurrent") ? u_of(p, "max_concurrent")
+	                                                      : 1),
+	       u_of(p, "max_concurrent") > 1 ? "s" : "",
+	       u_of(p, "max_concurrent") > 1 ? " (each one the capacity plan admits)"
+	                                     : "");
 	printf("quorum guard:    %s\n", b_of(p, "quorum_guard") ? "on" : "off");
+	printf("failed hosts:    %llu tolerated per rollout before the line stops\n",
+	       (unsigned long long)u_of(p, "max_failed_hosts"));
 	printf("retries:         %llu failed pre-check%s retried, %llu s apart\n",
 	       (unsigned long long)u_of(p, "max_retries"),
 	       u_of(p, "max_retries") == 1 ? "" : "s",
@@ -862,9 +870,14 @@ static void print_plan(struct json_object *resp)
 		                                    : "its version");
 		return;
 	}
-	printf("plan:    %s%s, %zu host%s, one at a time (dry run: nothing moves)\n",
+	if (u_of(p, "max_concurrent") > 1)
+		snprintf(a, sizeof a, "up to %llu at a time",
+		         (unsigned long long)u_of(p, "max_concurrent"));
+	else
+		snprintf(a, sizeof a, "one at a time");
+	printf("plan:    %s%s, %zu host%s, %s (dry run: nothing moves)\n",
 	       s_of(resp, "version", "")[0] ? "patch to " : "patch every host",
-	       s_of(resp, "version", ""), n, n == 1 ? "" : "s");
+	       s_of(resp, "version", ""), n, n == 1 ? "" : "s", a);
 	if (s_of(p, "window", "")[0])
 		printf("window:  %s (%s)%s%s\n", s_of(p, "window", ""),
 		       s_of(p, "zone", "")[0] ? s_of(p, "zone", "") : "UTC",

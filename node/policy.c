@@ -48,13 +48,24 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 
 	if (key == NULL)
 		key = "";
+	if (!strcmp(key, "max-concurrent")) {
+		unsigned mc;
+		if (hv_policy_max_concurrent(s, value, &mc) != HV_OK)
+			return hv_errf(
+			    why, len, HV_INVAL,
+			    "max-concurrent: '%s' is not 1-%d, or is below the "
+			    "%u host%s holding the lease now",
+			    value, HV_MAX_HOLDERS, s->n_holders,
+			    s->n_holders == 1 ? "" : "s");
+		return HV_OK;
+	}
 	rc = hv_policy_apply(&copy, key, value);
 	if (rc == HV_UNKNOWNCMD)
 		return hv_errf(why, len, HV_INVAL,
 		               "unknown policy '%s': window, zone, blackouts, canary, "
 		               "soak, cycle-estimate, downtime-budget, "
 		               "rollout-downtime-budget, quorum-guard, max-retries, "
-		               "retry-delay",
+		               "retry-delay, max-failed-hosts, max-concurrent",
 		               key);
 	if (strlen(value) > HV_POLICY_TEXT)
 		return hv_errf(why, len, HV_INVAL, "%s: at most %d characters", key,
@@ -86,7 +97,8 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 		return hv_errf(
 		    why, len, HV_INVAL,
 		    "%s: '%s' is not a number in range (soak: seconds up to 30 "
-		    "days; cycle-estimate: seconds up to a day; budgets: ms)",
+		    "days; cycle-estimate: seconds up to a day; budgets: ms; "
+		    "max-retries: 0-10; max-failed-hosts: 0-128)",
 		    key, value);
 	return HV_OK;
 }
@@ -112,6 +124,10 @@ struct json_object *hv_policy_json(const struct hv_state *s)
 	                       json_object_new_uint64(p->retry_delay_ms / 1000));
 	json_object_object_add(o, "quorum_guard",
 	                       json_object_new_boolean(p->quorum_guard));
+	json_object_object_add(o, "max_failed_hosts",
+	                       json_object_new_uint64(p->max_failed));
+	json_object_object_add(o, "max_concurrent",
+	                       json_object_new_uint64(s->max_concurrent));
 	return o;
 }
 
@@ -182,6 +198,38 @@ static void waiting(struct hv_node *n, const char *fmt, ...)
 	}
 }
 
+/* Concurrency (max-concurrent): may next start beside the holders? Not
+ * beside the canary (it goes alone, then its soak); only when the capacity
+ * plan admits it (migrate/plan.h); the reason goes into *why. */
+static bool admit_beside(struct hv_node *n, const struct hv_member *next, uint64_t now,
+                         uint64_t stale, char *why, size_t len)
+{
+	const struct hv_state *s = &n->state;
+	const struct hv_member *c =
+	    hv_state_member((struct hv_state *)s, s->rollout.canary);
+	struct hv_cmd *plan;
+	char reason[512];
+	int rc;
+
+	if (c != NULL && (c->cycle != HV_PH_DONE || s->rollout.soak_until_ms != 0))
+		return false; /* the canary's own turn */
+	if ((plan = malloc(sizeof *plan)) == NULL)
+		return false;
+	rc = hv_plan_admit(s, next->name, now, stale, plan, reason, sizeof reason);
+	if (rc != HV_OK) {
+		waiting(n, "%s waits to start beside %s: %s", next->name,
+		        s->holders[0].name, reason);
+	} else {
+		snprintf(why, len,
+		         "the capacity plan admits it beside %s: %u guest%s to move, "
+		         "none onto a lease holder",
+		         s->holders[0].name, plan->n_moves,
+		         plan->n_moves == 1 ? "" : "s");
+	}
+	free(plan);
+	return rc == HV_OK;
+}
+
 void hv_policy_tick(struct hv_node *n)
 {
 	const struct hv_state *s = &n->state;
@@ -190,17 +238,21 @@ void hv_policy_tick(struct hv_node *n)
 	struct hv_cmd cmd = {.type = HV_CMD_PATCH_GATE};
 	uint64_t now = hv_now_ms();
 
+	uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
+	char beside[256] = "";
+
 	if (n->gate_busy || n->stopping || !hv_node_is_leader(n) || !r->active ||
-	    s->paused || s->n_holders > 0 || !hv_policy_gated(s) ||
-	    hv_state_quarantined(s, r->digest))
+	    s->paused || (s->n_holders == 0 && !hv_policy_gated(s)) ||
+	    s->n_holders >= s->max_concurrent || hv_state_quarantined(s, r->digest))
 		return;
 	next = hv_rollout_next(s);
 	if (next == NULL || strcmp(r->gate, next->name) == 0)
 		return;
+	if (s->n_holders > 0 && !admit_beside(n, next, now, stale, beside, sizeof beside))
+		return;
 	if (r->soak_until_ms != 0) {
 		const struct hv_member *c =
 		    hv_state_member((struct hv_state *)s, r->canary);
-		uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
 		char until[32];
 		if (now < r->soak_until_ms) {
 			fmt_utc(r->soak_until_ms, until, sizeof until);
@@ -236,31 +288,39 @@ void hv_policy_tick(struct hv_node *n)
 			return;
 		}
 	}
-	if (s->policy.quorum_guard) {
-		/* with next down, could the voters left lose one more? */
-		uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
-		unsigned voters = 0, up = 0;
+	if (s->policy.quorum_guard || s->n_holders > 0) {
+		/* With next down (and every holder: each may reboot), do the
+		 * voters left keep quorum, and with the guard on, could they
+		 * lose one more and keep it? */
+		unsigned voters = 0, up = 0, need;
 		for (unsigned i = 0; i < s->n_members; i++) {
 			const struct hv_member *m = &s->members[i];
 			if (m->removed || m->role != HV_ROLE_VOTER)
 				continue;
 			voters++;
-			if (m->report_ms + stale >= now && m != next)
+			if (m->report_ms + stale >= now && m != next &&
+			    hv_state_holder(s, m->name) == NULL)
 				up++;
 		}
-		if (up < voters / 2 + 2) {
+		need = voters / 2 + (s->policy.quorum_guard ? 2 : 1);
+		if (up < need) {
 			waiting(
 			    n,
-			    "%s waits: with it down, %u of %u voters would be up, one "
-			    "failure from losing quorum (policy quorum-guard)",
-			    next->name, up, voters);
+			    "%s waits: with it%s down, %u of %u voters would be up, "
+			    "%s",
+			    next->name, s->n_holders > 0 ? " and the holders" : "", up,
+			    voters,
+			    s->policy.quorum_guard
+			        ? "one failure from losing quorum (policy quorum-guard)"
+			        : "without quorum");
 			return;
 		}
 	}
 	snprintf(cmd.reason, sizeof cmd.reason, "%s",
-	         r->soak_until_ms != 0 ? "the canary's soak is over"
-	         : next->retries > 0   ? "its retry is due"
-	                               : "the quorum guard allows it");
+	         beside[0] != '\0'       ? beside
+	         : r->soak_until_ms != 0 ? "the canary's soak is over"
+	         : next->retries > 0     ? "its retry is due"
+	                                 : "the quorum guard allows it");
 	if (s->policy.window[0] != '\0') {
 		struct hv_window w;
 		char err[256], until[32];

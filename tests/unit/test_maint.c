@@ -2329,6 +2329,94 @@ static bool targets(const struct hv_cmd *c, const char *host)
 	return false;
 }
 
+/*
+ * Concurrency: a second holder only once the first one's evacuation is
+ * planned, never onto a host the first one's plan uses, and only when its
+ * own guests fit on hosts that hold no lease; a holder is never a target.
+ */
+static void test_plan_admit(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c, *scratch = malloc(sizeof *scratch);
+	char why[512];
+	uint64_t t1, t2;
+
+	for (unsigned i = 1; i <= 4; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "hv%u", i);
+		run_ok(m, c_add(name, i));
+	}
+	c = c_inv("hv1", 4000, 0, NOW);
+	guest_add(&c, "a", 1500, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	c = c_inv("hv2", 9000, 0, NOW); /* the most room: placement's first pick */
+	guest_add(&c, "b", 1500, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	run_ok(m, c_inv("hv3", 4000, 0, NOW));
+	run_ok(m, c_inv("hv4", 4000, 0, NOW));
+	run_ok(m, c_settings(2));
+	t1 = grant(m, "hv1");
+
+	/* hv1 has not planned: its guests' room is not reserved yet. */
+	assert_int_equal(hv_plan_admit(m->s, "hv2", NOW, STALE, scratch, why, sizeof why),
+	                 HV_LEASEFULL);
+	assert_non_null(strstr(why, "hv1's evacuation is not planned yet"));
+
+	/* hv1's plan puts a on hv2 (the most room): the two would need each
+	 * other. */
+	maint_to(m, "hv1", t1, HV_MAINT_ENTERING, NOW);
+	assert_int_equal(
+	    hv_plan_evacuation(m->s, "hv1", NOW, STALE, NULL, NULL, &c, why, sizeof why),
+	    HV_OK);
+	assert_string_equal(c.moves[0].target, "hv2");
+	c.token = t1;
+	c.time_ms = NOW + 1;
+	assert_int_equal(run_cmd(m, &c), HV_OK);
+	run_ok(m, c_maint("hv1", t1, "evacuating", NOW + 2));
+	assert_int_equal(hv_plan_admit(m->s, "hv2", NOW, STALE, scratch, why, sizeof why),
+	                 HV_LEASEFULL);
+	assert_non_null(strstr(why, "hv1's guest a was placed on hv2"));
+	/* hv3 may go: b's room... hv3 has no guest, nothing to place. */
+	assert_int_equal(hv_plan_admit(m->s, "hv3", NOW, STALE, scratch, why, sizeof why),
+	                 HV_OK);
+	assert_int_equal(scratch->n_moves, 0);
+
+	/* Once hv2 holds a lease, no plan of another holder targets it, even
+	 * with the most room. */
+	t2 = grant(m, "hv2");
+	assert_true(t2 > t1);
+	c = c_inv("hv3", 4000, 0, NOW);
+	guest_add(&c, "g", 1000, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	assert_int_equal(
+	    hv_plan_evacuation(m->s, "hv3", NOW, STALE, NULL, NULL, &c, why, sizeof why),
+	    HV_OK);
+	assert_int_equal(c.n_moves, 1);
+	assert_string_equal(c.moves[0].target, "hv4");
+
+	/* hv2 unplanned blocks a third; planned (b onto hv4), a guest that
+	 * would fit only on a holder is refused with the placement's reason. */
+	run_ok(m, c_settings(3));
+	assert_int_equal(hv_plan_admit(m->s, "hv3", NOW, STALE, scratch, why, sizeof why),
+	                 HV_LEASEFULL);
+	maint_to(m, "hv2", t2, HV_MAINT_ENTERING, NOW);
+	assert_int_equal(
+	    hv_plan_evacuation(m->s, "hv2", NOW, STALE, NULL, NULL, &c, why, sizeof why),
+	    HV_OK);
+	assert_string_equal(c.moves[0].target, "hv4"); /* hv3: g; hv1, itself: no */
+	c.token = t2;
+	c.time_ms = NOW + 3;
+	assert_int_equal(run_cmd(m, &c), HV_OK);
+	run_ok(m, c_maint("hv2", t2, "evacuating", NOW + 4));
+	c = c_inv("hv3", 4000, 0, NOW);
+	guest_add(&c, "huge", 3000, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	assert_int_equal(hv_plan_admit(m->s, "hv3", NOW, STALE, scratch, why, sizeof why),
+	                 HV_FULL);
+	assert_non_null(strstr(why, "huge"));
+	free(scratch);
+}
+
 static void test_evac_eligible(void **state)
 {
 	struct sm *m = *state;
@@ -2843,6 +2931,7 @@ int main(void)
 	    T(test_codec_moved),
 	    T(test_codec_refusals),
 	    T(test_evac_eligible),
+	    T(test_plan_admit),
 	    T(test_evac_reservations),
 	    T(test_evac_only_guest),
 	    T(test_evac_no_guests),

@@ -629,6 +629,99 @@ static void test_policy_values_and_budget(void **state)
 	assert_non_null(strstr(m->s->pause_reason, "g1 was stunned 800 ms"));
 }
 
+/* max-concurrent 2: a second host starts beside the first only through the
+ * leader's gate (its capacity plan), never a third; a gate with no lease
+ * free is refused. */
+static void test_concurrency(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "max-concurrent", "0"), HV_INVAL);
+	assert_int_equal(policy(m, "max-concurrent", "17"), HV_INVAL);
+	assert_int_equal(policy(m, "max-concurrent", "2"), HV_OK);
+	assert_int_equal(m->s->max_concurrent, 2);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_non_null(hv_state_holder(m->s, "h1"));
+	/* h2 waits for the gate while h1 holds */
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_WAIT_LEASE);
+	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_WAIT_LEASE);
+	assert_int_equal(gate(m, "h3"), HV_INVAL); /* not next */
+	assert_int_equal(gate(m, "h2"), HV_OK);
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_PRECHECK);
+	assert_int_equal(m->s->n_holders, 2);
+	assert_true(token_of(m, "h2") > token_of(m, "h1"));
+	/* no lease left for h3 */
+	assert_int_equal(gate(m, "h3"), HV_LEASEFULL);
+	assert_int_equal(policy(m, "max-concurrent", "1"), HV_INVAL); /* 2 hold */
+	/* h2 finishes first: h3 still needs the gate (h1 is mid-cycle) */
+	cycle_ok(m, "h2");
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_WAIT_LEASE);
+	assert_int_equal(gate(m, "h3"), HV_OK);
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_PRECHECK);
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK); /* enter-maint failed */
+	assert_true(m->s->paused);
+	cycle_ok(m, "h3");
+	assert_true(m->s->rollout.active); /* h1 failed, holding its lease */
+}
+
+/* max-failed-hosts: a host's failure the line goes on after (its lease
+ * given back, or another free); the limit, a quarantining failure and a
+ * drained failure with no lease free still stop it. */
+static void test_failed_hosts_tolerated(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "max-failed-hosts", "200"), HV_INVAL);
+	assert_int_equal(policy(m, "max-failed-hosts", "2"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step_tok(m, "h1", HV_EV_FAIL, token_of(m, "h1"), "no room"),
+	                 HV_OK);
+	assert_false(m->s->paused);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_FAILED);
+	assert_null(hv_state_holder(m->s, "h1"));
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_PRECHECK); /* the line went on */
+	assert_int_equal(m->s->rollout.failed, 1);
+	/* h2 fails drained (its evacuation): it keeps its lease, none is free */
+	assert_int_equal(step(m, "h2", HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, "h2", "entering"), HV_OK);
+	assert_int_equal(maint(m, "h2", "evacuating"), HV_OK);
+	assert_int_equal(step(m, "h2", HV_EV_OK), HV_OK);
+	assert_int_equal(step(m, "h2", HV_EV_FAIL), HV_OK);
+	assert_true(m->s->paused);
+	assert_non_null(hv_state_holder(m->s, "h2"));
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_WAIT_LEASE);
+}
+
+/* With the failures tolerated, the rollout ends with them counted and the
+ * next submit is not blocked by a failed host that gave its lease back. */
+static void test_failed_hosts_rollout_ends(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "max-failed-hosts", "1"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK);
+	assert_false(m->s->paused);
+	cycle_ok(m, "h2");
+	/* the limit is reached: the next failure stops the line */
+	assert_int_equal(step(m, "h3", HV_EV_FAIL), HV_OK);
+	assert_true(m->s->paused);
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_PAUSED);
+	{
+		struct hv_cmd r = {.type = HV_CMD_RESUME};
+		snprintf(r.by, sizeof r.by, "op");
+		assert_int_equal(apply(m, &r), HV_OK);
+	}
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_PRECHECK);
+	cycle_ok(m, "h3");
+	assert_false(m->s->rollout.active);
+	assert_int_equal(m->s->rollout.done, 2);
+	assert_int_equal(m->s->rollout.failed, 1);
+	assert_int_equal(submit(m, "1.2", D2), HV_OK); /* h1 starts over */
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK);
+}
+
 /* The snapshot keeps the rollout, the quarantine and every host's phase. */
 static void test_snapshot_round_trip(void **state)
 {
@@ -641,6 +734,7 @@ static void test_snapshot_round_trip(void **state)
 	assert_int_equal(policy(m, "window", "Sat,Sun 00:00-24:00"), HV_OK);
 	assert_int_equal(policy(m, "canary", "h1"), HV_OK);
 	assert_int_equal(policy(m, "soak", "60"), HV_OK);
+	assert_int_equal(policy(m, "max-failed-hosts", "3"), HV_OK);
 	assert_int_equal(submit(m, "1.1", D1), HV_OK);
 	assert_int_equal(gate(m, "h1"), HV_OK);
 	to_reboot(m, "h1");
@@ -657,6 +751,7 @@ static void test_snapshot_round_trip(void **state)
 	                    "bmc-h2.example:8443");
 	assert_string_equal(copy->rollout.digest, D1);
 	assert_string_equal(copy->floor_version, "1.1");
+	assert_int_equal(copy->policy.max_failed, 3);
 	free(buf);
 	free(copy);
 }
@@ -682,6 +777,10 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_precheck_retries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_values_and_budget, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_hosts_tolerated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_hosts_rollout_ends, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
 	};
