@@ -188,6 +188,7 @@ struct promote_op {
 	struct raft_change change;
 	struct hv_node *n;
 	raft_id id;
+	int role;
 };
 
 static void reconcile_done(struct hv_node *n, void *data, int rc, uint64_t index,
@@ -208,53 +209,91 @@ static void reconcile_propose(struct hv_node *n, struct hv_cmd *cmd)
 		n->reconcile_busy = false;
 }
 
-static void promoted(struct raft_change *req, int status)
+static void assigned(struct raft_change *req, int status)
 {
 	struct promote_op *op = req->data;
+	const char *to = op->role == RAFT_VOTER ? "voter" : "standby";
 
 	op->n->change_busy = false;
 	if (status != 0)
-		hv_warn("promotion of id %llu to voter failed: %s",
-		        (unsigned long long)op->id, raft_strerror(status));
+		hv_warn("changing id %llu to %s failed: %s", (unsigned long long)op->id,
+		        to, raft_strerror(status));
 	else
-		hv_info("id %llu promoted to voter", (unsigned long long)op->id);
+		hv_info("id %llu is a %s now", (unsigned long long)op->id, to);
 	free(op);
 }
 
-static bool promote_one(struct hv_node *n)
+static bool assign(struct hv_node *n, raft_id id, int role)
 {
-	unsigned voters = 0;
-	uint64_t now = hv_now_ms();
+	struct promote_op *op = calloc(1, sizeof *op);
+
+	if (op == NULL)
+		return false;
+	op->n = n;
+	op->id = id;
+	op->role = role;
+	op->change.data = op;
+	n->change_busy = true;
+	if (raft_assign(&n->raft, &op->change, id, role, assigned) != 0) {
+		n->change_busy = false;
+		free(op);
+		return false;
+	}
+	return true;
+}
+
+/* Has the server reported lately (this node always has)? A dead standby
+ * promoted would count towards quorum without voting. */
+static bool server_up(struct hv_node *n, raft_id id, uint64_t now)
+{
+	const struct hv_member *m = hv_state_member_by_id(&n->state, id);
+
+	if (id == n->id)
+		return true;
+	return m != NULL && !m->removed &&
+	       m->report_ms + 3ull * n->cfg.report_interval_ms + 2000 >= now;
+}
+
+/*
+ * Keep max-voters voters that are up. Below the count, or with a voter down
+ * (rebooting for its patch, or dead), promote a standby that is up; above
+ * it, demote a voter that is down to standby (it comes back as one). One
+ * change at a time: each runs after the previous one committed.
+ */
+static bool balance_roles(struct hv_node *n)
+{
 	const struct raft_configuration *conf = &n->raft.configuration;
+	uint64_t now = hv_now_ms();
+	unsigned voters = 0, up = 0;
 
 	for (unsigned i = 0; i < conf->n; i++)
-		if (conf->servers[i].role == RAFT_VOTER)
+		if (conf->servers[i].role == RAFT_VOTER) {
 			voters++;
-	if (voters >= n->cfg.max_voters)
+			if (server_up(n, conf->servers[i].id, now))
+				up++;
+		}
+	if (voters > n->cfg.max_voters && up >= n->cfg.max_voters)
+		for (unsigned i = 0; i < conf->n; i++) {
+			const struct raft_server *s = &conf->servers[i];
+			if (s->role == RAFT_VOTER && !server_up(n, s->id, now)) {
+				hv_info("voter id %llu is down and %u others are up: "
+				        "demoted to standby",
+				        (unsigned long long)s->id, up);
+				return assign(n, s->id, RAFT_STANDBY);
+			}
+		}
+	if (voters >= n->cfg.max_voters && up >= n->cfg.max_voters)
 		return false;
+	if (voters >= n->cfg.max_voters + 1)
+		return false; /* one spare voter at most while one is down */
 	for (unsigned i = 0; i < conf->n; i++) {
 		const struct raft_server *s = &conf->servers[i];
-		struct hv_member *m = hv_state_member_by_id(&n->state, s->id);
-		struct promote_op *op;
-		/* Only a standby that has reported lately: a dead one would
-		 * count towards quorum without voting. */
-		if (s->role != RAFT_STANDBY || m == NULL || m->removed ||
-		    m->report_ms + 3ull * n->cfg.report_interval_ms < now)
+		if (s->role != RAFT_STANDBY || !server_up(n, s->id, now))
 			continue;
-		op = calloc(1, sizeof *op);
-		if (op == NULL)
-			return false;
-		op->n = n;
-		op->id = s->id;
-		op->change.data = op;
-		n->change_busy = true;
-		if (raft_assign(&n->raft, &op->change, s->id, RAFT_VOTER, promoted) !=
-		    0) {
-			n->change_busy = false;
-			free(op);
-			return false;
-		}
-		return true;
+		if (voters >= n->cfg.max_voters)
+			hv_info("%u of %u voters up: promoting standby id %llu", up,
+			        voters, (unsigned long long)s->id);
+		return assign(n, s->id, RAFT_VOTER);
 	}
 	return false;
 }
@@ -307,7 +346,7 @@ void hv_membership_reconcile(struct hv_node *n)
 			return;
 		}
 	}
-	promote_one(n);
+	balance_roles(n);
 }
 
 /* ---- joiner side ------------------------------------------------------- */
