@@ -45,6 +45,7 @@ void hv_config_defaults(struct hv_config *c)
 	snprintf(c->reboot_command, sizeof c->reboot_command, "systemctl reboot");
 	c->reboot_timeout_s = 900;
 	c->max_clock_skew_s = 300;
+	snprintf(c->hcl_sysfs, sizeof c->hcl_sysfs, "/sys/bus/pci/devices");
 	snprintf(c->reboot, sizeof c->reboot, "command");
 	c->boot_timeout_s = 1200;
 	c->watchdog_cycles = 2;
@@ -262,6 +263,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		     offsetof(struct hv_config, rollout_start_hook)},
 		    {"rollout-end-hook", offsetof(struct hv_config, rollout_end_hook)},
 		    {"test-hold-dir", offsetof(struct hv_config, test_hold_dir)},
+		    {"hcl", offsetof(struct hv_config, hcl)},
+		    {"hcl-sysfs", offsetof(struct hv_config, hcl_sysfs)},
 		};
 		for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 			if (!strcmp(key, strs[i].key))
@@ -418,6 +421,8 @@ static const struct {
     {"patch", "hook-timeout"},
     {"patch", "test-hold-dir"},
     {"patch", "max-clock-skew"},
+    {"patch", "hcl"},
+    {"patch", "hcl-sysfs"},
     {"migrate", "migration-mtu"},
     {"patch", "test-clock-skew"},
     {"bmc", "bmc"},

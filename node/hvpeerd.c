@@ -133,6 +133,13 @@ static void usage(FILE *f)
 	    "      --test-clock-skew S     for tests: show peers a clock S ahead\n"
 	    "      --migration-mtu N       pre-check: N-byte packets reach every peer\n"
 	    "                              unfragmented (ping -M do; 0: not checked)\n"
+	    "      --hcl FILE              pre-check: the host's storage and network "
+	    "controllers\n"
+	    "                              are on this hardware compatibility list "
+	    "for the\n"
+	    "                              target version (none by default)\n"
+	    "      --hcl-sysfs DIR         the PCI devices it reads "
+	    "(/sys/bus/pci/devices)\n"
 	    "      --test-hold-dir DIR     for tests: a phase whose name is a file in "
 	    "DIR waits\n"
 	    "                              (a breakpoint before the phase's work)\n"
@@ -193,6 +200,8 @@ static const struct option longopts[] = {
     {"bootbank-status", required_argument, NULL, 1},
     {"max-clock-skew", required_argument, NULL, 1},
     {"migration-mtu", required_argument, NULL, 1},
+    {"hcl", required_argument, NULL, 1},
+    {"hcl-sysfs", required_argument, NULL, 1},
     {"test-clock-skew", required_argument, NULL, 1},
     {"reboot", required_argument, NULL, 1},
     {"reboot-command", required_argument, NULL, 1},
