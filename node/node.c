@@ -328,6 +328,29 @@ static void transfer_done(struct raft_transfer *req)
 		hv_warn("leadership transfer did not complete");
 }
 
+/* The voter to hand leadership to: one that holds no lease (with more than
+ * one holder, another may reboot next) and reported most lately; 0 lets
+ * libraft pick the most up-to-date voter. */
+static raft_id transfer_target(struct hv_node *n)
+{
+	const struct raft_configuration *conf = &n->raft.configuration;
+	raft_id best = 0;
+	uint64_t best_ms = 0;
+
+	for (unsigned i = 0; i < conf->n; i++) {
+		const struct raft_server *sv = &conf->servers[i];
+		const struct hv_member *m = hv_state_member_by_id(&n->state, sv->id);
+		if (sv->role != RAFT_VOTER || sv->id == n->id || m == NULL ||
+		    m->removed || hv_state_holder(&n->state, m->name) != NULL)
+			continue;
+		if (best == 0 || m->report_ms > best_ms) {
+			best = sv->id;
+			best_ms = m->report_ms;
+		}
+	}
+	return best;
+}
+
 int hv_node_transfer_leadership(struct hv_node *n)
 {
 	int rv;
@@ -336,7 +359,7 @@ int hv_node_transfer_leadership(struct hv_node *n)
 		return HV_OK;
 	memset(&n->transfer, 0, sizeof n->transfer);
 	n->transfer.data = n;
-	rv = raft_transfer(&n->raft, &n->transfer, 0, transfer_done);
+	rv = raft_transfer(&n->raft, &n->transfer, transfer_target(n), transfer_done);
 	if (rv != 0) {
 		hv_debug("leadership transfer: %s", raft_strerror(rv));
 		return rv == RAFT_NOTFOUND ? HV_NOMEMBER : HV_IO;

@@ -49,6 +49,7 @@
 #include "../migrate/plan.h"
 #include "../patchfsm/bootbank.h"
 #include "../patchfsm/cycle.h"
+#include "../patchfsm/hcl.h"
 #include "config.h"
 #include "job.h"
 #include "node.h"
@@ -330,7 +331,9 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 	q->rc = HV_OK;
 	for (unsigned i = 0; i < n->state.n_members; i++) {
 		const struct hv_member *m = &n->state.members[i];
-		if (m->removed)
+		/* another holder (max-concurrent) may be down in its cycle */
+		if (m->removed || (strcmp(m->name, n->cfg.name) != 0 &&
+		                   hv_state_holder(&n->state, m->name) != NULL))
 			continue;
 		if (m->report_ms + q->stale_ms < now) {
 			q->rc = HV_UNREACHABLE;
@@ -357,6 +360,38 @@ static int start_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *
 static int check_space(struct hv_maint_job *j, const struct phase_ctx *p, char *why,
                        size_t len);
 
+/* With an HCL (config hcl), this host's storage and network controllers
+ * must be on it for the version it is about to boot. The file is read at
+ * each pre-check: an operator who adds a part and resumes is heard. */
+static int check_hcl(const struct hv_config *cfg, const char *version, char *why,
+                     size_t len)
+{
+	struct hv_hcl_part *parts;
+	unsigned n = 0;
+	char *text = NULL, err[256];
+	int rc;
+
+	if (cfg->hcl[0] == '\0')
+		return HV_OK;
+	if (hv_hcl_read(cfg->hcl, &text, err, sizeof err) != HV_OK)
+		return hv_errf(why, len, HV_IO, "hardware compatibility list: %s", err);
+	if ((parts = calloc(HV_HCL_MAX_PARTS, sizeof *parts)) == NULL) {
+		free(text);
+		return hv_errf(why, len, HV_NOMEM, "out of memory");
+	}
+	rc = hv_hcl_scan(cfg->hcl_sysfs, parts, HV_HCL_MAX_PARTS, &n, err, sizeof err);
+	if (rc == HV_OK)
+		rc = hv_hcl_check(text, version, parts, n, err, sizeof err);
+	if (rc != HV_OK)
+		hv_errf(why, len, rc,
+		        "%s (%s): check the vendor's list for this version, "
+		        "then add the part to it or replace the part",
+		        err, cfg->hcl);
+	free(parts);
+	free(text);
+	return rc;
+}
+
 static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 {
 	struct hv_node *n = hv_job_node(j);
@@ -373,6 +408,8 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 	}
 	q->stale_ms = 3ull * n->cfg.report_interval_ms + 5000;
 	hv_job_query(j, q_precheck_fn, q);
+	if (q->rc == HV_OK)
+		q->rc = check_hcl(&n->cfg, p->version, q->why, sizeof q->why);
 	if (q->rc == HV_OK)
 		q->rc = check_clocks(j, q->why, sizeof q->why);
 	if (q->rc == HV_OK)
@@ -501,6 +538,7 @@ static int verify_bundle(const struct hv_config *cfg, const char *path, const ch
 
 struct q_peers {
 	const char *source;
+	bool up_only; /* leave out other lease holders: they may be rebooting */
 	unsigned n;
 	char names[HV_MAX_MEMBERS][HV_NAME_MAX + 1];
 	char addrs[HV_MAX_MEMBERS][HV_ADDR_MAX + 1];
@@ -517,7 +555,8 @@ static void q_peers_fn(struct hv_node *n, void *arg)
 			const struct hv_member *m = &n->state.members[i];
 			bool src = strcmp(m->name, q->source) == 0;
 			if (m->removed || strcmp(m->name, n->cfg.name) == 0 ||
-			    (pass == 0) != src)
+			    (pass == 0) != src ||
+			    (q->up_only && hv_state_holder(&n->state, m->name) != NULL))
 				continue;
 			snprintf(q->names[q->n], sizeof q->names[0], "%s", m->name);
 			snprintf(q->addrs[q->n], sizeof q->addrs[0], "%s", m->address);
@@ -537,6 +576,20 @@ static struct q_peers *peers_of(struct hv_maint_job *j, const char *source)
 	return q;
 }
 
+/* The peers a pre-check asks: all but those holding the lease beside this
+ * host (max-concurrent), which may be down in their own cycle. */
+static struct q_peers *peers_up(struct hv_maint_job *j)
+{
+	struct q_peers *q = calloc(1, sizeof *q);
+
+	if (q != NULL) {
+		q->source = "";
+		q->up_only = true;
+		hv_job_query(j, q_peers_fn, q);
+	}
+	return q;
+}
+
 /* Every peer's wall clock, asked over the peer port, within max-clock-skew
  * of this host's: signatures and certificates that look expired or not yet
  * valid are what a skewed clock causes. A peer that does not answer fails
@@ -550,7 +603,7 @@ static int check_clocks(struct hv_maint_job *j, char *why, size_t len)
 
 	if (cfg->max_clock_skew_s == 0)
 		return HV_OK;
-	if ((q = peers_of(j, "")) == NULL)
+	if ((q = peers_up(j)) == NULL)
 		return hv_errf(why, len, HV_NOMEM, "out of memory");
 	for (unsigned i = 0; i < q->n && rc == HV_OK; i++) {
 		struct json_object *req = json_object_new_object(), *resp = NULL;
@@ -602,7 +655,7 @@ static int check_mtu(struct hv_maint_job *j, char *why, size_t len)
 
 	if (cfg->migration_mtu == 0)
 		return HV_OK;
-	if ((q = peers_of(j, "")) == NULL)
+	if ((q = peers_up(j)) == NULL)
 		return hv_errf(why, len, HV_NOMEM, "out of memory");
 	for (unsigned i = 0; i < q->n && rc == HV_OK; i++) {
 		char host[HV_ADDR_MAX + 1], cmd[HV_ADDR_MAX + 96], err[256];
@@ -647,7 +700,7 @@ static int check_cpus(struct hv_maint_job *j, const struct hv_cmd *plan, char *w
 
 	if (n->hyp == NULL || n->hyp->cpu_check == NULL || plan->n_moves == 0)
 		return HV_OK;
-	if ((q = peers_of(j, "")) == NULL)
+	if ((q = peers_up(j)) == NULL)
 		return hv_errf(why, len, HV_NOMEM, "out of memory");
 	for (unsigned k = 0; k < plan->n_moves && rc == HV_OK; k++) {
 		const struct hv_cmd_move *mv = &plan->moves[k];
