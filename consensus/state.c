@@ -401,6 +401,12 @@ static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return HV_OK;
 	if (!maint_next[m->maint][next])
 		return HV_INVAL;
+	/* In maintenance means empty: not while a move of its plan is pending. */
+	if (next == HV_MAINT_IN)
+		for (unsigned i = 0; i < s->n_moves; i++)
+			if (s->moves[i].status == HV_MOVE_PENDING &&
+			    strcmp(s->moves[i].holder, m->name) == 0)
+				return HV_INVAL;
 	if (m->maint == HV_MAINT_NONE)
 		m->maint_since_ms = c->time_ms;
 	hv_state_event_add(s, index, c->time_ms, "%s: maintenance %s -> %s", m->name,

@@ -18,12 +18,15 @@
 #include "../lib/log.h"
 #include "node.h"
 
-struct commit {
+struct hv_commit {
 	struct hv_node *n;
 	hv_propose_cb cb;
 	void *data;
 	char name[HV_NAME_MAX + 1];
 	uint64_t token;
+	/* committed by the leader, waiting for this node's apply */
+	uint64_t index, deadline_ms;
+	struct hv_commit *next;
 };
 
 static int code_of(struct json_object *resp)
@@ -48,18 +51,50 @@ static uint64_t u64_of(struct json_object *resp, const char *key)
 
 static void commit_answered(void *data, int status, struct json_object *resp)
 {
-	struct commit *c = data;
+	struct hv_commit *c = data;
+	struct hv_node *n = c->n;
 	int rc = status == HV_OK ? code_of(resp) : status;
 
-	c->cb(c->n, c->data, rc, status == HV_OK ? u64_of(resp, "index") : 0,
-	      status == HV_OK ? u64_of(resp, "token") : 0);
+	c->index = status == HV_OK ? u64_of(resp, "index") : 0;
+	c->token = status == HV_OK ? u64_of(resp, "token") : 0;
+	if (rc == HV_OK && !n->stopping && c->index > n->state.last_index) {
+		/* The leader applied it, this node not yet: a caller that
+		 * reads the state next must find its own write there. */
+		c->deadline_ms = hv_now_ms() + n->cfg.rpc_timeout_ms;
+		c->next = n->commit_waits;
+		n->commit_waits = c;
+		return;
+	}
+	c->cb(n, c->data, rc, c->index, c->token);
 	free(c);
+}
+
+void hv_node_commit_waits(struct hv_node *n, bool stopping)
+{
+	uint64_t now = hv_now_ms();
+	struct hv_commit **pp = &n->commit_waits, *c;
+
+	while ((c = *pp) != NULL) {
+		bool applied = c->index <= n->state.last_index;
+		if (!stopping && !applied && now < c->deadline_ms) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		if (!stopping && !applied)
+			hv_debug("commit at index %llu not applied here after %u ms: "
+			         "answering anyway",
+			         (unsigned long long)c->index, n->cfg.rpc_timeout_ms);
+		c->cb(n, c->data, stopping ? HV_SHUTDOWN : HV_OK, c->index, c->token);
+		free(c);
+		pp = &n->commit_waits; /* the callback may have changed the list */
+	}
 }
 
 int hv_node_commit(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void *data)
 {
 	struct json_object *req;
-	struct commit *c;
+	struct hv_commit *c;
 	const char *leader;
 	unsigned char *b64;
 	void *buf;

@@ -504,6 +504,7 @@ static void on_tick(uv_timer_t *t)
 
 	if (n->stopping)
 		return;
+	hv_node_commit_waits(n, false); /* the late ones */
 	if (hv_node_is_leader(n)) {
 		hv_membership_reconcile(n);
 		hv_watchdog_tick(n);
@@ -607,6 +608,7 @@ static void on_rpc_stream(void *data, uv_stream_t *stream)
 
 static void on_kick_cb(uv_timer_t *t)
 {
+	hv_node_commit_waits(t->data, false);
 	hv_patch_kick(t->data);
 }
 
@@ -618,8 +620,9 @@ static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cm
 
 	(void)index;
 	(void)rc;
-	if (cmd != NULL && cmd->type >= HV_CMD_PATCH_SUBMIT && !n->stopping &&
-	    n->kick.loop != NULL)
+	if (((cmd != NULL && cmd->type >= HV_CMD_PATCH_SUBMIT) ||
+	     n->commit_waits != NULL) &&
+	    !n->stopping && n->kick.loop != NULL)
 		uv_timer_start(&n->kick, on_kick_cb, 0, 0);
 }
 
@@ -839,6 +842,7 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
 	n->stopping = true;
 	n->stop_cb = cb;
 	n->closing = 1; /* raft (after rpc) */
+	hv_node_commit_waits(n, true);
 	hv_node_join_cancel(n);
 	hv_maint_cancel(n);
 	if (uv_is_active((uv_handle_t *)&n->tick) || n->tick.loop != NULL) {

@@ -49,11 +49,12 @@ struct hv_node {
 	int patch_last_phase;            /* the patch driver's last job (patch.c) */
 	uint64_t patch_last_rollout, patch_retry_ms;
 	unsigned patch_fetch_failures;
-	uv_timer_t kick;            /* runs the patch driver after an apply */
-	struct hv_maint_job *maint; /* maintenance job in progress */
-	bool change_busy;           /* a Raft configuration change is in flight */
-	bool reconcile_busy;        /* a reconcile proposal is in flight */
-	bool inventory_busy;        /* an inventory read or commit is in flight */
+	uv_timer_t kick;                /* runs the patch driver after an apply */
+	struct hv_commit *commit_waits; /* forwarded commits not applied here yet */
+	struct hv_maint_job *maint;     /* maintenance job in progress */
+	bool change_busy;               /* a Raft configuration change is in flight */
+	bool reconcile_busy;            /* a reconcile proposal is in flight */
+	bool inventory_busy;            /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
 	uint64_t report_due_ms;
 	struct raft_transfer transfer; /* a leadership transfer in flight */
@@ -116,8 +117,13 @@ int hv_node_transfer_leadership(struct hv_node *n);
 int hv_node_raft_role(struct hv_node *n, raft_id id);
 
 /* Commit cmd through the leader from any node (node/commit.c). Returns 0
- * and fires cb once, or an HV_* code (no leader: HV_NOQUORUM) and never. */
+ * and fires cb once, or an HV_* code (no leader: HV_NOQUORUM) and never.
+ * A success is delivered once this node has applied the entry too (so that
+ * the caller reads its own write), or after rpc-timeout if it lags. */
 int hv_node_commit(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void *data);
+/* Deliver the commits this node has now applied (or waited for too long);
+ * with stopping, all of them, HV_SHUTDOWN. Run after applies and on ticks. */
+void hv_node_commit_waits(struct hv_node *n, bool stopping);
 
 /* Linearizable fencing check: name holds the lease with token, and the
  * cluster is not paused. cb gets HV_OK or the reason. */

@@ -2474,6 +2474,12 @@ static void test_evac_eligible(void **state)
 	assert_int_equal(load_mem(m, "hv2"), 3500);
 	assert_int_equal(load_mem(m, "hv7"), 3000);
 	run_ok(m, c_maint("hv1", t1, "evacuating", NOW + 20));
+	{
+		/* not "in" (empty) while a move of its plan is pending */
+		struct hv_cmd in = c_maint("hv1", t1, "in", NOW + 21);
+		assert_int_equal(run_cmd(m, &in), HV_INVAL);
+		assert_int_equal(member(m, "hv1")->maint, HV_MAINT_EVACUATING);
+	}
 	for (unsigned i = 0; i < c.n_moves; i++) {
 		struct hv_cmd d = c_moved("hv1", t1, c.moves[i].guest, "hv1",
 		                          c.moves[i].target, HV_OK, NULL, NOW + 30 + i);
