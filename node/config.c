@@ -45,6 +45,7 @@ void hv_config_defaults(struct hv_config *c)
 	snprintf(c->reboot_command, sizeof c->reboot_command, "systemctl reboot");
 	c->reboot_timeout_s = 900;
 	c->max_clock_skew_s = 300;
+	c->precheck_all_peers = true;
 	snprintf(c->hcl_sysfs, sizeof c->hcl_sysfs, "/sys/bus/pci/devices");
 	snprintf(c->reboot, sizeof c->reboot, "command");
 	c->boot_timeout_s = 1200;
@@ -296,6 +297,15 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		}
 		return set_str(c->reboot, sizeof c->reboot, v, key, err, errlen);
 	}
+	if (!strcmp(key, "precheck-peers")) {
+		if (strcmp(v, "all") != 0 && strcmp(v, "up") != 0) {
+			snprintf(err, (size_t)errlen, "precheck-peers: '%s' is not all or up",
+			         v);
+			return -1;
+		}
+		c->precheck_all_peers = strcmp(v, "all") == 0;
+		return 0;
+	}
 	if (!strcmp(key, "bmc-sensor-check")) {
 		if (strcmp(v, "any") != 0 && strcmp(v, "critical") != 0 &&
 		    strcmp(v, "off") != 0) {
@@ -421,6 +431,7 @@ static const struct {
     {"patch", "hook-timeout"},
     {"patch", "test-hold-dir"},
     {"patch", "max-clock-skew"},
+    {"patch", "precheck-peers"},
     {"patch", "hcl"},
     {"patch", "hcl-sysfs"},
     {"migrate", "migration-mtu"},

@@ -133,6 +133,10 @@ static void usage(FILE *f)
 	    "      --test-clock-skew S     for tests: show peers a clock S ahead\n"
 	    "      --migration-mtu N       pre-check: N-byte packets reach every peer\n"
 	    "                              unfragmented (ping -M do; 0: not checked)\n"
+	    "      --precheck-peers all|up   pre-check: every peer reports and "
+	    "answers (all,\n"
+	    "                              the default), or only those reporting "
+	    "(up)\n"
 	    "      --hcl FILE              pre-check: the host's storage and network "
 	    "controllers\n"
 	    "                              are on this hardware compatibility list "
@@ -200,6 +204,7 @@ static const struct option longopts[] = {
     {"bootbank-status", required_argument, NULL, 1},
     {"max-clock-skew", required_argument, NULL, 1},
     {"migration-mtu", required_argument, NULL, 1},
+    {"precheck-peers", required_argument, NULL, 1},
     {"hcl", required_argument, NULL, 1},
     {"hcl-sysfs", required_argument, NULL, 1},
     {"test-clock-skew", required_argument, NULL, 1},

@@ -335,7 +335,7 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 		if (m->removed || (strcmp(m->name, n->cfg.name) != 0 &&
 		                   hv_state_holder(&n->state, m->name) != NULL))
 			continue;
-		if (m->report_ms + q->stale_ms < now) {
+		if (m->report_ms + q->stale_ms < now && n->cfg.precheck_all_peers) {
 			q->rc = HV_UNREACHABLE;
 			snprintf(
 			    q->why, sizeof q->why,
@@ -556,7 +556,11 @@ static void q_peers_fn(struct hv_node *n, void *arg)
 			bool src = strcmp(m->name, q->source) == 0;
 			if (m->removed || strcmp(m->name, n->cfg.name) == 0 ||
 			    (pass == 0) != src ||
-			    (q->up_only && hv_state_holder(&n->state, m->name) != NULL))
+			    (q->up_only &&
+			     (hv_state_holder(&n->state, m->name) != NULL ||
+			      (!n->cfg.precheck_all_peers &&
+			       m->report_ms + 3ull * n->cfg.report_interval_ms + 5000 <
+			           hv_now_ms()))))
 				continue;
 			snprintf(q->names[q->n], sizeof q->names[0], "%s", m->name);
 			snprintf(q->addrs[q->n], sizeof q->addrs[0], "%s", m->address);

@@ -230,6 +230,36 @@ static bool admit_beside(struct hv_node *n, const struct hv_member *next, uint64
 	return rc == HV_OK;
 }
 
+/* A host granted the lease while its hvpeerd was down (or that died in its
+ * pre-check) would hold it for ever: nothing has moved yet, so the leader
+ * fails that pre-check on its behalf, fenced by its token, and the policy
+ * (retries, max-failed-hosts, the pause) takes it from there. */
+static bool fail_silent_precheck(struct hv_node *n, uint64_t now, uint64_t stale)
+{
+	const struct hv_state *s = &n->state;
+
+	for (unsigned i = 0; i < s->n_holders; i++) {
+		const struct hv_member *m =
+		    hv_state_member((struct hv_state *)s, s->holders[i].name);
+		struct hv_cmd cmd = {.type = HV_CMD_PATCH_STEP, .event = HV_EV_FAIL};
+		if (m == NULL || m->removed || m->cycle != HV_PH_PRECHECK ||
+		    m->report_ms + stale >= now || m->cycle_since_ms + stale >= now)
+			continue;
+		snprintf(cmd.name, sizeof cmd.name, "%s", m->name);
+		snprintf(cmd.phase, sizeof cmd.phase, "%s", hv_phase_name(m->cycle));
+		snprintf(cmd.reason, sizeof cmd.reason,
+		         "pre-check: %s did not start it: it has not reported for %llu s "
+		         "(is hvpeerd running there?)",
+		         m->name, (unsigned long long)((now - m->report_ms) / 1000));
+		cmd.token = s->holders[i].token;
+		cmd.id = s->rollout.id;
+		hv_warn("rollout: %s", cmd.reason);
+		commit(n, &cmd);
+		return true;
+	}
+	return false;
+}
+
 void hv_policy_tick(struct hv_node *n)
 {
 	const struct hv_state *s = &n->state;
@@ -241,8 +271,11 @@ void hv_policy_tick(struct hv_node *n)
 	uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
 	char beside[256] = "";
 
-	if (n->gate_busy || n->stopping || !hv_node_is_leader(n) || !r->active ||
-	    s->paused || (s->n_holders == 0 && !hv_policy_gated(s)) ||
+	if (n->gate_busy || n->stopping || !hv_node_is_leader(n) || !r->active)
+		return;
+	if (!s->paused && fail_silent_precheck(n, now, stale))
+		return;
+	if (s->paused || (s->n_holders == 0 && !hv_policy_gated(s)) ||
 	    s->n_holders >= s->max_concurrent || hv_state_quarantined(s, r->digest))
 		return;
 	next = hv_rollout_next(s);

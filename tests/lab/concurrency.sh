@@ -14,7 +14,12 @@
 #      rollout ends "4 patched, 1 failed", never paused;
 #   4. a hardware compatibility list without the hosts' RAID controller for
 #      the version: the first host's pre-check stops the line, naming the
-#      part; with the part added, resumed, the rollout ends.
+#      part; with the part added, resumed, the rollout ends;
+#   5. a peer down (h5's hvpeerd stopped): with precheck-peers all (the
+#      default) the first pre-check stops the line naming h5; with
+#      precheck-peers up, h1-h4 patch while h5 is down; h5's own turn comes
+#      while it is down: the leader fails its pre-check for it (the lease is
+#      not held for ever); back and resumed, h5 patches too.
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 77 when it
 # cannot run here (not root, lab packages missing, a lab already up).
 set -u
@@ -22,11 +27,11 @@ set -u
 HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-conc.XXXXXX)
 FINISH_HOSTS="h1 h2 h3 h4 h5"
+finish_extra() { rm -f "$LAB"/h*/hvpeerd.flags "$LAB"/h*/hvpeerd.stop 2>/dev/null; rm -rf "$T"; }
 mkbundle() { # VERSION OUT PAYLOAD: a bundle signed by the trusted key
 	"$HVPEER" bundle create --name labos --version "$1" --host-class lab -o "$2" "$3" >/dev/null &&
 		"$HVPEER" bundle sign --key "$T/ops.key" "$2" >/dev/null
 }
-finish_extra() { rm -rf "$T"; }
 rollout_over() { test "$(state "d['rollout']['active']")" = False; }
 logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
 # hva ARGS...: hvpeer on the first host that answers (one may be rebooting).
@@ -68,8 +73,8 @@ ok "lab up with 5 hosts"
 "$HVPEER" bundle keygen "$T/ops.key" >/dev/null && cp "$T/ops.key.pub" "$LAB/keys/ops.pub"
 echo "kernel and userland" >"$T/os.img"
 mkbundle 1.1.0 "$T/os-1.1.0.tar" "$T/os.img" && mkbundle 1.2.0 "$T/os-1.2.0.tar" "$T/os.img" &&
-	mkbundle 1.3.0 "$T/os-1.3.0.tar" "$T/os.img"
-check "three signed bundles" test -s "$T/os-1.3.0.tar"
+	mkbundle 1.3.0 "$T/os-1.3.0.tar" "$T/os.img" && mkbundle 1.4.0 "$T/os-1.4.0.tar" "$T/os.img"
+check "four signed bundles" test -s "$T/os-1.4.0.tar"
 lab guest add h1 --name web1 --mem 96 >/dev/null || nok "guest web1 boots on h1"
 has_guest() { test "$(state "[len(m['guests']) for m in d['members'] if m['name']=='h1'][0]")" = 1; }
 wait_for 30 has_guest || nok "h1 reports web1"
@@ -131,4 +136,34 @@ echo "1.3.*  1000:005f  MegaRAID, certified for 1.3" >>"$T/hcl"
 out=$(hva resume) || nok "resume" "$out"
 if wait_for 120 rollout_over; then ok "the part added, resumed: the rollout of 1.3.0 finished"; else nok "the rollout of 1.3.0 finished" "$(hva patch status)"; fi
 check "every host runs 1.3.0" test "$(state "sorted(set(m['version'] for m in d['members']))")" = "['1.3.0']"
+
+# ---- 5. a peer down: precheck-peers ------------------------------------------
+echo "* *:*  anything" >"$T/hcl"
+: >"$LAB/h5/hvpeerd.stop"
+lab crash h5 >/dev/null 2>&1 && lab boot h5 >/dev/null 2>&1 # the host, without hvpeerd
+out=$(hva patch submit "$T/os-1.4.0.tar") || nok "patch submit 1.4.0" "$out"
+if wait_for 60 paused; then ok "h5 down: the first pre-check stopped the line"; else nok "h5 down stopped the line" "$(hva patch status)"; fi
+reason=$(state "d['pause']['reason']")
+check "the reason names h5: $reason" grep -q "pre-check: peer h5 \(has not reported\|does not answer\)" <<<"$reason"
+answers() { test "$(hv "$1" --timeout 2000 --json status 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['quorum'])" 2>/dev/null)" = True; }
+for h in h1 h2 h3 h4; do # one at a time: quorum stays
+	echo "--precheck-peers up" >"$LAB/$h/hvpeerd.flags"
+	pkill -TERM -f -- "--name $h --listen" || nok "stop hvpeerd on $h"
+	sleep 1
+	wait_for 30 answers $h || nok "hvpeerd on $h is back with --precheck-peers up"
+done
+out=$(hva resume) || nok "resume" "$out"
+h4_done() { test "$(state "[h['phase'] for h in d['rollout']['hosts'] if h['name'] == 'h4'][0]")" = done; }
+if wait_for 120 h4_done; then ok "precheck-peers up: h1-h4 patched while h5 is down"; else nok "h1-h4 patched with h5 down" "$(hva patch status)"; fi
+check "h1-h4 run 1.4.0" test "$(state "sorted(m['version'] for m in d['members'] if m['name'] != 'h5')")" = "['1.4.0', '1.4.0', '1.4.0', '1.4.0']"
+if wait_for 60 paused; then ok "h5's turn while it is down: the line stopped"; else nok "the line stopped on h5" "$(hva patch status)"; fi
+reason=$(state "d['pause']['reason']")
+check "the leader failed h5's pre-check for it: $reason" grep -q "h5 did not start it: it has not reported for" <<<"$reason"
+check "h5 holds no lease" test "$(state "len(d['lease']['holders'])")" = 0
+rm -f "$LAB/h5/hvpeerd.stop"
+lab crash h5 >/dev/null 2>&1 && lab boot h5 >/dev/null 2>&1
+wait_for 30 answers h5 || nok "hvpeerd on h5 is back"
+out=$(hva resume) || nok "resume" "$out"
+if wait_for 120 rollout_over; then ok "h5 back, resumed: it patched too, the rollout of 1.4.0 finished"; else nok "the rollout of 1.4.0 finished" "$(hva patch status)"; fi
+check "every host runs 1.4.0" test "$(state "sorted(set(m['version'] for m in d['members']))")" = "['1.4.0']"
 no_sanitizer_reports
