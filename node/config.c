@@ -299,8 +299,8 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 	}
 	if (!strcmp(key, "precheck-peers")) {
 		if (strcmp(v, "all") != 0 && strcmp(v, "up") != 0) {
-			snprintf(err, (size_t)errlen, "precheck-peers: '%s' is not all or up",
-			         v);
+			snprintf(err, (size_t)errlen,
+			         "precheck-peers: '%s' is not all or up", v);
 			return -1;
 		}
 		c->precheck_all_peers = strcmp(v, "all") == 0;

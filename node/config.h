@@ -64,7 +64,7 @@ struct hv_config {
 	char host_class[HV_NAME_MAX + 1];
 	char bundle_dir[HV_PATH_MAX]; /* "" = DATA_DIR/bundles */
 	char health_hook[HV_PATH_MAX];
-	bool precheck_all_peers;     /* every peer up (else those that report) */
+	bool precheck_all_peers;           /* every peer up (else those that report) */
 	char hcl[HV_PATH_MAX];             /* hardware compatibility list; "" = none */
 	char hcl_sysfs[HV_PATH_MAX];       /* PCI devices to check against it */
 	char pre_maint_hook[HV_PATH_MAX];  /* before this host's cycle moves anything */
