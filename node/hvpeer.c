@@ -18,6 +18,7 @@
 
 #include "../lib/err.h"
 #include "../patchfsm/cli.h"
+#include "ca.h"
 #include "config.h"
 #include "rpc.h"
 
@@ -94,6 +95,9 @@ static void usage(FILE *f)
 	    "                                 the A/B boot banks of this host (local; "
 	    "'hvpeer\n"
 	    "                                 bootbank --help')\n"
+	    "  ca init|issue|show ...         the cluster CA and node certificates "
+	    "(local\n"
+	    "                                 files; 'hvpeer ca --help')\n"
 	    "  help [COMMAND]                 this text\n"
 	    "\n"
 	    "Options:\n"
@@ -1263,6 +1267,8 @@ int main(int argc, char **argv)
 		return cmd_plan(argc, argv);
 	if (!strcmp(cmd, "bundle"))
 		return run_bundle_tool(argc, argv);
+	if (!strcmp(cmd, "ca"))
+		return hv_ca_main(argc, argv, want_json);
 	if (!strcmp(cmd, "bootbank"))
 		return hv_bootbank_main(argc, argv, want_json);
 	if (!strcmp(cmd, "help")) {

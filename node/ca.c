@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <json-c/json.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../consensus/codec.h"
+#include "ca.h"
+
+#define URI_PREFIX "hvpeer:node/"
+#define MAX_DAYS 36500
+
+static const char *const usage_text =
+    "usage: hvpeer [--json] ca COMMAND [ARGS]\n"
+    "\n"
+    "The cluster's certificate authority: it signs one certificate per node,\n"
+    "which binds the node's name and Raft id (CN=NAME, and the subject\n"
+    "alternative name URI:hvpeer:node/NAME/ID).\n"
+    "\n"
+    "  init --dir DIR [--days N]\n"
+    "        make the CA: DIR/ca.key (0600) and DIR/ca.crt (default 3650 days)\n"
+    "  issue --dir DIR --name NAME --id ID --out PREFIX [--days N]\n"
+    "        a node's key and certificate, PREFIX.key (0600) and PREFIX.crt,\n"
+    "        signed by the CA in DIR (default 825 days); ID is the node's Raft\n"
+    "        id (its data dir's node.id)\n"
+    "  show CERT\n"
+    "        a certificate's node identity, issuer, validity and SHA-256\n"
+    "        fingerprint\n"
+    "\n"
+    "Nothing is overwritten: a file that exists is an error.\n"
+    "Exit status: 0 done; 1 refused (a file exists, a bad certificate);\n"
+    "2 usage error; 5 internal error.\n";
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	unsigned long e = ERR_get_error();
+
+	fputs("hvpeer: ca: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (e != 0) {
+		char buf[256];
+		ERR_error_string_n(e, buf, sizeof buf);
+		fprintf(stderr, " (%s)", buf);
+	}
+	fputc('\n', stderr);
+	ERR_clear_error();
+	return code;
+}
+
+/* Write a PEM object to a new file (mode), never over an existing one. */
+static int write_new(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	FILE *f;
+	int ok;
+
+	if (fd < 0)
+		return fail(1, "%s: %s", path, strerror(errno));
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		unlink(path);
+		return fail(5, "%s: %s", path, strerror(errno));
+	}
+	ok = key != NULL ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
+	                 : PEM_write_X509(f, cert);
+	if (fclose(f) != 0 || ok != 1) {
+		unlink(path);
+		return fail(5, "%s: cannot write", path);
+	}
+	return 0;
+}
+
+static EVP_PKEY *new_key(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+		return -1;
+	if (X509_add_ext(cert, ext, -1) != 1) {
+		X509_EXTENSION_free(ext);
+		return -1;
+	}
+	X509_EXTENSION_free(ext);
+	return 0;
+}
+
+/* A certificate for key with subject CN=cn, valid days, signed by ca_key
+ * (issuer: ca, or itself when ca is NULL). */
+static X509 *make_cert(EVP_PKEY *key, const char *cn, long days, X509 *ca,
+                       EVP_PKEY *ca_key, const char *san)
+{
+	X509 *c = X509_new();
+	BIGNUM *bn = BN_new();
+	X509_NAME *name;
+	bool is_ca = ca == NULL;
+
+	if (c == NULL || bn == NULL)
+		goto fail;
+	if (X509_set_version(c, 2) != 1 ||
+	    BN_rand(bn, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) == NULL)
+		goto fail;
+	/* an hour back: a peer whose clock is a little behind accepts it */
+	if (X509_gmtime_adj(X509_getm_notBefore(c), -3600) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(c), (int)days, 0, NULL) == NULL)
+		goto fail;
+	name = X509_get_subject_name(c);
+	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+	                               (const unsigned char *)"hvpeer", -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	                               (const unsigned char *)cn, -1, -1, 0) != 1)
+		goto fail;
+	if (X509_set_issuer_name(c, is_ca ? name : X509_get_subject_name(ca)) != 1 ||
+	    X509_set_pubkey(c, key) != 1)
+		goto fail;
+	if (add_ext(c, is_ca ? c : ca, NID_basic_constraints,
+	            is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") != 0 ||
+	    add_ext(c, is_ca ? c : ca, NID_key_usage,
+	            is_ca ? "critical,keyCertSign,cRLSign"
+	                  : "critical,digitalSignature") != 0 ||
+	    add_ext(c, is_ca ? c : ca, NID_subject_key_identifier, "hash") != 0 ||
+	    (!is_ca &&
+	     (add_ext(c, ca, NID_authority_key_identifier, "keyid:always") != 0 ||
+	      add_ext(c, ca, NID_ext_key_usage, "serverAuth,clientAuth") != 0 ||
+	      add_ext(c, ca, NID_subject_alt_name, san) != 0)))
+		goto fail;
+	if (X509_sign(c, ca_key, EVP_sha256()) == 0)
+		goto fail;
+	BN_free(bn);
+	return c;
+fail:
+	BN_free(bn);
+	X509_free(c);
+	return NULL;
+}
+
+static int parse_days(const char *v, long def, long *out)
+{
+	char *end;
+	long d;
+
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	errno = 0;
+	d = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || d < 1 || d > MAX_DAYS)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+static int ca_init(const char *dir, long days)
+{
+	char kpath[4096], cpath[4096];
+	EVP_PKEY *key;
+	X509 *cert;
+	int rc;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return fail(1, "%s: %s", dir, strerror(errno));
+	snprintf(kpath, sizeof kpath, "%s/ca.key", dir);
+	snprintf(cpath, sizeof cpath, "%s/ca.crt", dir);
+	if (access(kpath, F_OK) == 0 || access(cpath, F_OK) == 0)
+		return fail(
+		    1, "%s already holds a CA (ca.key or ca.crt): not overwritten", dir);
+	if ((key = new_key()) == NULL)
+		return fail(5, "cannot make a key");
+	if ((cert = make_cert(key, "hvpeer cluster CA", days, NULL, key, NULL)) == NULL) {
+		EVP_PKEY_free(key);
+		return fail(5, "cannot make the CA certificate");
+	}
+	rc = write_new(kpath, 0600, key, NULL);
+	if (rc == 0 && (rc = write_new(cpath, 0644, NULL, cert)) != 0)
+		unlink(kpath);
+	if (rc == 0)
+		printf("CA made: %s (keep it secret) and %s (give it to every node)\n",
+		       kpath, cpath);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+static X509 *read_cert(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	X509 *c;
+
+	if (f == NULL)
+		return NULL;
+	c = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	return c;
+}
+
+static int ca_issue(const char *dir, const char *node, const char *id_text, long days,
+                    const char *out)
+{
+	char path[4096], kpath[4096], cpath[4096], san[HV_NAME_MAX + 64];
+	EVP_PKEY *ca_key = NULL, *key = NULL;
+	X509 *ca = NULL, *cert = NULL;
+	unsigned long long id;
+	char *end;
+	FILE *f;
+	int rc = 5;
+
+	if (!hv_name_valid(node))
+		return fail(2, "--name '%s' is not 1-63 of [A-Za-z0-9._-]", node);
+	errno = 0;
+	id = strtoull(id_text, &end, 10);
+	if (errno != 0 || *end != '\0' || id == 0 || id_text[0] == '-')
+		return fail(2, "--id '%s' is not a Raft id (a positive 64-bit number)",
+		            id_text);
+	snprintf(path, sizeof path, "%s/ca.crt", dir);
+	if ((ca = read_cert(path)) == NULL)
+		return fail(
+		    1, "%s: not a certificate (make the CA with 'hvpeer ca init')", path);
+	snprintf(path, sizeof path, "%s/ca.key", dir);
+	if ((f = fopen(path, "re")) == NULL) {
+		X509_free(ca);
+		return fail(1, "%s: %s", path, strerror(errno));
+	}
+	ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (ca_key == NULL || X509_check_private_key(ca, ca_key) != 1) {
+		rc = fail(1, "%s: not the key of %s/ca.crt", path, dir);
+		goto out;
+	}
+	snprintf(kpath, sizeof kpath, "%s.key", out);
+	snprintf(cpath, sizeof cpath, "%s.crt", out);
+	if (access(kpath, F_OK) == 0 || access(cpath, F_OK) == 0) {
+		rc = fail(1, "%s or %s exists: not overwritten", kpath, cpath);
+		goto out;
+	}
+	snprintf(san, sizeof san, "DNS:%s,URI:" URI_PREFIX "%s/%llu", node, node, id);
+	if ((key = new_key()) == NULL ||
+	    (cert = make_cert(key, node, days, ca, ca_key, san)) == NULL) {
+		rc = fail(5, "cannot make the certificate");
+		goto out;
+	}
+	rc = write_new(kpath, 0600, key, NULL);
+	if (rc == 0 && (rc = write_new(cpath, 0644, NULL, cert)) != 0)
+		unlink(kpath);
+	if (rc == 0)
+		printf("certificate for %s (Raft id %llu): %s, key %s\n", node, id, cpath,
+		       kpath);
+out:
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+static int identity_of(X509 *c, char *name, size_t nlen, uint64_t *id)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(c, NID_subject_alt_name, NULL, NULL);
+	int found = -1;
+
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && found < 0; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		const char *uri, *slash;
+		char *end;
+		size_t len;
+		if (g->type != GEN_URI)
+			continue;
+		uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		len = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		if (strlen(uri) != len ||
+		    strncmp(uri, URI_PREFIX, strlen(URI_PREFIX)) != 0)
+			continue;
+		uri += strlen(URI_PREFIX);
+		if ((slash = strchr(uri, '/')) == NULL || (size_t)(slash - uri) >= nlen)
+			continue;
+		memcpy(name, uri, (size_t)(slash - uri));
+		name[slash - uri] = '\0';
+		errno = 0;
+		*id = strtoull(slash + 1, &end, 10);
+		if (errno == 0 && *end == '\0' && *id != 0 && hv_name_valid(name))
+			found = 0;
+	}
+	GENERAL_NAMES_free(sans);
+	return found;
+}
+
+int hv_ca_identity(const char *cert_path, char *name, size_t nlen, uint64_t *id,
+                   char *why, size_t whylen)
+{
+	X509 *c = read_cert(cert_path);
+	int rc;
+
+	if (c == NULL) {
+		snprintf(why, whylen, "%s: not a PEM certificate", cert_path);
+		return -1;
+	}
+	rc = identity_of(c, name, nlen, id);
+	if (rc != 0)
+		snprintf(why, whylen, "%s: no hvpeer node identity (URI:%sNAME/ID)",
+		         cert_path, URI_PREFIX);
+	X509_free(c);
+	return rc;
+}
+
+static void asn1_time_text(const ASN1_TIME *t, char *out, size_t len)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1 ||
+	    strftime(out, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		snprintf(out, len, "?");
+}
+
+static int ca_show(const char *path, bool json)
+{
+	X509 *c = read_cert(path);
+	char name[HV_NAME_MAX + 1] = "", from[32], until[32],
+	                        fp[3 * EVP_MAX_MD_SIZE + 1] = "";
+	char subject[256], issuer[256];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	uint64_t id = 0;
+	bool has_id, expired;
+
+	if (c == NULL)
+		return fail(1, "%s: not a PEM certificate", path);
+	has_id = identity_of(c, name, sizeof name, &id) == 0;
+	X509_NAME_oneline(X509_get_subject_name(c), subject, sizeof subject);
+	X509_NAME_oneline(X509_get_issuer_name(c), issuer, sizeof issuer);
+	asn1_time_text(X509_get0_notBefore(c), from, sizeof from);
+	asn1_time_text(X509_get0_notAfter(c), until, sizeof until);
+	expired = X509_cmp_current_time(X509_get0_notAfter(c)) < 0;
+	if (X509_digest(c, EVP_sha256(), md, &mdlen) == 1)
+		for (unsigned i = 0; i < mdlen; i++)
+			snprintf(fp + 3 * i, sizeof fp - 3 * i, "%02X%s", md[i],
+			         i + 1 < mdlen ? ":" : "");
+	if (json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(name));
+		json_object_object_add(o, "id", json_object_new_uint64(id));
+		json_object_object_add(o, "ca",
+		                       json_object_new_boolean(X509_check_ca(c) != 0));
+		json_object_object_add(o, "subject", json_object_new_string(subject));
+		json_object_object_add(o, "issuer", json_object_new_string(issuer));
+		json_object_object_add(o, "not_before", json_object_new_string(from));
+		json_object_object_add(o, "not_after", json_object_new_string(until));
+		json_object_object_add(o, "expired", json_object_new_boolean(expired));
+		json_object_object_add(o, "sha256", json_object_new_string(fp));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	} else {
+		if (has_id)
+			printf("node:     %s (Raft id %" PRIu64 ")\n", name, id);
+		else
+			printf("node:     none (%s)\n", X509_check_ca(c) != 0
+			                                    ? "a CA certificate"
+			                                    : "no hvpeer identity");
+		printf("subject:  %s\nissuer:   %s\nvalid:    %s to %s%s\nsha256:   %s\n",
+		       subject, issuer, from, until, expired ? " (EXPIRED)" : "", fp);
+	}
+	X509_free(c);
+	return 0;
+}
+
+int hv_ca_main(int argc, char **argv, bool json)
+{
+	static const struct option opts[] = {
+	    {"dir", required_argument, NULL, 'd'},
+	    {"days", required_argument, NULL, 'D'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *dir = NULL, *days_text = NULL, *node = NULL, *id = NULL, *out = NULL,
+	           *sub;
+	long days;
+	int c;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'D':
+			days_text = optarg;
+			break;
+		case 'n':
+			node = optarg;
+			break;
+		case 'i':
+			id = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (!strcmp(sub, "init")) {
+		if (dir == NULL || optind != argc)
+			return fail(2, "usage: hvpeer ca init --dir DIR [--days N]");
+		if (parse_days(days_text, 3650, &days) != 0)
+			return fail(2, "--days '%s' is not 1-%d", days_text, MAX_DAYS);
+		return ca_init(dir, days);
+	}
+	if (!strcmp(sub, "issue")) {
+		if (dir == NULL || node == NULL || id == NULL || out == NULL ||
+		    optind != argc)
+			return fail(
+			    2, "usage: hvpeer ca issue --dir DIR --name NAME --id ID "
+			       "--out PREFIX [--days N]");
+		if (parse_days(days_text, 825, &days) != 0)
+			return fail(2, "--days '%s' is not 1-%d", days_text, MAX_DAYS);
+		return ca_issue(dir, node, id, days, out);
+	}
+	if (!strcmp(sub, "show")) {
+		if (optind != argc - 1)
+			return fail(2, "usage: hvpeer [--json] ca show CERT");
+		return ca_show(argv[optind], json);
+	}
+	return fail(2, "unknown command '%s' (init, issue, show)", sub);
+}
