@@ -226,9 +226,10 @@ static struct json_object *status_json(struct hv_node *n, bool quorum)
 			const struct hv_move *mv =
 			    i < s->n_moves ? &s->moves[i]
 			                   : hv_state_history(s, i - s->n_moves);
-			struct json_object *jm = json_object_new_object();
+			struct json_object *jm;
 			if (i < s->n_moves && mv->status != HV_MOVE_PENDING)
 				continue; /* finished ones are in the history */
+			jm = json_object_new_object();
 			json_object_object_add(jm, "guest",
 			                       json_object_new_string(mv->m.guest));
 			json_object_object_add(jm, "holder",
