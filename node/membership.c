@@ -298,12 +298,49 @@ static bool balance_roles(struct hv_node *n)
 	return false;
 }
 
+/*
+ * libraft (seen with 0.22.1) can leave a follower's
+ * configuration_uncommitted_index set to a configuration entry it has
+ * already applied: when it learns the entry is committed before its own copy
+ * is stored. Elected leader, such a node refuses every configuration change
+ * (RAFT_CANTCHANGE) for ever: no promotion, no join. An entry at or below
+ * the commit index is committed, whatever the flag says; the leader puts the
+ * fields back the way libraft keeps a committed configuration (its header's
+ * scenario 2: the current configuration, which is that entry's, copied as
+ * the committed one).
+ */
+static void unstick_committed_configuration(struct hv_node *n)
+{
+	struct raft *r = &n->raft;
+	struct raft_configuration copy;
+	raft_index idx = r->configuration_uncommitted_index;
+
+	if (idx == 0 || idx > raft_commit_index(r) || idx > raft_last_applied(r))
+		return;
+	raft_configuration_init(&copy);
+	for (unsigned i = 0; i < r->configuration.n; i++)
+		if (raft_configuration_add(&copy, r->configuration.servers[i].id,
+		                           r->configuration.servers[i].address,
+		                           r->configuration.servers[i].role) != 0) {
+			raft_configuration_close(&copy);
+			return;
+		}
+	hv_warn("raft: the configuration at index %llu is committed (commit index %llu) "
+	        "but was still marked uncommitted: marked committed",
+	        (unsigned long long)idx, (unsigned long long)raft_commit_index(r));
+	raft_configuration_close(&r->configuration_committed);
+	r->configuration_committed = copy;
+	r->configuration_committed_index = idx;
+	r->configuration_uncommitted_index = 0;
+}
+
 void hv_membership_reconcile(struct hv_node *n)
 {
 	struct hv_member *self;
 
 	if (n->change_busy || n->reconcile_busy || n->stopping)
 		return;
+	unstick_committed_configuration(n);
 	/* The raft configuration must be committed before we compare. */
 	if (n->raft.configuration_uncommitted_index != 0 ||
 	    raft_last_applied(&n->raft) < raft_commit_index(&n->raft))
