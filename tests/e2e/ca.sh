@@ -13,7 +13,7 @@ HVPEER=$BUILDDIR/hvpeer
 command -v openssl >/dev/null || { echo "1..0 # SKIP no openssl tool"; exit 77; }
 . "$(dirname "$0")/../bmc/tap.sh" # check, tap_done
 T=$(mktemp -d /tmp/hvpca.XXXXXX)
-trap 'rm -rf "$T"; tap_done' EXIT
+trap 'rm -rf "$T"; tap_done; exit $?' EXIT
 ca() { "$HVPEER" ca "$@" >"$T/out" 2>"$T/err"; }
 err_has() { grep -q "$1" "$T/err"; }
 

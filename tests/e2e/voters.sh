@@ -39,9 +39,10 @@ cleanup() {
 		nok "no sanitizer report in any daemon log"
 		grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | head -80 | sed 's/^/#   /'
 	fi
+	[ -n "${HVPEER_E2E_KEEP:-}" ] && cp "$T"/*.log "$HVPEER_E2E_KEEP"/ 2>/dev/null
 	rm -rf "$T"
 }
-trap 'cleanup; tap_done' EXIT
+trap 'cleanup; tap_done; exit $?' EXIT
 
 # Four ports in a row that nothing listens on, below the ephemeral range.
 for _ in $(seq 50); do
@@ -60,7 +61,7 @@ start() { # NAME ARGS...
 	shift
 	echo "=== $(date +%T) start $n $*" >>"$T/$n.log"
 	"$HVPEERD" --name "$n" --data-dir "$T/$n" --listen "127.0.0.1:${PORT[$n]}" \
-		--socket "$T/$n.sock" --report-interval 300 --max-voters 3 "$@" \
+		--socket "$T/$n.sock" --report-interval 300 --max-voters 3 --log-level "${HVPEER_E2E_LOG:-info}" "$@" \
 		</dev/null >>"$T/$n.log" 2>&1 &
 	PID[$n]=$!
 }
