@@ -612,7 +612,7 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 			return fail(j, HV_NOMEM, "out of memory");
 		q2->exclude = mv.target;
 		q2->only = mv.guest;
-		q2->stale_ms = 3ull * cfg->report_interval_ms + 2000;
+		q2->stale_ms = hv_node_stale_ms(j->n);
 		query(j, q_plan_fn, q2);
 		if (q2->rc == HV_OK && q2->cmd.n_moves == 1) {
 			uint64_t tok;
@@ -770,7 +770,7 @@ int hv_maint_plan_out(struct hv_maint_job *j)
 		if ((rc = read_inventory(j)) != HV_OK)
 			goto out;
 		memset(q, 0, sizeof *q);
-		q->stale_ms = 3ull * n->cfg.report_interval_ms + 2000;
+		q->stale_ms = hv_node_stale_ms(n);
 		query(j, q_plan_fn, q);
 		if (q->rc != HV_OK) {
 			rc = fail(j, q->rc, "Failed to enter maintenance mode: %s: %s",

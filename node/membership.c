@@ -250,8 +250,7 @@ static bool server_up(struct hv_node *n, raft_id id, uint64_t now)
 
 	if (id == n->id)
 		return true;
-	return m != NULL && !m->removed &&
-	       m->report_ms + 3ull * n->cfg.report_interval_ms + 2000 >= now;
+	return m != NULL && !m->removed && m->report_ms + hv_node_stale_ms(n) >= now;
 }
 
 /*

@@ -369,6 +369,16 @@ int hv_node_transfer_leadership(struct hv_node *n)
 	return HV_OK;
 }
 
+uint64_t hv_node_stale_ms(const struct hv_node *n)
+{
+	return 3ull * n->cfg.report_interval_ms + 2000;
+}
+
+uint64_t hv_node_precheck_stale_ms(const struct hv_node *n)
+{
+	return 3ull * n->cfg.report_interval_ms + 5000;
+}
+
 int hv_node_raft_role(struct hv_node *n, raft_id id)
 {
 	for (unsigned i = 0; i < n->raft.configuration.n; i++)

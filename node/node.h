@@ -116,6 +116,12 @@ int hv_node_transfer_leadership(struct hv_node *n);
 /* Raft role of the member with id in the current configuration, or -1. */
 int hv_node_raft_role(struct hv_node *n, raft_id id);
 
+/* How long a member may go without a report (or an inventory) before it
+ * counts as down or stale: three report intervals and 2 s. A pre-check,
+ * which may run while a report is still in flight, allows 5 s. */
+uint64_t hv_node_stale_ms(const struct hv_node *n);
+uint64_t hv_node_precheck_stale_ms(const struct hv_node *n);
+
 /* Commit cmd through the leader from any node (node/commit.c). Returns 0
  * and fires cb once, or an HV_* code (no leader: HV_NOQUORUM) and never.
  * A success is delivered once this node has applied the entry too (so that

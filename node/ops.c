@@ -781,9 +781,9 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 	if (!strcmp(op, "status")) {
 		op_status(n, c, req, forwarded);
 	} else if (!strcmp(op, "plan")) {
-		struct json_object *o = hv_policy_plan_json(
-		    &n->state, hv_json_str(req, "version"), hv_now_ms(),
-		    3ull * n->cfg.report_interval_ms + 5000);
+		struct json_object *o =
+		    hv_policy_plan_json(&n->state, hv_json_str(req, "version"),
+		                        hv_now_ms(), hv_node_precheck_stale_ms(n));
 		json_object_object_add(o, "ok", json_object_new_boolean(1));
 		hv_rpc_reply(c, o);
 	} else if (!strcmp(op, "ping")) {

@@ -268,7 +268,7 @@ void hv_policy_tick(struct hv_node *n)
 	struct hv_cmd cmd = {.type = HV_CMD_PATCH_GATE};
 	uint64_t now = hv_now_ms();
 
-	uint64_t stale = 3ull * n->cfg.report_interval_ms + 2000;
+	uint64_t stale = hv_node_stale_ms(n);
 	char beside[256] = "";
 
 	if (n->gate_busy || n->stopping || !hv_node_is_leader(n) || !r->active)
