@@ -323,6 +323,18 @@ struct q_precheck {
 	char why[512];
 };
 
+/* The peers a pre-check leaves out: another lease holder (max-concurrent),
+ * which may be down in its own cycle, and with precheck-peers = up a peer
+ * that has not reported lately. */
+static bool precheck_skips(struct hv_node *n, const struct hv_member *m, uint64_t now)
+{
+	if (strcmp(m->name, n->cfg.name) != 0 &&
+	    hv_state_holder(&n->state, m->name) != NULL)
+		return true;
+	return !n->cfg.precheck_all_peers &&
+	       m->report_ms + hv_node_precheck_stale_ms(n) < now;
+}
+
 static void q_precheck_fn(struct hv_node *n, void *arg)
 {
 	struct q_precheck *q = arg;
@@ -331,11 +343,9 @@ static void q_precheck_fn(struct hv_node *n, void *arg)
 	q->rc = HV_OK;
 	for (unsigned i = 0; i < n->state.n_members; i++) {
 		const struct hv_member *m = &n->state.members[i];
-		/* another holder (max-concurrent) may be down in its cycle */
-		if (m->removed || (strcmp(m->name, n->cfg.name) != 0 &&
-		                   hv_state_holder(&n->state, m->name) != NULL))
+		if (m->removed || precheck_skips(n, m, now))
 			continue;
-		if (m->report_ms + q->stale_ms < now && n->cfg.precheck_all_peers) {
+		if (m->report_ms + q->stale_ms < now) {
 			q->rc = HV_UNREACHABLE;
 			snprintf(
 			    q->why, sizeof q->why,
@@ -406,7 +416,7 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 		free(q);
 		return transient(rc) ? rc : (p->event = HV_EV_FAIL, HV_OK);
 	}
-	q->stale_ms = 3ull * n->cfg.report_interval_ms + 5000;
+	q->stale_ms = hv_node_precheck_stale_ms(n);
 	hv_job_query(j, q_precheck_fn, q);
 	if (q->rc == HV_OK)
 		q->rc = check_hcl(&n->cfg, p->version, q->why, sizeof q->why);
@@ -538,7 +548,7 @@ static int verify_bundle(const struct hv_config *cfg, const char *path, const ch
 
 struct q_peers {
 	const char *source;
-	bool up_only; /* leave out other lease holders: they may be rebooting */
+	bool up_only; /* only the peers a pre-check asks (precheck_skips) */
 	unsigned n;
 	char names[HV_MAX_MEMBERS][HV_NAME_MAX + 1];
 	char addrs[HV_MAX_MEMBERS][HV_ADDR_MAX + 1];
@@ -548,6 +558,7 @@ struct q_peers {
 static void q_peers_fn(struct hv_node *n, void *arg)
 {
 	struct q_peers *q = arg;
+	uint64_t now = hv_now_ms();
 
 	q->n = 0;
 	for (int pass = 0; pass < 2; pass++)
@@ -556,11 +567,7 @@ static void q_peers_fn(struct hv_node *n, void *arg)
 			bool src = strcmp(m->name, q->source) == 0;
 			if (m->removed || strcmp(m->name, n->cfg.name) == 0 ||
 			    (pass == 0) != src ||
-			    (q->up_only &&
-			     (hv_state_holder(&n->state, m->name) != NULL ||
-			      (!n->cfg.precheck_all_peers &&
-			       m->report_ms + 3ull * n->cfg.report_interval_ms + 5000 <
-			           hv_now_ms()))))
+			    (q->up_only && precheck_skips(n, m, now)))
 				continue;
 			snprintf(q->names[q->n], sizeof q->names[0], "%s", m->name);
 			snprintf(q->addrs[q->n], sizeof q->addrs[0], "%s", m->address);
@@ -568,30 +575,29 @@ static void q_peers_fn(struct hv_node *n, void *arg)
 		}
 }
 
-/* The members to ask, source first (NULL when out of memory; free it). */
-static struct q_peers *peers_of(struct hv_maint_job *j, const char *source)
+/* The members to ask, source first; up_only: those a pre-check asks (see
+ * precheck_skips). NULL when out of memory; free it. */
+static struct q_peers *peers_query(struct hv_maint_job *j, const char *source,
+                                   bool up_only)
 {
 	struct q_peers *q = calloc(1, sizeof *q);
 
 	if (q != NULL) {
 		q->source = source;
+		q->up_only = up_only;
 		hv_job_query(j, q_peers_fn, q);
 	}
 	return q;
 }
 
-/* The peers a pre-check asks: all but those holding the lease beside this
- * host (max-concurrent), which may be down in their own cycle. */
+static struct q_peers *peers_of(struct hv_maint_job *j, const char *source)
+{
+	return peers_query(j, source, false);
+}
+
 static struct q_peers *peers_up(struct hv_maint_job *j)
 {
-	struct q_peers *q = calloc(1, sizeof *q);
-
-	if (q != NULL) {
-		q->source = "";
-		q->up_only = true;
-		hv_job_query(j, q_peers_fn, q);
-	}
-	return q;
+	return peers_query(j, "", true);
 }
 
 /* Every peer's wall clock, asked over the peer port, within max-clock-skew
