@@ -196,12 +196,9 @@ int hv_plan_admit(const struct hv_state *s, const char *cand, uint64_t now_ms,
 	int rv;
 
 	for (unsigned i = 0; i < s->n_holders; i++) {
-		const struct hv_holder *h = &s->holders[i];
-		const struct hv_member *m = NULL;
+		const struct hv_member *m =
+		    hv_state_member((struct hv_state *)s, s->holders[i].name);
 
-		for (unsigned k = 0; k < s->n_members; k++)
-			if (strcmp(s->members[k].name, h->name) == 0)
-				m = &s->members[k];
 		if (m == NULL || m->removed)
 			continue;
 		if (m->maint != HV_MAINT_EVACUATING && m->maint != HV_MAINT_IN &&
