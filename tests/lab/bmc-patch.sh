@@ -41,10 +41,7 @@ if wait_for 20 bmc_known; then ok "every host reported its BMC into the replicat
 
 "$HVPEER" bundle keygen "$T/ops.key" >/dev/null && cp "$T/ops.key.pub" "$LAB/keys/ops.pub"
 echo "kernel and userland" >"$T/os.img"
-mkbundle() { # VERSION OUT
-	"$HVPEER" bundle create --name labos --version "$1" --host-class lab -o "$2" "$T/os.img" >/dev/null &&
-		"$HVPEER" bundle sign --key "$T/ops.key" "$2" >/dev/null
-}
+mkbundle() { signed_bundle "$T/ops.key" "$1" "$2" "$T/os.img"; } # VERSION OUT
 mkbundle 1.1.0 "$T/os-1.1.0.tar" && mkbundle 1.2.0 "$T/os-1.2.0.tar" && mkbundle 1.3.0 "$T/os-1.3.0.tar"
 check "bundles made and signed" test -s "$T/os-1.3.0.tar"
 

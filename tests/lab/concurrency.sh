@@ -29,10 +29,7 @@ HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-conc.XXXXXX)
 FINISH_HOSTS="h1 h2 h3 h4 h5"
 finish_extra() { rm -f "$LAB"/h*/hvpeerd.flags "$LAB"/h*/hvpeerd.stop 2>/dev/null; rm -rf "$T"; }
-mkbundle() { # VERSION OUT PAYLOAD: a bundle signed by the trusted key
-	"$HVPEER" bundle create --name labos --version "$1" --host-class lab -o "$2" "$3" >/dev/null &&
-		"$HVPEER" bundle sign --key "$T/ops.key" "$2" >/dev/null
-}
+mkbundle() { signed_bundle "$T/ops.key" "$@"; } # VERSION OUT PAYLOAD
 rollout_over() { test "$(state "d['rollout']['active']")" = False; }
 logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
 # hva ARGS...: hvpeer on the first host that answers (one may be rebooting).

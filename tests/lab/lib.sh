@@ -45,6 +45,12 @@ wait_for() {
 	for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
 	return 1
 }
+# signed_bundle KEY VERSION OUT PAYLOAD: a lab bundle (name labos, host class
+# lab) holding PAYLOAD, signed by the private key KEY.
+signed_bundle() {
+	"$HVPEER_BUILDDIR/hvpeer" bundle create --name labos --version "$2" --host-class lab -o "$3" "$4" >/dev/null &&
+		"$HVPEER_BUILDDIR/hvpeer" bundle sign --key "$1" "$3" >/dev/null
+}
 # state PYTHON-EXPRESSION over d (hvpeer --json status), asked on h2, h3,
 # then h1 (a host may be rebooting). Only an answer with quorum counts: one
 # given from a replica that has no leader may be behind; no quorum anywhere

@@ -28,10 +28,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-policy.XXXXXX)
-mkbundle() { # VERSION OUT PAYLOAD: a bundle signed by the trusted key
-	"$HVPEER" bundle create --name labos --version "$1" --host-class lab -o "$2" "$3" >/dev/null &&
-		"$HVPEER" bundle sign --key "$T/ops.key" "$2" >/dev/null
-}
+mkbundle() { signed_bundle "$T/ops.key" "$@"; } # VERSION OUT PAYLOAD
 finish_extra() {
 	lab down >/dev/null 2>&1
 	umount "$T/small" 2>/dev/null
