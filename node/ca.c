@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 
 #include "../consensus/codec.h"
 #include "ca.h"
+#include "tls.h"
 
 #define URI_PREFIX "hvpeer:node/"
 #define MAX_DAYS 36500
@@ -33,10 +35,16 @@ static const char *const usage_text =
     "\n"
     "  init --dir DIR [--days N]\n"
     "        make the CA: DIR/ca.key (0600) and DIR/ca.crt (default 3650 days)\n"
-    "  issue --dir DIR --name NAME --id ID --out PREFIX [--days N]\n"
+    "  issue --dir DIR --name NAME [--id ID] --out PREFIX [--days N]\n"
     "        a node's key and certificate, PREFIX.key (0600) and PREFIX.crt,\n"
-    "        signed by the CA in DIR (default 825 days); ID is the node's Raft\n"
-    "        id (its data dir's node.id)\n"
+    "        signed by the CA in DIR (default 825 days). ID is the node's Raft\n"
+    "        id: for a node that has run before, the first number of its data\n"
+    "        dir's node.id; without --id a new random one, which a node\n"
+    "        started on an empty data dir with this certificate takes\n"
+    "  revoke --dir DIR CERT [--days N]\n"
+    "        add CERT (issued by the CA in DIR) to DIR/ca.crl, signed anew and\n"
+    "        valid for N days (default 3650); give that file to every node\n"
+    "        (tls-crl) and reload them (SIGHUP)\n"
     "  show CERT\n"
     "        a certificate's node identity, issuer, validity and SHA-256\n"
     "        fingerprint\n"
@@ -220,39 +228,57 @@ static X509 *read_cert(const char *path)
 	return c;
 }
 
+/* The CA in dir: its certificate and key. 0, or the exit status (said). */
+static int load_ca(const char *dir, X509 **ca, EVP_PKEY **ca_key)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/ca.crt", dir);
+	if ((*ca = read_cert(path)) == NULL)
+		return fail(
+		    1, "%s: not a certificate (make the CA with 'hvpeer ca init')", path);
+	snprintf(path, sizeof path, "%s/ca.key", dir);
+	if ((f = fopen(path, "re")) == NULL)
+		return fail(1, "%s: %s", path, strerror(errno));
+	*ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (*ca_key == NULL || X509_check_private_key(*ca, *ca_key) != 1)
+		return fail(1, "%s: not the key of %s/ca.crt", path, dir);
+	return 0;
+}
+
 static int ca_issue(const char *dir, const char *node, const char *id_text, long days,
                     const char *out)
 {
-	char path[4096], kpath[4096], cpath[4096], san[HV_NAME_MAX + 64];
+	char kpath[4096], cpath[4096], san[HV_NAME_MAX + 64];
 	EVP_PKEY *ca_key = NULL, *key = NULL;
 	X509 *ca = NULL, *cert = NULL;
 	unsigned long long id;
 	char *end;
-	FILE *f;
 	int rc = 5;
 
 	if (!hv_name_valid(node))
 		return fail(2, "--name '%s' is not 1-63 of [A-Za-z0-9._-]", node);
-	errno = 0;
-	id = strtoull(id_text, &end, 10);
-	if (errno != 0 || *end != '\0' || id == 0 || id_text[0] == '-')
-		return fail(2, "--id '%s' is not a Raft id (a positive 64-bit number)",
-		            id_text);
-	snprintf(path, sizeof path, "%s/ca.crt", dir);
-	if ((ca = read_cert(path)) == NULL)
-		return fail(
-		    1, "%s: not a certificate (make the CA with 'hvpeer ca init')", path);
-	snprintf(path, sizeof path, "%s/ca.key", dir);
-	if ((f = fopen(path, "re")) == NULL) {
-		X509_free(ca);
-		return fail(1, "%s: %s", path, strerror(errno));
+	if (id_text == NULL) {
+		/* A new node: a random id, as hvpeerd would choose (below 2^63). */
+		id = 0;
+		while (id == 0)
+			if (RAND_bytes((unsigned char *)&id, sizeof id) != 1)
+				return fail(5, "no randomness for an id");
+			else
+				id &= UINT64_MAX >> 1;
+	} else {
+		errno = 0;
+		id = strtoull(id_text, &end, 10);
+		if (errno != 0 || *end != '\0' || id == 0 || id_text[0] == '-')
+			return fail(
+			    2, "--id '%s' is not a Raft id (a positive 64-bit number)",
+			    id_text);
 	}
-	ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	if (ca_key == NULL || X509_check_private_key(ca, ca_key) != 1) {
-		rc = fail(1, "%s: not the key of %s/ca.crt", path, dir);
+	if ((rc = load_ca(dir, &ca, &ca_key)) != 0)
 		goto out;
-	}
+	rc = 5;
 	snprintf(kpath, sizeof kpath, "%s.key", out);
 	snprintf(cpath, sizeof cpath, "%s.crt", out);
 	if (access(kpath, F_OK) == 0 || access(cpath, F_OK) == 0) {
@@ -279,52 +305,121 @@ out:
 	return rc;
 }
 
-static int identity_of(X509 *c, char *name, size_t nlen, uint64_t *id)
+/* Write crl to path through a temporary file and rename(). */
+static int write_crl(const char *path, X509_CRL *crl)
 {
-	GENERAL_NAMES *sans = X509_get_ext_d2i(c, NID_subject_alt_name, NULL, NULL);
-	int found = -1;
+	char tmp[4200];
+	FILE *f;
+	int ok, fd;
 
-	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && found < 0; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
-		const char *uri, *slash;
-		char *end;
-		size_t len;
-		if (g->type != GEN_URI)
-			continue;
-		uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-		len = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
-		if (strlen(uri) != len ||
-		    strncmp(uri, URI_PREFIX, strlen(URI_PREFIX)) != 0)
-			continue;
-		uri += strlen(URI_PREFIX);
-		if ((slash = strchr(uri, '/')) == NULL || (size_t)(slash - uri) >= nlen)
-			continue;
-		memcpy(name, uri, (size_t)(slash - uri));
-		name[slash - uri] = '\0';
-		errno = 0;
-		*id = strtoull(slash + 1, &end, 10);
-		if (errno == 0 && *end == '\0' && *id != 0 && hv_name_valid(name))
-			found = 0;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail(1, "%s: %s", tmp, strerror(errno));
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		unlink(tmp);
+		return fail(5, "%s: %s", tmp, strerror(errno));
 	}
-	GENERAL_NAMES_free(sans);
-	return found;
+	ok = PEM_write_X509_CRL(f, crl);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || ok != 1 ||
+	    rename(tmp, path) != 0) {
+		unlink(tmp);
+		return fail(5, "%s: cannot write", path);
+	}
+	return 0;
 }
 
-int hv_ca_identity(const char *cert_path, char *name, size_t nlen, uint64_t *id,
-                   char *why, size_t whylen)
+/*
+ * Add cert (issued by the CA in dir) to DIR/ca.crl, made anew and signed,
+ * valid for days. The entries of the CRL there are kept.
+ */
+static int ca_revoke(const char *dir, const char *cert_path, long days)
 {
-	X509 *c = read_cert(cert_path);
+	char path[4096], name[HV_NAME_MAX + 1] = "?";
+	EVP_PKEY *ca_key = NULL;
+	X509 *ca = NULL, *cert = NULL;
+	X509_CRL *old = NULL, *crl = NULL;
+	X509_REVOKED *rev = NULL;
+	ASN1_TIME *now = NULL, *next = NULL;
+	uint64_t id = 0;
+	bool listed = false;
+	FILE *f;
 	int rc;
 
-	if (c == NULL) {
-		snprintf(why, whylen, "%s: not a PEM certificate", cert_path);
-		return -1;
+	if ((rc = load_ca(dir, &ca, &ca_key)) != 0)
+		goto out;
+	rc = 5;
+	if ((cert = read_cert(cert_path)) == NULL) {
+		rc = fail(1, "%s: not a PEM certificate", cert_path);
+		goto out;
 	}
-	rc = identity_of(c, name, nlen, id);
-	if (rc != 0)
-		snprintf(why, whylen, "%s: no hvpeer node identity (URI:%sNAME/ID)",
-		         cert_path, URI_PREFIX);
-	X509_free(c);
+	if (X509_check_issued(ca, cert) != X509_V_OK) {
+		rc = fail(1, "%s was not issued by the CA in %s", cert_path, dir);
+		goto out;
+	}
+	hv_tls_x509_identity(cert, name, sizeof name, &id);
+	snprintf(path, sizeof path, "%s/ca.crl", dir);
+	if ((f = fopen(path, "re")) != NULL) {
+		old = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+		fclose(f);
+		if (old == NULL || X509_CRL_verify(old, X509_get0_pubkey(ca)) != 1) {
+			rc = fail(1, "%s: not a CRL of this CA (move it away)", path);
+			goto out;
+		}
+	}
+	if ((crl = X509_CRL_new()) == NULL || X509_CRL_set_version(crl, 1) != 1 ||
+	    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) != 1 ||
+	    (now = X509_gmtime_adj(NULL, 0)) == NULL ||
+	    (next = X509_time_adj_ex(NULL, (int)days, 0, NULL)) == NULL ||
+	    X509_CRL_set1_lastUpdate(crl, now) != 1 ||
+	    X509_CRL_set1_nextUpdate(crl, next) != 1)
+		goto fail;
+	for (int i = 0; old != NULL && i < sk_X509_REVOKED_num(X509_CRL_get_REVOKED(old));
+	     i++) {
+		X509_REVOKED *r = sk_X509_REVOKED_value(X509_CRL_get_REVOKED(old), i);
+		X509_REVOKED *dup = X509_REVOKED_dup(r);
+		if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r),
+		                     X509_get0_serialNumber(cert)) == 0)
+			listed = true;
+		if (dup == NULL || X509_CRL_add0_revoked(crl, dup) != 1) {
+			X509_REVOKED_free(dup);
+			goto fail;
+		}
+	}
+	if (!listed) {
+		if ((rev = X509_REVOKED_new()) == NULL ||
+		    X509_REVOKED_set_serialNumber(
+		        rev, (ASN1_INTEGER *)X509_get0_serialNumber(cert)) != 1 ||
+		    X509_REVOKED_set_revocationDate(rev, now) != 1 ||
+		    X509_CRL_add0_revoked(crl, rev) != 1)
+			goto fail;
+		rev = NULL;
+	}
+	X509_CRL_sort(crl);
+	if (X509_CRL_sign(crl, ca_key, EVP_sha256()) <= 0)
+		goto fail;
+	if ((rc = write_crl(path, crl)) != 0)
+		goto out;
+	printf("%s %s (Raft id %llu): %s lists %d certificate%s, valid until %ld days "
+	       "from now.\nGive it to every node (tls-crl) and reload them: "
+	       "kill -HUP hvpeerd.\n",
+	       listed ? "already revoked:" : "revoked", name, (unsigned long long)id,
+	       path, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)),
+	       sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) == 1 ? "" : "s", days);
+	goto out;
+fail:
+	rc = fail(5, "cannot make the CRL");
+out:
+	X509_REVOKED_free(rev);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	X509_CRL_free(crl);
+	X509_CRL_free(old);
+	X509_free(cert);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
 	return rc;
 }
 
@@ -350,7 +445,7 @@ static int ca_show(const char *path, bool json)
 
 	if (c == NULL)
 		return fail(1, "%s: not a PEM certificate", path);
-	has_id = identity_of(c, name, sizeof name, &id) == 0;
+	has_id = hv_tls_x509_identity(c, name, sizeof name, &id) == 0;
 	X509_NAME_oneline(X509_get_subject_name(c), subject, sizeof subject);
 	X509_NAME_oneline(X509_get_issuer_name(c), issuer, sizeof issuer);
 	asn1_time_text(X509_get0_notBefore(c), from, sizeof from);
@@ -444,19 +539,26 @@ int hv_ca_main(int argc, char **argv, bool json)
 		return ca_init(dir, days);
 	}
 	if (!strcmp(sub, "issue")) {
-		if (dir == NULL || node == NULL || id == NULL || out == NULL ||
-		    optind != argc)
+		if (dir == NULL || node == NULL || out == NULL || optind != argc)
 			return fail(
-			    2, "usage: hvpeer ca issue --dir DIR --name NAME --id ID "
+			    2, "usage: hvpeer ca issue --dir DIR --name NAME [--id ID] "
 			       "--out PREFIX [--days N]");
 		if (parse_days(days_text, 825, &days) != 0)
 			return fail(2, "--days '%s' is not 1-%d", days_text, MAX_DAYS);
 		return ca_issue(dir, node, id, days, out);
+	}
+	if (!strcmp(sub, "revoke")) {
+		if (dir == NULL || optind != argc - 1)
+			return fail(2,
+			            "usage: hvpeer ca revoke --dir DIR CERT [--days N]");
+		if (parse_days(days_text, 3650, &days) != 0)
+			return fail(2, "--days '%s' is not 1-%d", days_text, MAX_DAYS);
+		return ca_revoke(dir, argv[optind], days);
 	}
 	if (!strcmp(sub, "show")) {
 		if (optind != argc - 1)
 			return fail(2, "usage: hvpeer [--json] ca show CERT");
 		return ca_show(argv[optind], json);
 	}
-	return fail(2, "unknown command '%s' (init, issue, show)", sub);
+	return fail(2, "unknown command '%s' (init, issue, revoke, show)", sub);
 }

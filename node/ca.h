@@ -6,7 +6,7 @@
  * one certificate per node. A node's identity, its name and its Raft id, is
  * bound to its certificate: the subject's CN is the name, and a URI subject
  * alternative name reads "hvpeer:node/NAME/ID". Peers check it on every Raft
- * and RPC connection (issue 7): a valid certificate that claims another
+ * and RPC connection (tls.h, transport.h): a valid certificate that claims another
  * node's identity is refused.
  *
  *   hvpeer ca init --dir DIR [--days N]
@@ -23,12 +23,5 @@
 
 /* `hvpeer ca ARGS` (argv[0] is "ca"); returns the exit status. */
 int hv_ca_main(int argc, char **argv, bool json);
-
-/*
- * The node identity a certificate (PEM file) carries: its name and Raft id
- * from the "hvpeer:node/NAME/ID" URI SAN. 0, or -1 with why.
- */
-int hv_ca_identity(const char *cert_path, char *name, size_t nlen, uint64_t *id,
-                   char *why, size_t whylen);
 
 #endif

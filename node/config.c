@@ -13,6 +13,7 @@
 #include "../lib/log.h"
 #include "../lib/path.h"
 #include "config.h"
+#include "transport.h"
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -169,6 +170,24 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 	if (!strcmp(key, "socket-group"))
 		return set_str(c->socket_group, sizeof c->socket_group, v, key, err,
 		               errlen);
+	if (!strcmp(key, "allow-peers")) {
+		struct hv_cidr nets[32];
+		char why[200];
+		if (hv_cidr_parse(v, nets, 32, why, sizeof why) < 0) {
+			snprintf(err, (size_t)errlen, "allow-peers: %s", why);
+			return -1;
+		}
+		return set_str(c->allow_peers, sizeof c->allow_peers, v, key, err,
+		               errlen);
+	}
+	if (!strcmp(key, "tls-cert"))
+		return set_str(c->tls_cert, sizeof c->tls_cert, v, key, err, errlen);
+	if (!strcmp(key, "tls-key"))
+		return set_str(c->tls_key, sizeof c->tls_key, v, key, err, errlen);
+	if (!strcmp(key, "tls-ca"))
+		return set_str(c->tls_ca, sizeof c->tls_ca, v, key, err, errlen);
+	if (!strcmp(key, "tls-crl"))
+		return set_str(c->tls_crl, sizeof c->tls_crl, v, key, err, errlen);
 	if (!strcmp(key, "bootstrap"))
 		return set_bool(&c->bootstrap, v, key, err, errlen);
 	if (!strcmp(key, "join"))
@@ -387,6 +406,11 @@ static const struct {
     {"node", "listen"},
     {"node", "socket"},
     {"node", "socket-group"},
+    {"node", "allow-peers"},
+    {"tls", "tls-cert"},
+    {"tls", "tls-key"},
+    {"tls", "tls-ca"},
+    {"tls", "tls-crl"},
     {"node", "bootstrap"},
     {"node", "join"},
     {"node", "host-version"},
@@ -523,6 +547,14 @@ int hv_config_check(const struct hv_config *c, char *err, int errlen)
 		snprintf(err, (size_t)errlen,
 		         "reboot = bmc needs this host's BMC: set bmc (ipmi or redfish), "
 		         "bmc-address and bmc-credentials in [bmc]");
+		return -1;
+	}
+	if ((c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' || c->tls_ca[0] != '\0' ||
+	     c->tls_crl[0] != '\0') &&
+	    (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0' || c->tls_ca[0] == '\0')) {
+		snprintf(err, (size_t)errlen,
+		         "TLS needs tls-cert, tls-key and tls-ca together (and tls-crl "
+		         "optionally): set all three in [tls]");
 		return -1;
 	}
 	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {

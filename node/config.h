@@ -20,6 +20,13 @@ struct hv_config {
 	char listen[HV_ADDR_MAX + 1];
 	char socket[HV_PATH_MAX];
 	char socket_group[64];
+	char allow_peers[1024]; /* CIDRs peer connections may come from; "" = any */
+
+	/* [tls]: mutual TLS between peers when tls_cert is set */
+	char tls_cert[HV_PATH_MAX];
+	char tls_key[HV_PATH_MAX];
+	char tls_ca[HV_PATH_MAX];
+	char tls_crl[HV_PATH_MAX]; /* "" = no revocation list */
 	bool bootstrap;
 	unsigned n_join;
 	char join[HV_MAX_JOIN][HV_ADDR_MAX + 1];

@@ -38,6 +38,18 @@ static void usage(FILE *f)
 	    "  -s, --socket PATH           control socket for hvpeer (default "
 	    "/run/hvpeer/hvpeer.sock)\n"
 	    "      --socket-group GROUP    group owning the control socket (mode 0660)\n"
+	    "      --allow-peers CIDRS     accept peer connections only from these "
+	    "networks\n"
+	    "                              (comma-separated, e.g. "
+	    "10.0.0.0/24,fd00::/64)\n"
+	    "      --tls-cert FILE, --tls-key FILE, --tls-ca FILE   mutual TLS 1.3 "
+	    "between\n"
+	    "                              peers: this node's certificate and key "
+	    "('hvpeer ca\n"
+	    "                              issue') and the cluster CA; plaintext peers "
+	    "are\n"
+	    "                              refused\n"
+	    "      --tls-crl FILE          refuse peer certificates this CA revoked\n"
 	    "  -b, --bootstrap             start a new cluster (first node, empty data "
 	    "dir only)\n"
 	    "  -j, --join ADDR:PORT,...    join an existing cluster through any of these "
@@ -175,6 +187,11 @@ static const struct option longopts[] = {
     {"listen", required_argument, NULL, 'l'},
     {"socket", required_argument, NULL, 's'},
     {"socket-group", required_argument, NULL, 1},
+    {"allow-peers", required_argument, NULL, 1},
+    {"tls-cert", required_argument, NULL, 1},
+    {"tls-key", required_argument, NULL, 1},
+    {"tls-ca", required_argument, NULL, 1},
+    {"tls-crl", required_argument, NULL, 1},
     {"bootstrap", no_argument, NULL, 'b'},
     {"join", required_argument, NULL, 'j'},
     {"election-timeout", required_argument, NULL, 1},
@@ -256,7 +273,7 @@ static const char *shortkey(int c)
 }
 
 static struct hv_node node;
-static uv_signal_t sigterm, sigint;
+static uv_signal_t sigterm, sigint, sighup;
 static int exit_code;
 
 static void stopped(struct hv_node *n)
@@ -264,6 +281,14 @@ static void stopped(struct hv_node *n)
 	(void)n;
 	uv_close((uv_handle_t *)&sigterm, NULL);
 	uv_close((uv_handle_t *)&sigint, NULL);
+	uv_close((uv_handle_t *)&sighup, NULL);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+	(void)s;
+	(void)signum;
+	hv_node_reload(&node);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -392,6 +417,8 @@ int main(int argc, char **argv)
 	uv_signal_init(loop, &sigint);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_signal_init(loop, &sighup);
+	uv_signal_start(&sighup, on_sighup, SIGHUP);
 	uv_run(loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(loop) != 0) {
 		hv_error("event loop closed with handles still open");

@@ -29,6 +29,8 @@
 #include "transport.h"
 
 #define TICK_MS 200
+#define HINT_MAX_MS(n) (3 * (uint64_t)(n)->cfg.election_timeout_ms)
+#define HINT_ALIVE_MS(n) (4 * (uint64_t)(n)->cfg.heartbeat_timeout_ms)
 #define ID_FILE "node.id"
 
 uint64_t hv_now_ms(void)
@@ -609,11 +611,103 @@ static int ctl_open(struct hv_node *n)
 
 /* ---- start / stop ------------------------------------------------------ */
 
-static void on_rpc_stream(void *data, uv_stream_t *stream)
+static void on_rpc_stream(void *data, uv_stream_t *stream,
+                          const struct hv_transport_peer *peer)
 {
 	struct hv_node *n = data;
 
-	hv_rpc_serve(&n->rpc, stream, false, raft_free);
+	hv_rpc_serve_peer(&n->rpc, stream, peer->addr, peer->name, peer->id, raft_free);
+}
+
+/* ---- a leader gone ----------------------------------------------------- */
+
+/*
+ * libraft notices a dead leader only when its election timer runs out, and
+ * a follower that still knows a leader rejects pre-votes: after a kill the
+ * first candidate often loses and the election takes two randomized
+ * timeouts. When the connection from the leader ends, its process is likely
+ * gone: for a while the election timeout is the heartbeat interval, so every
+ * follower that saw the same forgets the leader within one or two heartbeats
+ * and the first candidate wins. Pre-vote keeps a live leader in place when
+ * the hint is wrong (a connection that merely dropped). The configured
+ * timeout comes back as soon as a leader is known (before a new leader's
+ * own check-quorum uses it), once the old leader is seen still leading, or
+ * after HINT_MAX_MS.
+ */
+static void hint_end(struct hv_node *n)
+{
+	n->hint_on = false;
+	uv_check_stop(&n->hint);
+	raft_set_election_timeout(&n->raft, n->cfg.election_timeout_ms);
+}
+
+static void hint_check(uv_check_t *h)
+{
+	struct hv_node *n = h->data;
+	uint64_t since = hv_now_ms() - n->hint_since_ms;
+	int state = raft_state(&n->raft);
+	const char *address;
+	raft_id lid = 0;
+
+	raft_leader(&n->raft, &lid, &address);
+	if (n->stopping || state == RAFT_LEADER || (lid != 0 && lid != n->hint_leader) ||
+	    (lid == n->hint_leader && since >= HINT_ALIVE_MS(n)) ||
+	    since >= HINT_MAX_MS(n)) {
+		hv_debug("election timeout back to %u ms (leader %llu, after %llu ms)",
+		         n->cfg.election_timeout_ms, (unsigned long long)lid,
+		         (unsigned long long)since);
+		hint_end(n);
+	}
+}
+
+static void on_peer_gone(void *data, raft_id id)
+{
+	struct hv_node *n = data;
+	const char *address;
+	raft_id lid = 0;
+
+	if (n->stopping || !n->raft_started || n->hint_on ||
+	    raft_state(&n->raft) != RAFT_FOLLOWER)
+		return;
+	raft_leader(&n->raft, &lid, &address);
+	if (lid != id)
+		return;
+	hv_debug("the connection with the leader (id %llu) ended: election timeout "
+	         "%u ms until a leader is known",
+	         (unsigned long long)id, n->cfg.heartbeat_timeout_ms);
+	n->hint_on = true;
+	n->hint_leader = id;
+	n->hint_since_ms = hv_now_ms();
+	raft_set_election_timeout(&n->raft, n->cfg.heartbeat_timeout_ms);
+	uv_check_start(&n->hint, hint_check);
+}
+
+/* The TLS certificate's expiry as text, in a static buffer. */
+static const char *tls_expiry(const struct hv_node *n)
+{
+	static char buf[32];
+	struct tm tm;
+
+	if (n->tls.not_after == 0 || gmtime_r(&n->tls.not_after, &tm) == NULL ||
+	    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		return "?";
+	return buf;
+}
+
+void hv_node_reload(struct hv_node *n)
+{
+	char why[512];
+
+	if (n->tls.ctx == NULL) {
+		hv_info("reload: no TLS configured, nothing to read again");
+		return;
+	}
+	if (hv_tls_reload(&n->tls, why, sizeof why) != 0) {
+		hv_error("reload: %s; the certificates in use stay", why);
+		return;
+	}
+	hv_info("reload: TLS certificate, key, CA%s read again (valid until %s)",
+	        n->tls.crl[0] != '\0' ? " and CRL" : "", tls_expiry(n));
 }
 
 static void on_kick_cb(uv_timer_t *t)
@@ -646,10 +740,21 @@ static int raft_setup(struct hv_node *n)
 		snprintf(n->errmsg, sizeof n->errmsg, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	rv = hv_transport_init(&n->transport, n->loop, on_rpc_stream, n);
-	if (rv != 0) {
-		snprintf(n->errmsg, sizeof n->errmsg, "transport: out of memory");
-		return -1;
+	{
+		struct hv_transport_config tc = {
+		    .tls = n->tls.ctx != NULL ? &n->tls : NULL,
+		    .rpc_cb = on_rpc_stream,
+		    .gone_cb = on_peer_gone,
+		    .data = n,
+		    .allow = n->cfg.allow_peers,
+		};
+		char why[256];
+		if (hv_transport_init(&n->transport, n->loop, &tc, why, sizeof why) !=
+		    0) {
+			snprintf(n->errmsg, sizeof n->errmsg, "transport: %s", why);
+			return -1;
+		}
+		hv_rpc_set_transport(&n->rpc, &n->transport);
 	}
 	rv = raft_uv_init(&n->io, n->loop, dir, &n->transport);
 	if (rv != 0) {
@@ -707,6 +812,41 @@ static int raft_bootstrap_self(struct hv_node *n)
 	return 0;
 }
 
+/* TLS: read the files; the certificate must be this node's (its name, and
+ * the Raft id of the data dir when it has one). */
+static int tls_open(struct hv_node *n, bool have_id)
+{
+	char why[512];
+
+	if (n->cfg.tls_cert[0] == '\0')
+		return 0;
+	if (hv_tls_init(&n->tls, n->cfg.tls_cert, n->cfg.tls_key, n->cfg.tls_ca,
+	                n->cfg.tls_crl, why, sizeof why) != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "TLS: %s", why);
+		hv_tls_close(&n->tls);
+		return -1;
+	}
+	if (strcmp(n->tls.name, n->cfg.name) != 0 || (have_id && n->tls.id != n->id)) {
+		snprintf(n->errmsg, sizeof n->errmsg,
+		         "TLS: certificate %s is for node %s (id %llu), but this node is "
+		         "%s (id %llu%s): issue one with 'hvpeer ca issue --name %s%s'",
+		         n->cfg.tls_cert, n->tls.name, (unsigned long long)n->tls.id,
+		         n->cfg.name, (unsigned long long)n->id,
+		         have_id ? ", from its data dir" : ", not chosen yet",
+		         n->cfg.name, have_id ? " --id ID" : "");
+		hv_tls_close(&n->tls);
+		return -1;
+	}
+	if (n->tls.not_after != 0 && n->tls.not_after < time(NULL))
+		hv_error("TLS: certificate %s expired on %s: peers will refuse this node",
+		         n->cfg.tls_cert, tls_expiry(n));
+	else if (n->tls.not_after != 0 && n->tls.not_after < time(NULL) + 30 * 86400)
+		hv_warn("TLS: certificate %s expires on %s: issue a new one and reload "
+		        "(SIGHUP)",
+		        n->cfg.tls_cert, tls_expiry(n));
+	return 0;
+}
+
 int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg,
                   const struct hv_hypervisor *hyp)
 {
@@ -741,6 +881,8 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	have_id = id_load(n);
 	if (have_id < 0)
 		return -1;
+	if (tls_open(n, have_id > 0) != 0)
+		return -1;
 	if (hv_patch_open(n) != 0)
 		return -1;
 	fresh = have_id == 0;
@@ -752,7 +894,8 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 			         n->cfg.data_dir);
 			return -1;
 		}
-		n->id = new_id();
+		/* With TLS, the node is who its certificate says. */
+		n->id = n->tls.ctx != NULL ? n->tls.id : new_id();
 		n->joined = n->cfg.bootstrap;
 		if (id_save(n) != 0)
 			return -1;
@@ -776,12 +919,15 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	n->tick.data = n;
 	uv_timer_init(loop, &n->kick);
 	n->kick.data = n;
+	uv_check_init(loop, &n->hint);
+	n->hint.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
 	n->report_due_ms = hv_now_ms() + 300;
 	if (!n->joined)
 		hv_node_join_start(n);
-	hv_info("node %s (id %llu) on %s, data dir %s%s", n->cfg.name,
-	        (unsigned long long)n->id, n->cfg.listen, n->cfg.data_dir,
+	hv_info("node %s (id %llu) on %s%s, data dir %s%s", n->cfg.name,
+	        (unsigned long long)n->id, n->cfg.listen,
+	        n->tls.ctx != NULL ? " (mutual TLS)" : "", n->cfg.data_dir,
 	        fresh ? (n->cfg.bootstrap ? ", new cluster" : ", joining") : "");
 	return 0;
 
@@ -799,6 +945,7 @@ static void closed_one(struct hv_node *n)
 	if (--n->closing > 0)
 		return;
 	hv_transport_release(&n->transport);
+	hv_tls_close(&n->tls);
 	if (n->lock_fd >= 0) {
 		close(n->lock_fd);
 		n->lock_fd = -1;
@@ -862,6 +1009,10 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
 	if (n->kick.loop != NULL) {
 		n->closing++;
 		uv_close((uv_handle_t *)&n->kick, tick_closed);
+	}
+	if (n->hint.loop != NULL) {
+		n->closing++;
+		uv_close((uv_handle_t *)&n->hint, tick_closed);
 	}
 	if (n->ctl_open) {
 		n->closing++;

@@ -17,6 +17,7 @@
 #include "../consensus/state.h"
 #include "config.h"
 #include "rpc.h"
+#include "tls.h"
 
 struct hv_node;
 struct hv_join;
@@ -71,6 +72,14 @@ struct hv_node {
 
 	int lock_fd; /* flock()ed data_dir/lock */
 
+	struct hv_tls tls; /* mutual TLS between peers (tls.ctx NULL: plain) */
+	/* The leader's connection ended: a short election timeout until a
+	 * leader is known again (node.c, on_peer_gone). */
+	uv_check_t hint;
+	bool hint_on;
+	raft_id hint_leader;
+	uint64_t hint_since_ms;
+
 	bool stopping;
 	int closing;
 	hv_node_stop_cb stop_cb;
@@ -81,6 +90,9 @@ struct hv_node {
  * none; no inventory, no maintenance). Returns 0, or -1 with errmsg. */
 int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg,
                   const struct hv_hypervisor *hyp);
+
+/* SIGHUP: read the TLS certificate, key, CA and CRL files again. */
+void hv_node_reload(struct hv_node *n);
 
 /* Stop everything; cb fires when every handle is closed. */
 void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);

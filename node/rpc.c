@@ -36,8 +36,8 @@ struct hv_rpc_conn {
 
 struct hv_rpc_call {
 	struct hv_rpc *rpc;
-	uv_tcp_t tcp;
-	uv_connect_t connect;
+	void *dial;          /* the transport's dial, until it reports */
+	uv_stream_t *stream; /* then its stream (raft_malloc()ed) */
 	uv_write_t write;
 	uv_timer_t timer;
 	char *out;
@@ -220,7 +220,7 @@ void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void
 	rpc->data = data;
 }
 
-void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
+static void serve(struct hv_rpc *rpc, uv_stream_t *stream, const struct hv_rpc_peer *peer,
                   void (*free_handle)(void *))
 {
 	struct hv_rpc_conn *c = calloc(1, sizeof *c);
@@ -233,29 +233,7 @@ void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
 	c->rpc = rpc;
 	c->stream = stream;
 	c->free_handle = free_handle;
-	c->peer.local = local;
-	if (local) {
-		struct ucred cred;
-		socklen_t len = sizeof cred;
-		uv_os_fd_t fd;
-		if (uv_fileno((uv_handle_t *)stream, &fd) == 0 &&
-		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-			c->peer.uid = cred.uid;
-			c->peer.gid = cred.gid;
-		}
-	} else {
-		struct sockaddr_storage sa;
-		int len = sizeof sa;
-		if (uv_tcp_getpeername((uv_tcp_t *)stream, (struct sockaddr *)&sa,
-		                       &len) == 0) {
-			if (sa.ss_family == AF_INET)
-				uv_ip4_name((struct sockaddr_in *)&sa, c->peer.addr,
-				            sizeof c->peer.addr);
-			else
-				uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer.addr,
-				            sizeof c->peer.addr);
-		}
-	}
+	c->peer = *peer;
 	stream->data = c;
 	uv_timer_init(rpc->loop, &c->timer);
 	c->timer.data = c;
@@ -267,6 +245,32 @@ void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
 	uv_timer_start(&c->timer, conn_timeout, HV_RPC_IDLE_MS, 0);
 	if (uv_read_start(stream, conn_alloc, conn_read) != 0)
 		conn_close(c);
+}
+
+void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
+                  void (*free_handle)(void *))
+{
+	struct hv_rpc_peer peer = {.local = local};
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	uv_os_fd_t fd;
+
+	if (local && uv_fileno((uv_handle_t *)stream, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		peer.uid = cred.uid;
+		peer.gid = cred.gid;
+	}
+	serve(rpc, stream, &peer, free_handle);
+}
+
+void hv_rpc_serve_peer(struct hv_rpc *rpc, uv_stream_t *stream, const char *addr,
+                       const char *name, uint64_t id, void (*free_handle)(void *))
+{
+	struct hv_rpc_peer peer = {.local = false, .id = id};
+
+	snprintf(peer.addr, sizeof peer.addr, "%s", addr);
+	snprintf(peer.name, sizeof peer.name, "%s", name);
+	serve(rpc, stream, &peer, free_handle);
 }
 
 const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c)
@@ -309,10 +313,8 @@ void hv_rpc_reply(struct hv_rpc_conn *c, struct json_object *resp)
 
 /* ---- client side ------------------------------------------------------- */
 
-static void call_handle_closed(uv_handle_t *h)
+static void call_release(struct hv_rpc_call *call)
 {
-	struct hv_rpc_call *call = h->data;
-
 	if (--call->pending_closes > 0)
 		return;
 	HV_LIST_UNLINK(call->rpc->calls, call);
@@ -320,6 +322,19 @@ static void call_handle_closed(uv_handle_t *h)
 	free(call->out);
 	free(call->body);
 	free(call);
+}
+
+static void call_timer_closed(uv_handle_t *h)
+{
+	call_release(h->data);
+}
+
+static void call_stream_closed(uv_handle_t *h)
+{
+	struct hv_rpc_call *call = h->data;
+
+	raft_free(h);
+	call_release(call);
 }
 
 /* Fire the callback once, then close. */
@@ -330,9 +345,16 @@ static void call_finish(struct hv_rpc_call *call, int status, struct json_object
 		return;
 	}
 	call->done = true;
-	call->pending_closes = 2;
-	uv_close((uv_handle_t *)&call->timer, call_handle_closed);
-	uv_close((uv_handle_t *)&call->tcp, call_handle_closed);
+	call->pending_closes = 1;
+	uv_close((uv_handle_t *)&call->timer, call_timer_closed);
+	if (call->dial != NULL) {
+		hv_transport_dial_cancel(call->dial);
+		call->dial = NULL;
+	}
+	if (call->stream != NULL) {
+		call->pending_closes++;
+		uv_close((uv_handle_t *)call->stream, call_stream_closed);
+	}
 	call->cb(call->data, status, resp);
 	json_object_put(resp);
 }
@@ -381,24 +403,28 @@ static void call_written(uv_write_t *w, int status)
 		call_finish(call, HV_IO, NULL);
 		return;
 	}
-	if (uv_read_start((uv_stream_t *)&call->tcp, call_alloc, call_read) != 0)
+	if (uv_read_start(call->stream, call_alloc, call_read) != 0)
 		call_finish(call, HV_IO, NULL);
 }
 
-static void call_connected(uv_connect_t *c, int status)
+/* The transport connected (and, with TLS, checked the peer). */
+static void call_dialed(void *data, int status, uv_stream_t *stream)
 {
-	struct hv_rpc_call *call = c->data;
+	struct hv_rpc_call *call = data;
 	uv_buf_t b;
 
-	if (call->done)
-		return;
-	if (status != 0) {
-		call_finish(call, HV_UNREACHABLE, NULL); /* nothing was sent */
+	call->dial = NULL;
+	if (status != HV_OK) {
+		/* Nothing of the request was sent. */
+		call_finish(call, status == HV_SHUTDOWN ? HV_SHUTDOWN : HV_UNREACHABLE,
+		            NULL);
 		return;
 	}
+	call->stream = stream;
+	stream->data = call;
 	b = uv_buf_init(call->out, (unsigned)call->out_len);
 	call->write.data = call;
-	if (uv_write(&call->write, (uv_stream_t *)&call->tcp, &b, 1, call_written) != 0)
+	if (uv_write(&call->write, stream, &b, 1, call_written) != 0)
 		call_finish(call, HV_IO, NULL);
 }
 
@@ -407,47 +433,40 @@ static void call_timeout(uv_timer_t *t)
 	call_finish(t->data, HV_TIMEOUT, NULL);
 }
 
+void hv_rpc_set_transport(struct hv_rpc *rpc, struct raft_uv_transport *t)
+{
+	rpc->transport = t;
+}
+
 int hv_rpc_call(struct hv_rpc *rpc, const char *address, struct json_object *req,
                 unsigned timeout_ms, hv_rpc_call_cb cb, void *data)
 {
 	struct hv_rpc_call *call;
 	struct sockaddr_storage sa;
-	char *f;
-	size_t len;
+	int rv;
 
-	if (rpc->closing)
+	if (rpc->closing || rpc->transport == NULL)
 		return HV_SHUTDOWN;
 	if (hv_sockaddr(address, &sa) != 0)
 		return HV_INVAL;
-	f = frame(req, &len);
-	if (f == NULL)
-		return HV_NOMEM;
 	call = calloc(1, sizeof *call);
-	if (call == NULL || (call->out = malloc(len + HV_MAGIC_LEN)) == NULL) {
+	if (call == NULL || (call->out = frame(req, &call->out_len)) == NULL) {
 		free(call);
-		free(f);
 		return HV_NOMEM;
 	}
-	memcpy(call->out, HV_MAGIC_RPC, HV_MAGIC_LEN);
-	memcpy(call->out + HV_MAGIC_LEN, f, len);
-	free(f);
-	call->out_len = len + HV_MAGIC_LEN;
 	call->rpc = rpc;
 	call->cb = cb;
 	call->data = data;
-	uv_tcp_init(rpc->loop, &call->tcp);
-	uv_tcp_nodelay(&call->tcp, 1);
+	rv = hv_transport_dial(rpc->transport, address, call_dialed, call, &call->dial);
+	if (rv != 0) {
+		free(call->out);
+		free(call);
+		return rv;
+	}
 	uv_timer_init(rpc->loop, &call->timer);
-	call->tcp.data = call;
 	call->timer.data = call;
-	call->connect.data = call;
 	HV_LIST_LINK(rpc->calls, call);
 	uv_timer_start(&call->timer, call_timeout, timeout_ms, 0);
-	if (uv_tcp_connect(&call->connect, &call->tcp, (struct sockaddr *)&sa,
-	                   call_connected) != 0) {
-		/* Report asynchronously, as promised, from the timer. */
-		uv_timer_start(&call->timer, call_timeout, 0, 0);
-	}
 	return 0;
 }
 

@@ -12,12 +12,12 @@
  * an answer; a peer that hangs up while its request is being served gets no
  * answer and the connection is freed after the reply is dropped.
  *
- * Happy path (client): connect -> write magic and frame -> read the answer
- * -> cb(HV_OK, resp). Failure modes: cb(HV_UNREACHABLE) when the connection
- * cannot be made (nothing was sent), cb(HV_IO) when writing or reading fails,
- * cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when the server object is closed
- * first. The callback fires exactly once when hv_rpc_call() returned 0, and never
- * otherwise.
+ * Happy path (client): the transport dials (TCP, TLS, the RPC magic) ->
+ * write the frame -> read the answer -> cb(HV_OK, resp). Failure modes:
+ * cb(HV_UNREACHABLE) when the connection cannot be made (nothing was sent), cb(HV_IO)
+ * when writing or reading fails, cb(HV_TIMEOUT) after timeout_ms, cb(HV_SHUTDOWN) when
+ * the server object is closed first. The callback fires exactly once when hv_rpc_call()
+ * returned 0, and never otherwise.
  */
 #ifndef HV_RPC_H
 #define HV_RPC_H
@@ -46,6 +46,7 @@ struct hv_rpc {
 	struct hv_rpc_call *calls;
 	void (*closed_cb)(struct hv_rpc *rpc);
 	int pending;
+	struct raft_uv_transport *transport; /* dials peers (transport.h) */
 };
 
 /* Who sent a request. */
@@ -54,22 +55,34 @@ struct hv_rpc_peer {
 	uid_t uid;  /* control socket: the client's uid */
 	gid_t gid;
 	char addr[64]; /* TCP: the remote address */
+	char name[64]; /* TLS: the node name its certificate carries, else "" */
+	uint64_t id;   /* TLS: the Raft id its certificate carries, else 0 */
 };
 
 void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void *data);
 
 /*
  * Serve one request on stream, which this module now owns: it is closed and
- * then freed with free_handle (raft_free for transport streams, free for
- * control socket clients).
+ * then freed with free_handle (free for control socket clients; local: the
+ * client's uid and gid are read with SO_PEERCRED).
  */
 void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
                   void (*free_handle)(void *));
+
+/* Serve one request from a peer (a transport stream: freed with
+ * free_handle, raft_free); addr, name and id say who it is (name "" and id 0
+ * without TLS). */
+void hv_rpc_serve_peer(struct hv_rpc *rpc, uv_stream_t *stream, const char *addr,
+                       const char *name, uint64_t id, void (*free_handle)(void *));
 
 const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c);
 
 /* Answer c and close it. Takes ownership of resp. Call exactly once. */
 void hv_rpc_reply(struct hv_rpc_conn *c, struct json_object *resp);
+
+/* The transport hv_rpc_call() dials through; set before the first call. */
+struct raft_uv_transport;
+void hv_rpc_set_transport(struct hv_rpc *rpc, struct raft_uv_transport *t);
 
 /* Send req (not consumed) to the peer at address ("ip:port"). */
 int hv_rpc_call(struct hv_rpc *rpc, const char *address, struct json_object *req,

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
+#include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../consensus/codec.h"
+#include "tls.h"
+
+#define URI_PREFIX "hvpeer:node/"
+
+int hv_tls_x509_identity(X509 *c, char *name, size_t nlen, uint64_t *id)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(c, NID_subject_alt_name, NULL, NULL);
+	int found = -1;
+
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && found < 0; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		const char *uri, *slash;
+		char *end;
+		size_t len;
+		if (g->type != GEN_URI)
+			continue;
+		uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		len = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		if (strlen(uri) != len ||
+		    strncmp(uri, URI_PREFIX, strlen(URI_PREFIX)) != 0)
+			continue;
+		uri += strlen(URI_PREFIX);
+		if ((slash = strchr(uri, '/')) == NULL || (size_t)(slash - uri) >= nlen)
+			continue;
+		memcpy(name, uri, (size_t)(slash - uri));
+		name[slash - uri] = '\0';
+		errno = 0;
+		*id = strtoull(slash + 1, &end, 10);
+		if (errno == 0 && *end == '\0' && *id != 0 && slash[1] != '-' &&
+		    hv_name_valid(name))
+			found = 0;
+	}
+	GENERAL_NAMES_free(sans);
+	return found;
+}
+
+static X509 *read_cert(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	X509 *c;
+
+	if (f == NULL)
+		return NULL;
+	c = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	return c;
+}
+
+int hv_tls_file_identity(const char *path, char *name, size_t nlen, uint64_t *id,
+                         char *why, size_t whylen)
+{
+	X509 *c = read_cert(path);
+	int rc;
+
+	if (c == NULL) {
+		snprintf(why, whylen, "%s: %s", path,
+		         errno == ENOENT ? strerror(errno) : "not a PEM certificate");
+		ERR_clear_error();
+		return -1;
+	}
+	rc = hv_tls_x509_identity(c, name, nlen, id);
+	if (rc != 0)
+		snprintf(why, whylen, "%s: no hvpeer node identity (URI:%sNAME/ID)", path,
+		         URI_PREFIX);
+	X509_free(c);
+	return rc;
+}
+
+/* OpenSSL's first queued error as text, the queue emptied; "" when none. */
+static void queued_error(char *out, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	out[0] = '\0';
+	if (e != 0) {
+		const char *reason = ERR_reason_error_string(e);
+		snprintf(out, len, "%s", reason != NULL ? reason : "TLS error");
+	}
+	ERR_clear_error();
+}
+
+/* A fresh context from the files. NULL with why. */
+static SSL_CTX *ctx_new(const struct hv_tls *tls, X509 **cert_out, char *why,
+                        size_t whylen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	X509_STORE *store;
+	char err[256];
+
+	if (ctx == NULL) {
+		snprintf(why, whylen, "TLS: out of memory");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	/* Peers never resume sessions: no tickets to send or keep. */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
+		queued_error(err, sizeof err);
+		snprintf(why, whylen, "certificate %s: %s", tls->cert, err);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1) {
+		queued_error(err, sizeof err);
+		if (strcmp(err, "key values mismatch") == 0)
+			snprintf(why, whylen, "key %s does not match certificate %s",
+			         tls->key, tls->cert);
+		else
+			snprintf(why, whylen, "key %s: %s", tls->key, err);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(why, whylen, "key %s does not match certificate %s", tls->key,
+		         tls->cert);
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, tls->ca, NULL) != 1) {
+		queued_error(err, sizeof err);
+		snprintf(why, whylen, "CA certificate %s: %s", tls->ca, err);
+		goto fail;
+	}
+	store = SSL_CTX_get_cert_store(ctx);
+	if (tls->crl[0] != '\0') {
+		X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+		if (lookup == NULL ||
+		    X509_load_crl_file(lookup, tls->crl, X509_FILETYPE_PEM) < 1) {
+			queued_error(err, sizeof err);
+			snprintf(why, whylen, "CRL %s: %s", tls->crl,
+			         err[0] != '\0' ? err : "no CRL in it");
+			goto fail;
+		}
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	}
+	*cert_out = SSL_CTX_get0_certificate(ctx);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static int load(struct hv_tls *tls, char *why, size_t whylen)
+{
+	char name[HV_NAME_MAX + 1];
+	uint64_t id;
+	X509 *cert = NULL;
+	SSL_CTX *ctx = ctx_new(tls, &cert, why, whylen);
+	struct tm tm;
+
+	if (ctx == NULL)
+		return -1;
+	if (cert == NULL || hv_tls_x509_identity(cert, name, sizeof name, &id) != 0) {
+		snprintf(why, whylen,
+		         "certificate %s carries no node identity: make it with "
+		         "'hvpeer ca issue'",
+		         tls->cert);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	if (tls->id != 0 && (id != tls->id || strcmp(name, tls->name) != 0)) {
+		snprintf(
+		    why, whylen,
+		    "certificate %s is for %s (id %llu), not this node, %s (id %llu)",
+		    tls->cert, name, (unsigned long long)id, tls->name,
+		    (unsigned long long)tls->id);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+		tls->not_after = timegm(&tm);
+	SSL_CTX_free(tls->ctx);
+	tls->ctx = ctx;
+	snprintf(tls->name, sizeof tls->name, "%s", name);
+	tls->id = id;
+	return 0;
+}
+
+int hv_tls_init(struct hv_tls *tls, const char *cert, const char *key, const char *ca,
+                const char *crl, char *why, size_t whylen)
+{
+	memset(tls, 0, sizeof *tls);
+	if (snprintf(tls->cert, sizeof tls->cert, "%s", cert) >= (int)sizeof tls->cert ||
+	    snprintf(tls->key, sizeof tls->key, "%s", key) >= (int)sizeof tls->key ||
+	    snprintf(tls->ca, sizeof tls->ca, "%s", ca) >= (int)sizeof tls->ca ||
+	    snprintf(tls->crl, sizeof tls->crl, "%s", crl) >= (int)sizeof tls->crl) {
+		snprintf(why, whylen, "TLS: a file name is too long");
+		return -1;
+	}
+	return load(tls, why, whylen);
+}
+
+int hv_tls_reload(struct hv_tls *tls, char *why, size_t whylen)
+{
+	return load(tls, why, whylen);
+}
+
+void hv_tls_close(struct hv_tls *tls)
+{
+	SSL_CTX_free(tls->ctx);
+	tls->ctx = NULL;
+}
+
+int hv_tls_peer(SSL *ssl, char *name, size_t nlen, uint64_t *id, char *why, size_t whylen)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	long v = SSL_get_verify_result(ssl);
+
+	if (peer == NULL) {
+		snprintf(why, whylen, "no certificate presented");
+		return -1;
+	}
+	if (v != X509_V_OK) {
+		snprintf(why, whylen, "certificate refused: %s",
+		         X509_verify_cert_error_string(v));
+		return -1;
+	}
+	if (hv_tls_x509_identity(peer, name, nlen, id) != 0) {
+		snprintf(why, whylen, "certificate carries no hvpeer node identity");
+		return -1;
+	}
+	return 0;
+}
+
+void hv_tls_error(SSL *ssl, int ssl_error, char *why, size_t whylen)
+{
+	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	char err[256];
+
+	queued_error(err, sizeof err);
+	if (v != X509_V_OK)
+		snprintf(why, whylen, "certificate refused: %s",
+		         X509_verify_cert_error_string(v));
+	else if (strncmp(err, "sslv3 alert ", 12) == 0 ||
+	         strncmp(err, "tlsv1 alert ", 12) == 0)
+		/* An alert received: the other end refused the handshake. */
+		snprintf(why, whylen, "the peer refused the TLS handshake: %s", err + 12);
+	else if (err[0] != '\0')
+		snprintf(why, whylen, "TLS: %s", err);
+	else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN)
+		snprintf(why, whylen, "connection closed");
+	else
+		snprintf(why, whylen, "TLS error %d", ssl_error);
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * Mutual TLS 1.3 between peers (OpenSSL): the context a node uses for every
+ * Raft and RPC connection, and the node identity a certificate carries.
+ *
+ * A node's certificate (made by `hvpeer ca issue`) binds its name and Raft
+ * id: the URI subject alternative name "hvpeer:node/NAME/ID". Both ends of a
+ * connection present one, signed by the cluster CA, and check the other's:
+ * the chain, the validity dates and, when a CRL file is configured, that it
+ * is not revoked. The transport then compares the identity with the one the
+ * connection claims (transport.h).
+ *
+ * The files are read by hv_tls_init() and again by hv_tls_reload() (SIGHUP):
+ * a reload that fails keeps the context in use; connections made before a
+ * reload keep the context they were made with.
+ */
+#ifndef HV_TLS_H
+#define HV_TLS_H
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct hv_tls {
+	SSL_CTX *ctx;
+	char name[HV_NAME_MAX + 1]; /* this node's identity, from its certificate */
+	uint64_t id;
+	time_t not_after; /* its certificate's expiry */
+	char cert[HV_PATH_MAX], key[HV_PATH_MAX], ca[HV_PATH_MAX], crl[HV_PATH_MAX];
+};
+
+/* Read the files (crl may be ""). 0, or -1 with why. */
+int hv_tls_init(struct hv_tls *tls, const char *cert, const char *key, const char *ca,
+                const char *crl, char *why, size_t whylen);
+
+/* Read the same files again into a new context. 0, or -1 with why (the old
+ * context stays). The identity may not change. */
+int hv_tls_reload(struct hv_tls *tls, char *why, size_t whylen);
+
+void hv_tls_close(struct hv_tls *tls);
+
+/* The node identity in a certificate. 0, or -1 when it carries none. */
+int hv_tls_x509_identity(X509 *cert, char *name, size_t nlen, uint64_t *id);
+
+/* The identity a PEM certificate file carries. 0, or -1 with why. */
+int hv_tls_file_identity(const char *path, char *name, size_t nlen, uint64_t *id,
+                         char *why, size_t whylen);
+
+/* After a handshake: the peer certificate's identity. 0, or -1 with why
+ * (the verification error, or a certificate without an identity). */
+int hv_tls_peer(SSL *ssl, char *name, size_t nlen, uint64_t *id, char *why,
+                size_t whylen);
+
+/* Why a handshake failed: the verification error when there is one, else
+ * OpenSSL's error queue (emptied), else "connection closed". */
+void hv_tls_error(SSL *ssl, int ssl_error, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Mutual TLS between peers, with real hvpeerd processes on 127.0.0.1.
+#
+# A cluster CA (hvpeer ca) and three node certificates: three TLS peers
+# form a cluster, forward writes and elect a new leader after a kill -9.
+# Then every refusal, each seen in the refusing daemon's log and in the
+# outcome (the newcomer never becomes a member): a plaintext peer, a
+# certificate from another CA, an expired certificate, a valid certificate
+# that claims another node's Raft id (openssl s_client), a revoked one (the
+# CRL reloaded with SIGHUP), a reload of a broken CRL (the old one stays),
+# a peer outside allow-peers, and the start-up refusals (a certificate for
+# another node, an incomplete [tls], a key that is not the certificate's).
+#
+#   HVPEER_BUILDDIR=/path/to/build bash tests/e2e/tls.sh
+#
+# Output: "ok N - ..." lines, then "N passed, M failed". Exit 99 when the
+# binaries are missing, 77 without python3 or the openssl tool.
+set -u
+BUILDDIR=${HVPEER_BUILDDIR:-.}
+HVPEERD=$BUILDDIR/hvpeerd
+HVPEER=$BUILDDIR/hvpeer
+[ -x "$HVPEERD" ] && [ -x "$HVPEER" ] || { echo "Bail out! no hvpeerd/hvpeer in '$BUILDDIR'"; exit 99; }
+command -v python3 >/dev/null || { echo "1..0 # SKIP no python3"; exit 77; }
+command -v openssl >/dev/null || { echo "1..0 # SKIP no openssl tool"; exit 77; }
+. "$(dirname "$0")/../bmc/tap.sh" # check, wait_for (tenths of a second), tap_done
+ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; return 0; }
+
+T=$(mktemp -d /tmp/hvptls.XXXXXX)
+declare -A PID=() PORT=()
+cleanup() {
+	local p
+	for p in "${PID[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for _ in $(seq 50); do
+		p=0
+		for x in "${PID[@]}"; do kill -0 "$x" 2>/dev/null && p=1; done
+		[ $p = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${PID[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	if [ "$failed" -gt 0 ]; then
+		for f in "$T"/*.log; do echo "# --- $f"; tail -n 25 "$f" | sed 's/^/#   /'; done
+	fi
+	if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
+		nok "no sanitizer report in any daemon log"
+		grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | head -80 | sed 's/^/#   /'
+	fi
+	[ -n "${HVPEER_E2E_KEEP:-}" ] && cp "$T"/*.log "$HVPEER_E2E_KEEP"/ 2>/dev/null
+	rm -rf "$T"
+}
+trap 'cleanup; tap_done; exit $?' EXIT
+
+# Eight ports in a row that nothing listens on, below the ephemeral range.
+for _ in $(seq 50); do
+	base=$((20000 + RANDOM % 20000))
+	busy=0
+	for k in 0 1 2 3 4 5 6 7; do
+		ss -Htan 2>/dev/null | awk '{print $4}' | grep -qE "[:.]$((base + k))\$" && busy=1
+	done
+	[ $busy = 0 ] && break
+done
+k=0
+for h in h1 h2 h3 p1 x1 e1 r1 s1; do PORT[$h]=$((base + k)); k=$((k + 1)); done
+H1=127.0.0.1:${PORT[h1]}
+
+# ---- certificates ----------------------------------------------------------
+ca() { "$HVPEER" ca "$@" >>"$T/ca.out" 2>&1; }
+ca init --dir "$T/ca"
+ca init --dir "$T/other"
+for h in h1 h2 h3 e1; do ca issue --dir "$T/ca" --name $h --out "$T/$h"; done
+ca issue --dir "$T/other" --name x1 --out "$T/x1"
+# An expired certificate from the cluster CA, made with the openssl tool.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r1.key" \
+	-subj /CN=r1 -out "$T/r1.csr" 2>/dev/null
+printf 'subjectAltName=DNS:r1,URI:hvpeer:node/r1/4242\nextendedKeyUsage=serverAuth,clientAuth\n' >"$T/ext"
+openssl x509 -req -in "$T/r1.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key" -days -1 \
+	-extfile "$T/ext" -out "$T/r1.crt" 2>/dev/null
+# A CRL from the start (it lists e1, which never runs), so that every node
+# has tls-crl set and a reload can pick up a later revocation.
+ca revoke --dir "$T/ca" "$T/e1.crt"
+idof() { "$HVPEER" --json ca show "$T/$1.crt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+check "the CA, four node certificates, a foreign and an expired one, a CRL" \
+	test -s "$T/h3.crt" -a -s "$T/x1.crt" -a -s "$T/r1.crt" -a -s "$T/ca/ca.crl"
+
+start() { # NAME CERT ARGS...
+	local n=$1 c=$2
+	shift 2
+	echo "=== $(date +%T) start $n $*" >>"$T/$n.log"
+	"$HVPEERD" --name "$n" --data-dir "$T/$n.d" --listen "127.0.0.1:${PORT[$n]}" \
+		--socket "$T/$n.sock" --report-interval 300 --log-level "${HVPEER_E2E_LOG:-info}" \
+		${c:+--tls-cert "$T/$c.crt" --tls-key "$T/$c.key" --tls-ca "$T/ca/ca.crt" --tls-crl "$T/ca/ca.crl"} \
+		"$@" </dev/null >>"$T/$n.log" 2>&1 &
+	PID[$n]=$!
+}
+stop() { kill -TERM "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset "PID[$1]"; }
+kill9() { kill -KILL "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset "PID[$1]"; }
+status() { "$HVPEER" --socket "$T/$1.sock" --timeout 3000 --json status 2>/dev/null; }
+# members NODE: "name:id:role ..." sorted, from NODE's status with quorum.
+members() {
+	status "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); d['quorum'] or sys.exit(3); print(' '.join(sorted('%s:%s:%s' % (m['name'], m['id'], m['role']) for m in d['members'])))" 2>/dev/null
+}
+members_are() { test "$(members "$1")" = "$2"; }
+leader_of() {
+	status "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print([m['name'] for m in d['members'] if m['leader']][0] if d['quorum'] else '')" 2>/dev/null
+}
+logged() { grep -q -- "$2" "$T/$1.log"; } # NODE TEXT
+not_member() { ! members h1 | grep -q "$1:"; }
+ID1=$(idof h1) ID2=$(idof h2) ID3=$(idof h3)
+
+echo "# three TLS peers form a cluster"
+start h1 h1 --bootstrap
+start h2 h2 --join "$H1"
+start h3 h3 --join "$H1"
+want="h1:$ID1:voter h2:$ID2:voter h3:$ID3:voter"
+if wait_for 300 members_are h1 "$want"; then
+	ok "three voters, each under its certificate's Raft id"
+else
+	nok "three voters, each under its certificate's Raft id" "want $want" "got $(members h1)"
+fi
+check "the daemons say they run mutual TLS" logged h2 "(mutual TLS)"
+check "status agrees on h3" members_are h3 "$want"
+out=$("$HVPEER" --socket "$T/h3.sock" --timeout 5000 pause --reason "tls check" 2>&1)
+check "a pause given on a follower commits (RPC forwarded over TLS)" \
+	sh -c "'$HVPEER' --socket '$T/h1.sock' --json status | grep -q 'tls check'"
+"$HVPEER" --socket "$T/h2.sock" --timeout 5000 resume >/dev/null 2>&1
+
+echo "# kill -9 of the leader: a new leader over TLS"
+leader=$(leader_of h1)
+[ -n "$leader" ] || leader=h1
+kill9 "$leader"
+ask=h1
+[ "$leader" = h1 ] && ask=h2
+new_leader() { l=$(leader_of $ask) && [ -n "$l" ] && [ "$l" != "$leader" ]; }
+if wait_for 100 new_leader; then ok "a new leader after $leader was killed: $(leader_of $ask)"; else nok "a new leader after $leader was killed"; fi
+start "$leader" "$leader"
+wait_for 200 members_are h1 "$want" || nok "$leader back" "$(members h1)"
+
+echo "# refusals"
+# A plaintext peer.
+start p1 "" --join "$H1"
+if wait_for 100 logged h1 "plaintext hvpeer connection, but this node requires TLS"; then
+	ok "plaintext: refused, and the reason logged"
+else
+	nok "plaintext: refused, and the reason logged"
+fi
+check "  the plaintext peer is not a member" not_member p1
+stop p1
+# A certificate from another CA.
+start x1 x1 --join "$H1"
+if wait_for 100 logged h1 "certificate refused: unable to get local issuer certificate"; then
+	ok "another CA's certificate: refused, and the reason logged"
+else
+	nok "another CA's certificate: refused, and the reason logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
+fi
+check "  that peer is not a member" not_member x1
+stop x1
+# An expired certificate: the daemon says so at start, its peers refuse it.
+start r1 r1 --join "$H1"
+check "expired: the daemon itself says so" wait_for 50 logged r1 "expired on"
+if wait_for 100 logged h1 "certificate refused: certificate has expired"; then
+	ok "expired: refused by the peer, and the reason logged"
+else
+	nok "expired: refused by the peer, and the reason logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
+fi
+check "  that peer is not a member" not_member r1
+stop r1
+# A valid certificate (h3's) claiming h2's Raft id.
+python3 - "$ID2" >"$T/preamble" <<'EOF'
+import struct, sys
+addr = b"127.0.0.1:1"
+sys.stdout.buffer.write(b"HVRAFT01" + struct.pack(">Q", int(sys.argv[1])) + bytes([len(addr)]) + addr.ljust(63, b"\0"))
+EOF
+(cat "$T/preamble"; sleep 1) | timeout 10 openssl s_client -quiet -connect "$H1" -cert "$T/h3.crt" \
+	-key "$T/h3.key" -CAfile "$T/ca/ca.crt" >/dev/null 2>&1
+if wait_for 50 logged h1 "claims Raft id $ID2 but its certificate is for h3 (id $ID3)"; then
+	ok "another node's identity on a valid certificate: refused, and logged"
+else
+	nok "another node's identity on a valid certificate: refused, and logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
+fi
+# The same client without a certificate.
+(cat "$T/preamble"; sleep 1) | timeout 10 openssl s_client -quiet -connect "$H1" \
+	-CAfile "$T/ca/ca.crt" >/dev/null 2>&1
+check "no client certificate: refused, and logged" wait_for 50 logged h1 "connection from.*peer did not return a certificate"
+
+echo "# revocation, picked up with SIGHUP"
+ca revoke --dir "$T/ca" "$T/h3.crt"
+for h in h1 h2; do kill -HUP "${PID[$h]}"; done
+check "the reload is logged" wait_for 50 logged h1 "reload: TLS certificate, key, CA and CRL read again"
+kill9 h3
+start h3 h3
+if wait_for 100 logged h1 "certificate refused: certificate revoked"; then
+	ok "a revoked certificate: refused after the reload, and logged"
+else
+	nok "a revoked certificate: refused after the reload, and logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
+fi
+no_quorum() { status h3 | python3 -c "import json,sys; sys.exit(0 if not json.load(sys.stdin)['quorum'] else 1)"; }
+sleep 2
+check "  the revoked node has no quorum to talk to" no_quorum
+kill9 h3
+# A CRL that no longer parses: the reload fails, the old one stays.
+cp "$T/ca/ca.crl" "$T/crl.good"
+echo garbage >"$T/ca/ca.crl"
+kill -HUP "${PID[h1]}"
+check "a broken CRL: the reload fails and says the old files stay" wait_for 50 logged h1 "the certificates in use stay"
+cp "$T/crl.good" "$T/ca/ca.crl"
+check "  and h1 still serves with quorum" wait_for 50 sh -c "'$HVPEER' --socket '$T/h1.sock' --json status | grep -q '\"quorum\": *true'"
+
+echo "# allow-peers"
+stop h2
+start h2 h2 --allow-peers 10.0.0.0/8
+if wait_for 100 logged h2 "its address is not in allow-peers"; then
+	ok "a peer outside allow-peers: refused, and logged"
+else
+	nok "a peer outside allow-peers: refused, and logged"
+fi
+stop h2
+start h2 h2 --allow-peers "10.0.0.0/8, 127.0.0.1/32"
+check "  inside it: h2 serves again" wait_for 100 sh -c "'$HVPEER' --socket '$T/h2.sock' --json status | grep -q '\"quorum\": *true'"
+"$HVPEERD" --name s1 --data-dir "$T/s1.d" --listen "127.0.0.1:${PORT[s1]}" --socket "$T/s1.sock" \
+	--bootstrap --allow-peers 10.0.0.0/33 >"$T/s1.out" 2>&1
+check "a bad network in allow-peers is a usage error (exit 2)" test $? = 2
+check "  naming it" grep -q "prefix length must be 0-32" "$T/s1.out"
+
+echo "# start-up refusals"
+startup() { # EXPECTED_EXIT TEXT ARGS...
+	local want=$1 text=$2
+	shift 2
+	timeout 10 "$HVPEERD" --name s1 --data-dir "$T/s1.d" --listen "127.0.0.1:${PORT[s1]}" \
+		--socket "$T/s1.sock" --bootstrap "$@" >"$T/s1.out" 2>&1
+	local rc=$?
+	[ $rc = "$want" ] && grep -q -- "$text" "$T/s1.out" || { echo "# exit $rc: $(cat "$T/s1.out")"; return 1; }
+}
+check "another node's certificate: refused at start" \
+	startup 1 "is for node h1" --tls-cert "$T/h1.crt" --tls-key "$T/h1.key" --tls-ca "$T/ca/ca.crt"
+check "tls-cert without tls-key and tls-ca: a usage error" \
+	startup 2 "TLS needs tls-cert, tls-key and tls-ca together" --tls-cert "$T/h1.crt"
+cp "$T/h2.key" "$T/mix.key"
+check "a key that is not the certificate's: refused at start" \
+	startup 1 "does not match certificate" --name h1 --tls-cert "$T/h1.crt" --tls-key "$T/mix.key" --tls-ca "$T/ca/ca.crt"
+check "a missing CA file: refused at start" \
+	startup 1 "CA certificate" --name h1 --tls-cert "$T/h1.crt" --tls-key "$T/h1.key" --tls-ca "$T/nothere.crt"
+check "no data dir was made by the refusals" test ! -e "$T/s1.d/node.id"
