@@ -4,7 +4,8 @@
 # figure could not be measured at all.
 #
 #   1. bench/hvpeer-bench: lease-grant commit latency next to a raw
-#      raft_apply(), same run, same in-process 3-node cluster.
+#      raft_apply(), same run, same in-process 3-node cluster; then (1b)
+#      the same over mutual TLS 1.3, and the TLS / plain ratios.
 #   2. Real processes on 127.0.0.1 (free ports, a temp dir): 3 hvpeerd with
 #      --election-timeout 300 --heartbeat-timeout 50, then
 #        - idle RSS (/proc/PID/status) and CPU (/proc/PID/stat utime+stime
@@ -108,12 +109,36 @@ stats() {
 # ---- 1. in-process bench ---------------------------------------------------
 
 echo "=== 1. lease-grant commit latency vs raw raft_apply (bench/hvpeer-bench -n $BENCH_N) ==="
-timeout 900 "$BENCH" -n "$BENCH_N"
-rc=$?
+timeout 900 "$BENCH" -n "$BENCH_N" | tee "$T/bench-plain.out"
+rc=${PIPESTATUS[0]}
 if [ $rc -ne 0 ]; then
 	[ $rc -eq 124 ] && echo "hvpeer-bench: timed out after 900 s"
 	echo "hvpeer-bench FAILED (exit status $rc)"
 	failed=1
+fi
+echo
+
+# ---- 1b. the same with mutual TLS -------------------------------------------
+
+echo "=== 1b. the same over mutual TLS 1.3 (hvpeer-bench -t, certificates from hvpeer ca) ==="
+mkdir -p "$T/certs"
+if "$HVPEER" ca init --dir "$T/certs/ca" >/dev/null &&
+	for i in 1 2 3; do "$HVPEER" ca issue --dir "$T/certs/ca" --name bench$i --out "$T/certs/bench$i" >/dev/null || exit 1; done; then
+	timeout 900 "$BENCH" -n "$BENCH_N" -t "$T/certs" | tee "$T/bench-tls.out"
+	rc=${PIPESTATUS[0]}
+else
+	rc=1
+fi
+if [ $rc -ne 0 ]; then
+	echo "hvpeer-bench -t FAILED (exit status $rc)"
+	failed=1
+else
+	figure() { sed -n "s/.*figures:.* $2=\([0-9.]*\).*/\1/p" "$T/bench-$1.out"; }
+	for f in grant_p50_ms grant_p99_ms raw_p50_ms; do
+		p=$(figure plain $f) t=$(figure tls $f)
+		[ -n "$p" ] && [ -n "$t" ] &&
+			awk -v f="$f" -v p="$p" -v t="$t" 'BEGIN { printf "  %-13s plain %.3f ms   TLS %.3f ms   TLS / plain %.2fx\n", f, p, t, (p > 0 ? t / p : 0) }'
+	done
 fi
 echo
 
