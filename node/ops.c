@@ -617,6 +617,17 @@ static void op_write(struct hv_node *n, struct hv_rpc_conn *c, const char *op,
 			                       json_object_new_string(n->cfg.name));
 	} else {
 		const char *b = hv_json_str(req, "by");
+		const char *at = b != NULL ? strrchr(b, '@') : NULL;
+		/* With TLS, a peer speaks for its own host only. */
+		if (peer->name[0] != '\0' &&
+		    (at == NULL || strcmp(at + 1, peer->name) != 0)) {
+			hv_rpc_reply(
+			    c, hv_rpc_error(HV_INVAL,
+			                    "refused: %s forwarded a write done by "
+			                    "'%s', not by a user of %s",
+			                    peer->name, b != NULL ? b : "?", peer->name));
+			return;
+		}
 		snprintf(by, sizeof by, "%s", b != NULL ? b : "?");
 	}
 	ctx = calloc(1, sizeof *ctx);
@@ -685,6 +696,23 @@ static void op_join(struct hv_node *n, struct hv_rpc_conn *c, struct json_object
 	    strlen(address) > HV_ADDR_MAX || !hv_json_uint(req, "id", &id) || id == 0) {
 		hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
 		                             "join: needs a valid name, id and address"));
+		return;
+	}
+	/* With TLS, the joiner (the first hop) is who its certificate says. */
+	if (!forwarded && !hv_rpc_conn_peer(c)->local &&
+	    hv_rpc_conn_peer(c)->name[0] != '\0' &&
+	    (strcmp(hv_rpc_conn_peer(c)->name, name) != 0 ||
+	     hv_rpc_conn_peer(c)->id != id)) {
+		hv_warn("join: refused %s (id %llu): its certificate is for %s (id %llu)",
+		        name, (unsigned long long)id, hv_rpc_conn_peer(c)->name,
+		        (unsigned long long)hv_rpc_conn_peer(c)->id);
+		hv_rpc_reply(c,
+		             hv_rpc_error(HV_INVAL,
+		                          "join: refused: the certificate is for %s (id "
+		                          "%llu), not %s (id %llu)",
+		                          hv_rpc_conn_peer(c)->name,
+		                          (unsigned long long)hv_rpc_conn_peer(c)->id,
+		                          name, (unsigned long long)id));
 		return;
 	}
 	if (hv_node_is_leader(n)) {

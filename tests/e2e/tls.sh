@@ -177,6 +177,28 @@ if wait_for 50 logged h1 "claims Raft id $ID2 but its certificate is for h3 (id 
 else
 	nok "another node's identity on a valid certificate: refused, and logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
 fi
+# RPC with a valid certificate (h3's) speaking for another host.
+rpc_as_h3() { # JSON: the answer on stdout
+	python3 -c '
+import json, struct, sys
+body = sys.argv[1].encode()
+sys.stdout.buffer.write(b"HVRPC001" + struct.pack(">I", len(body)) + body)' "$1" >"$T/rpc.req"
+	(cat "$T/rpc.req"; sleep 1) | timeout 10 openssl s_client -quiet -connect "$H1" -cert "$T/h3.crt" \
+		-key "$T/h3.key" -CAfile "$T/ca/ca.crt" 2>/dev/null | tail -c +5
+}
+out=$(rpc_as_h3 '{"op":"pause","reason":"spoofed","by":"root@h1","forwarded":true}')
+if grep -q "refused: h3 forwarded a write done by 'root@h1'" <<<"$out"; then
+	ok "a write forwarded by h3 in h1's name: refused"
+else
+	nok "a write forwarded by h3 in h1's name: refused" "$out"
+fi
+out=$(rpc_as_h3 '{"op":"join","name":"h9","id":99,"address":"127.0.0.1:1"}')
+if grep -q "join: refused: the certificate is for h3" <<<"$out"; then
+	ok "a join as h9 with h3's certificate: refused"
+else
+	nok "a join as h9 with h3's certificate: refused" "$out"
+fi
+check "  h9 is not a member" not_member h9
 # The same client without a certificate.
 (cat "$T/preamble"; sleep 1) | timeout 10 openssl s_client -quiet -connect "$H1" \
 	-CAfile "$T/ca/ca.crt" >/dev/null 2>&1
