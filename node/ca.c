@@ -49,7 +49,8 @@ static const char *const usage_text =
     "        a certificate's node identity, issuer, validity and SHA-256\n"
     "        fingerprint\n"
     "\n"
-    "Nothing is overwritten: a file that exists is an error.\n"
+    "No key or certificate is overwritten: one that exists is an error\n"
+    "(revoke replaces DIR/ca.crl).\n"
     "Exit status: 0 done; 1 refused (a file exists, a bad certificate);\n"
     "2 usage error; 5 internal error.\n";
 

@@ -10,10 +10,13 @@
  * node's identity is refused.
  *
  *   hvpeer ca init --dir DIR [--days N]
- *   hvpeer ca issue --dir DIR --name NAME --id ID [--days N] --out PREFIX
+ *   hvpeer ca issue --dir DIR --name NAME [--id ID] [--days N] --out PREFIX
  *   hvpeer [--json] ca show CERT
  *
- * Keys are written 0600 and never overwritten.
+ *   hvpeer ca revoke --dir DIR CERT [--days N]
+ *
+ * Keys are written 0600; keys and certificates are never overwritten (revoke
+ * replaces DIR/ca.crl, atomically).
  */
 #ifndef HV_CA_H
 #define HV_CA_H
