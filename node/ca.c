@@ -23,7 +23,6 @@
 #include "ca.h"
 #include "tls.h"
 
-#define URI_PREFIX "hvpeer:node/"
 #define MAX_DAYS 36500
 
 static const char *const usage_text =
@@ -98,77 +97,6 @@ static int write_new(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
 	return 0;
 }
 
-static EVP_PKEY *new_key(void)
-{
-	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-}
-
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-	if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
-		return -1;
-	if (X509_add_ext(cert, ext, -1) != 1) {
-		X509_EXTENSION_free(ext);
-		return -1;
-	}
-	X509_EXTENSION_free(ext);
-	return 0;
-}
-
-/* A certificate for key with subject CN=cn, valid days, signed by ca_key
- * (issuer: ca, or itself when ca is NULL). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, long days, X509 *ca,
-                       EVP_PKEY *ca_key, const char *san)
-{
-	X509 *c = X509_new();
-	BIGNUM *bn = BN_new();
-	X509_NAME *name;
-	bool is_ca = ca == NULL;
-
-	if (c == NULL || bn == NULL)
-		goto fail;
-	if (X509_set_version(c, 2) != 1 ||
-	    BN_rand(bn, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
-	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) == NULL)
-		goto fail;
-	/* an hour back: a peer whose clock is a little behind accepts it */
-	if (X509_gmtime_adj(X509_getm_notBefore(c), -3600) == NULL ||
-	    X509_time_adj_ex(X509_getm_notAfter(c), (int)days, 0, NULL) == NULL)
-		goto fail;
-	name = X509_get_subject_name(c);
-	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-	                               (const unsigned char *)"hvpeer", -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	                               (const unsigned char *)cn, -1, -1, 0) != 1)
-		goto fail;
-	if (X509_set_issuer_name(c, is_ca ? name : X509_get_subject_name(ca)) != 1 ||
-	    X509_set_pubkey(c, key) != 1)
-		goto fail;
-	if (add_ext(c, is_ca ? c : ca, NID_basic_constraints,
-	            is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") != 0 ||
-	    add_ext(c, is_ca ? c : ca, NID_key_usage,
-	            is_ca ? "critical,keyCertSign,cRLSign"
-	                  : "critical,digitalSignature") != 0 ||
-	    add_ext(c, is_ca ? c : ca, NID_subject_key_identifier, "hash") != 0 ||
-	    (!is_ca &&
-	     (add_ext(c, ca, NID_authority_key_identifier, "keyid:always") != 0 ||
-	      add_ext(c, ca, NID_ext_key_usage, "serverAuth,clientAuth") != 0 ||
-	      add_ext(c, ca, NID_subject_alt_name, san) != 0)))
-		goto fail;
-	if (X509_sign(c, ca_key, EVP_sha256()) == 0)
-		goto fail;
-	BN_free(bn);
-	return c;
-fail:
-	BN_free(bn);
-	X509_free(c);
-	return NULL;
-}
-
 static int parse_days(const char *v, long def, long *out)
 {
 	char *end;
@@ -200,9 +128,10 @@ static int ca_init(const char *dir, long days)
 	if (access(kpath, F_OK) == 0 || access(cpath, F_OK) == 0)
 		return fail(
 		    1, "%s already holds a CA (ca.key or ca.crt): not overwritten", dir);
-	if ((key = new_key()) == NULL)
+	if ((key = hv_tls_new_key()) == NULL)
 		return fail(5, "cannot make a key");
-	if ((cert = make_cert(key, "hvpeer cluster CA", days, NULL, key, NULL)) == NULL) {
+	if ((cert = hv_tls_make_cert(key, "hvpeer cluster CA", days, NULL, key, NULL)) ==
+	    NULL) {
 		EVP_PKEY_free(key);
 		return fail(5, "cannot make the CA certificate");
 	}
@@ -286,9 +215,9 @@ static int ca_issue(const char *dir, const char *node, const char *id_text, long
 		rc = fail(1, "%s or %s exists: not overwritten", kpath, cpath);
 		goto out;
 	}
-	snprintf(san, sizeof san, "DNS:%s,URI:" URI_PREFIX "%s/%llu", node, node, id);
-	if ((key = new_key()) == NULL ||
-	    (cert = make_cert(key, node, days, ca, ca_key, san)) == NULL) {
+	hv_tls_node_san(san, sizeof san, node, id);
+	if ((key = hv_tls_new_key()) == NULL ||
+	    (cert = hv_tls_make_cert(key, node, days, ca, ca_key, san)) == NULL) {
 		rc = fail(5, "cannot make the certificate");
 		goto out;
 	}

@@ -188,6 +188,10 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 		return set_str(c->tls_ca, sizeof c->tls_ca, v, key, err, errlen);
 	if (!strcmp(key, "tls-crl"))
 		return set_str(c->tls_crl, sizeof c->tls_crl, v, key, err, errlen);
+	if (!strcmp(key, "tls-ca-key"))
+		return set_str(c->tls_ca_key, sizeof c->tls_ca_key, v, key, err, errlen);
+	if (!strcmp(key, "token"))
+		return set_str(c->join_token, sizeof c->join_token, v, key, err, errlen);
 	if (!strcmp(key, "bootstrap"))
 		return set_bool(&c->bootstrap, v, key, err, errlen);
 	if (!strcmp(key, "join"))
@@ -411,6 +415,8 @@ static const struct {
     {"tls", "tls-key"},
     {"tls", "tls-ca"},
     {"tls", "tls-crl"},
+    {"tls", "tls-ca-key"},
+    {"node", "token"},
     {"node", "bootstrap"},
     {"node", "join"},
     {"node", "host-version"},
@@ -555,6 +561,17 @@ int hv_config_check(const struct hv_config *c, char *err, int errlen)
 		snprintf(err, (size_t)errlen,
 		         "TLS needs tls-cert, tls-key and tls-ca together (and tls-crl "
 		         "optionally): set all three in [tls]");
+		return -1;
+	}
+	if (c->join_token[0] != '\0' && (c->n_join == 0 || c->tls_cert[0] == '\0')) {
+		snprintf(err, (size_t)errlen,
+		         "--token needs --join (the member that made it) and tls-cert, "
+		         "tls-key and tls-ca (the files it writes)");
+		return -1;
+	}
+	if (c->tls_ca_key[0] != '\0' && c->tls_cert[0] == '\0') {
+		snprintf(err, (size_t)errlen,
+		         "tls-ca-key needs TLS: set tls-cert, tls-key and tls-ca");
 		return -1;
 	}
 	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {

@@ -26,7 +26,9 @@ struct hv_config {
 	char tls_cert[HV_PATH_MAX];
 	char tls_key[HV_PATH_MAX];
 	char tls_ca[HV_PATH_MAX];
-	char tls_crl[HV_PATH_MAX]; /* "" = no revocation list */
+	char tls_crl[HV_PATH_MAX];    /* "" = no revocation list */
+	char tls_ca_key[HV_PATH_MAX]; /* the CA's key: this member signs joins */
+	char join_token[128];         /* hvt1.ID.SECRET: get a certificate first */
 	bool bootstrap;
 	unsigned n_join;
 	char join[HV_MAX_JOIN][HV_ADDR_MAX + 1];

@@ -95,9 +95,15 @@ static void usage(FILE *f)
 	    "                                 the A/B boot banks of this host (local; "
 	    "'hvpeer\n"
 	    "                                 bootbank --help')\n"
-	    "  ca init|issue|show ...         the cluster CA and node certificates "
+	    "  ca init|issue|revoke|show ...  the cluster CA and node certificates "
 	    "(local\n"
 	    "                                 files; 'hvpeer ca --help')\n"
+	    "  token create [--ttl SECONDS]   a one-time join token (default 1 h): on "
+	    "the new\n"
+	    "                                 host, hvpeerd --join THIS-HOST --token "
+	    "TOKEN\n"
+	    "                                 gets its certificate signed by this "
+	    "host\n"
 	    "  help [COMMAND]                 this text\n"
 	    "\n"
 	    "Options:\n"
@@ -530,6 +536,72 @@ static int parse_sub(int argc, char **argv, struct subopts *o)
 		}
 	}
 	return optind;
+}
+
+static void print_token(struct json_object *o)
+{
+	time_t exp = (time_t)(u_of(o, "expires_ms") / 1000);
+	char when[64];
+	struct tm tm;
+
+	if (localtime_r(&exp, &tm) == NULL ||
+	    strftime(when, sizeof when, "%F %T %Z", &tm) == 0)
+		snprintf(when, sizeof when, "?");
+	printf("%s\n", s_of(o, "token", "?"));
+	fprintf(stderr,
+	        "One use, until %s. On the new host (an empty data dir):\n"
+	        "  hvpeerd --name NAME --join %s --token TOKEN \\\n"
+	        "      --tls-cert CERT --tls-key KEY --tls-ca CA ...\n"
+	        "It makes KEY, gets CERT and CA signed by %s, then joins over TLS.\n",
+	        when, s_of(o, "address", "?"), s_of(o, "node", "?"));
+}
+
+static int cmd_token(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"ttl", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *usage = "usage: hvpeer token create [--ttl SECONDS] [--json]";
+	struct json_object *req;
+	unsigned long long ttl = 3600;
+	char *end;
+	int c;
+
+	if (argc < 2 || strcmp(argv[1], "create") != 0)
+		return usage_error("%s", usage);
+	argc--;
+	argv++;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			errno = 0;
+			ttl = strtoull(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || ttl < 60 || ttl > 7 * 86400)
+				return usage_error("--ttl '%s': 60 to 604800 seconds",
+				                   optarg);
+			break;
+		case 'j':
+			want_json = true;
+			break;
+		case 'h':
+			printf("%s\n\nA one-time token to join this cluster, valid --ttl "
+			       "seconds (default 3600).\nThis host signs the new host's "
+			       "certificate: it needs tls-ca-key.\n",
+			       usage);
+			return EXIT_OK;
+		default:
+			return usage_error("%s", usage);
+		}
+	}
+	if (optind != argc)
+		return usage_error("%s", usage);
+	req = request("token-create");
+	json_object_object_add(req, "ttl", json_object_new_uint64(ttl));
+	return run(req, print_token);
 }
 
 static int cmd_status(int argc, char **argv)
@@ -1246,6 +1318,8 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
+	if (!strcmp(cmd, "token"))
+		return cmd_token(argc, argv);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc, argv);
 	if (!strcmp(cmd, "pause"))

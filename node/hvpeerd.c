@@ -8,6 +8,7 @@
 #include "../lib/log.h"
 #include "../migrate/hypervisor.h"
 #include "config.h"
+#include "enroll.h"
 #include "node.h"
 
 static void usage(FILE *f)
@@ -50,6 +51,13 @@ static void usage(FILE *f)
 	    "are\n"
 	    "                              refused\n"
 	    "      --tls-crl FILE          refuse peer certificates this CA revoked\n"
+	    "      --tls-ca-key FILE       the CA's key: this member signs the "
+	    "certificates of\n"
+	    "                              hosts that join with a token ('hvpeer token "
+	    "create')\n"
+	    "      --token TOKEN           join with a token: make tls-key, get tls-cert "
+	    "and\n"
+	    "                              tls-ca signed through --join first\n"
 	    "  -b, --bootstrap             start a new cluster (first node, empty data "
 	    "dir only)\n"
 	    "  -j, --join ADDR:PORT,...    join an existing cluster through any of these "
@@ -192,6 +200,8 @@ static const struct option longopts[] = {
     {"tls-key", required_argument, NULL, 1},
     {"tls-ca", required_argument, NULL, 1},
     {"tls-crl", required_argument, NULL, 1},
+    {"tls-ca-key", required_argument, NULL, 1},
+    {"token", required_argument, NULL, 1},
     {"bootstrap", no_argument, NULL, 'b'},
     {"join", required_argument, NULL, 'j'},
     {"election-timeout", required_argument, NULL, 1},
@@ -407,6 +417,10 @@ int main(int argc, char **argv)
 	if (cfg.libvirt_uri[0] != '\0' &&
 	    (hyp = hv_hypervisor_load(err, sizeof err)) == NULL) {
 		fprintf(stderr, "hvpeerd: %s\n", err);
+		return 1;
+	}
+	if (hv_enroll_client(&cfg, cfg.rpc_timeout_ms * 5, err, sizeof err) != 0) {
+		fprintf(stderr, "hvpeerd: join with a token: %s\n", err);
 		return 1;
 	}
 	if (hv_node_start(&node, loop, &cfg, hyp) != 0) {

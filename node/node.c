@@ -616,7 +616,8 @@ static void on_rpc_stream(void *data, uv_stream_t *stream,
 {
 	struct hv_node *n = data;
 
-	hv_rpc_serve_peer(&n->rpc, stream, peer->addr, peer->name, peer->id, raft_free);
+	hv_rpc_serve_peer(&n->rpc, stream, peer->addr, peer->name, peer->id, peer->enroll,
+	                  raft_free);
 }
 
 /* ---- a leader gone ----------------------------------------------------- */

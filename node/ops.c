@@ -21,6 +21,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../migrate/placement.h"
+#include "enroll.h"
 #include "maint.h"
 #include "node.h"
 #include "patch.h"
@@ -806,7 +807,32 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		hv_rpc_reply(c, hv_rpc_error(HV_SHUTDOWN, "node is shutting down"));
 		return;
 	}
-	if (!strcmp(op, "status")) {
+	/* A new host without a certificate may only ask for one. */
+	if (peer->enroll != !strcmp(op, "enroll")) {
+		hv_rpc_reply(
+		    c, hv_rpc_error(HV_INVAL, peer->enroll
+		                                  ? "a join connection serves enroll "
+		                                    "only"
+		                                  : "enroll is served on a join "
+		                                    "connection only"));
+		return;
+	}
+	if (peer->enroll) {
+		hv_enroll_serve(n, c, req);
+	} else if (!strcmp(op, "token-create")) {
+		uint64_t ttl = HV_TOKEN_TTL_DEFAULT_S;
+		if (!peer->local)
+			hv_rpc_reply(c,
+			             hv_rpc_error(HV_INVAL,
+			                          "token-create is not served to peers"));
+		else if (hv_json_uint(req, "ttl", &ttl) &&
+		         (ttl < 60 || ttl > HV_TOKEN_TTL_MAX_S))
+			hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
+			                             "--ttl: 60 s to %d s (7 days)",
+			                             HV_TOKEN_TTL_MAX_S));
+		else
+			hv_enroll_token_create(n, c, ttl);
+	} else if (!strcmp(op, "status")) {
 		op_status(n, c, req, forwarded);
 	} else if (!strcmp(op, "plan")) {
 		struct json_object *o =

@@ -264,9 +264,10 @@ void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
 }
 
 void hv_rpc_serve_peer(struct hv_rpc *rpc, uv_stream_t *stream, const char *addr,
-                       const char *name, uint64_t id, void (*free_handle)(void *))
+                       const char *name, uint64_t id, bool enroll,
+                       void (*free_handle)(void *))
 {
-	struct hv_rpc_peer peer = {.local = false, .id = id};
+	struct hv_rpc_peer peer = {.local = false, .id = id, .enroll = enroll};
 
 	snprintf(peer.addr, sizeof peer.addr, "%s", addr);
 	snprintf(peer.name, sizeof peer.name, "%s", name);

@@ -57,6 +57,7 @@ struct hv_rpc_peer {
 	char addr[64]; /* TCP: the remote address */
 	char name[64]; /* TLS: the node name its certificate carries, else "" */
 	uint64_t id;   /* TLS: the Raft id its certificate carries, else 0 */
+	bool enroll;   /* a new host asking for its certificate (enroll.h) */
 };
 
 void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void *data);
@@ -73,7 +74,8 @@ void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
  * free_handle, raft_free); addr, name and id say who it is (name "" and id 0
  * without TLS). */
 void hv_rpc_serve_peer(struct hv_rpc *rpc, uv_stream_t *stream, const char *addr,
-                       const char *name, uint64_t id, void (*free_handle)(void *));
+                       const char *name, uint64_t id, bool enroll,
+                       void (*free_handle)(void *));
 
 const struct hv_rpc_peer *hv_rpc_conn_peer(const struct hv_rpc_conn *c);
 

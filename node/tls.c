@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -44,6 +46,83 @@ int hv_tls_x509_identity(X509 *c, char *name, size_t nlen, uint64_t *id)
 	}
 	GENERAL_NAMES_free(sans);
 	return found;
+}
+
+EVP_PKEY *hv_tls_new_key(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+		return -1;
+	if (X509_add_ext(cert, ext, -1) != 1) {
+		X509_EXTENSION_free(ext);
+		return -1;
+	}
+	X509_EXTENSION_free(ext);
+	return 0;
+}
+
+X509 *hv_tls_make_cert(EVP_PKEY *key, const char *cn, long days, X509 *ca,
+                       EVP_PKEY *ca_key, const char *san)
+{
+	X509 *c = X509_new();
+	BIGNUM *bn = BN_new();
+	X509_NAME *name;
+	bool is_ca = ca == NULL;
+
+	if (c == NULL || bn == NULL)
+		goto fail;
+	if (X509_set_version(c, 2) != 1 ||
+	    BN_rand(bn, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) == NULL)
+		goto fail;
+	/* an hour back: a peer whose clock is a little behind accepts it */
+	if (X509_gmtime_adj(X509_getm_notBefore(c), -3600) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(c), (int)days, 0, NULL) == NULL)
+		goto fail;
+	name = X509_get_subject_name(c);
+	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+	                               (const unsigned char *)"hvpeer", -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	                               (const unsigned char *)cn, -1, -1, 0) != 1)
+		goto fail;
+	if (X509_set_issuer_name(c, is_ca ? name : X509_get_subject_name(ca)) != 1 ||
+	    X509_set_pubkey(c, key) != 1)
+		goto fail;
+	if (add_ext(c, is_ca ? c : ca, NID_basic_constraints,
+	            is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") != 0 ||
+	    add_ext(c, is_ca ? c : ca, NID_key_usage,
+	            is_ca ? "critical,keyCertSign,cRLSign"
+	                  : "critical,digitalSignature") != 0 ||
+	    add_ext(c, is_ca ? c : ca, NID_subject_key_identifier, "hash") != 0 ||
+	    (!is_ca &&
+	     (add_ext(c, ca, NID_authority_key_identifier, "keyid:always") != 0 ||
+	      add_ext(c, ca, NID_ext_key_usage, "serverAuth,clientAuth") != 0 ||
+	      add_ext(c, ca, NID_subject_alt_name, san) != 0)))
+		goto fail;
+	if (X509_sign(c, ca_key, EVP_sha256()) == 0)
+		goto fail;
+	BN_free(bn);
+	return c;
+fail:
+	BN_free(bn);
+	X509_free(c);
+	return NULL;
+}
+
+int hv_tls_node_san(char *out, size_t len, const char *name, uint64_t id)
+{
+	int n = snprintf(out, len, "DNS:%s,URI:" URI_PREFIX "%s/%llu", name, name,
+	                 (unsigned long long)id);
+
+	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 static X509 *read_cert(const char *path)

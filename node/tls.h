@@ -42,6 +42,20 @@ int hv_tls_reload(struct hv_tls *tls, char *why, size_t whylen);
 
 void hv_tls_close(struct hv_tls *tls);
 
+/* A new ECDSA P-256 key, or NULL. */
+EVP_PKEY *hv_tls_new_key(void);
+
+/* A certificate for key (its public half) with subject O=hvpeer, CN=cn,
+ * valid days (from an hour back), signed by ca_key: a node certificate
+ * (server and client authentication, subject alternative names san) issued
+ * by ca, or, when ca is NULL, a self-signed CA certificate. NULL on error. */
+X509 *hv_tls_make_cert(EVP_PKEY *key, const char *cn, long days, X509 *ca,
+                       EVP_PKEY *ca_key, const char *san);
+
+/* The subject alternative names of node name with Raft id id. 0, or -1
+ * when out is too small. */
+int hv_tls_node_san(char *out, size_t len, const char *name, uint64_t id);
+
 /* The node identity in a certificate. 0, or -1 when it carries none. */
 int hv_tls_x509_identity(X509 *cert, char *name, size_t nlen, uint64_t *id);
 

@@ -14,6 +14,7 @@
 #include "../lib/list.h"
 #include "../lib/log.h"
 #include "tls.h"
+#include "enroll.h"
 #include "transport.h"
 
 #define PREAMBLE_LEN (HV_MAGIC_LEN + 8 + 1 + 63)
@@ -564,6 +565,14 @@ static void preamble_done(struct conn *c)
 			conn_open(c);
 			return;
 		}
+		if (memcmp(c->pre, HV_MAGIC_JOIN, HV_MAGIC_LEN) == 0 &&
+		    impl->cfg.rpc_cb != NULL) {
+			/* Plaintext: the RPC side serves it `enroll` only. */
+			c->kind = K_RPC;
+			c->peer.enroll = true;
+			conn_open(c);
+			return;
+		}
 		conn_close(c, HV_LOG_WARN,
 		           c->pre[0] == 0x16
 		               ? "refused: a TLS handshake, but this node runs "
@@ -728,6 +737,16 @@ static void tcp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		    c, HV_LOG_WARN,
 		    "refused: a plaintext hvpeer connection, but this node requires TLS "
 		    "(is tls-cert set on the peer?)");
+		return;
+	}
+	if (!c->got_bytes && !c->outbound && n >= HV_MAGIC_LEN &&
+	    memcmp(buf->base, HV_MAGIC_JOIN, HV_MAGIC_LEN) == 0) {
+		/* A new host without a certificate yet: no TLS (enroll.h). */
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		c->state = C_PREAMBLE;
+		c->got_bytes = true;
+		plain_in(c, buf->base, buf->base, (size_t)n);
 		return;
 	}
 	c->got_bytes = true;

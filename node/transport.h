@@ -55,6 +55,7 @@ struct hv_transport_peer {
 	char addr[64];              /* remote IP address */
 	char name[HV_NAME_MAX + 1]; /* TLS: its certificate's node name, else "" */
 	uint64_t id;                /* TLS: its certificate's Raft id, else 0 */
+	bool enroll;                /* a new host asking for its certificate (enroll.h) */
 };
 
 /* Called with an accepted RPC stream. The callee owns it and frees it with

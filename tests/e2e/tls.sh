@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Mutual TLS between peers, with real hvpeerd processes on 127.0.0.1.
+# Mutual TLS between peers, with real hvpeerd processes on 127.0.0.1, and
+# joining with a one-time token.
 #
 # A cluster CA (hvpeer ca) and three node certificates: three TLS peers
 # form a cluster, forward writes and elect a new leader after a kill -9.
@@ -8,7 +9,9 @@
 # certificate from another CA, an expired certificate, a valid certificate
 # that claims another node's Raft id (openssl s_client), a revoked one (the
 # CRL reloaded with SIGHUP), a reload of a broken CRL (the old one stays),
-# a peer outside allow-peers, and the start-up refusals (a certificate for
+# a peer outside allow-peers, and the start-up refusals. A host joins with
+# a token (its certificate signed by the member through the join); a token
+# used twice, with a wrong secret, expired or malformed is refused (a certificate for
 # another node, an incomplete [tls], a key that is not the certificate's).
 #
 #   HVPEER_BUILDDIR=/path/to/build bash tests/e2e/tls.sh
@@ -28,6 +31,7 @@ nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ $# -gt 1 
 
 T=$(mktemp -d /tmp/hvptls.XXXXXX)
 declare -A PID=() PORT=()
+declare -A SIGNER=([h1]=1) # the hosts that hold the CA key (tls-ca-key)
 cleanup() {
 	local p
 	for p in "${PID[@]}"; do kill -TERM "$p" 2>/dev/null; done
@@ -50,17 +54,17 @@ cleanup() {
 }
 trap 'cleanup; tap_done; exit $?' EXIT
 
-# Eight ports in a row that nothing listens on, below the ephemeral range.
+# Ten ports in a row that nothing listens on, below the ephemeral range.
 for _ in $(seq 50); do
 	base=$((20000 + RANDOM % 20000))
 	busy=0
-	for k in 0 1 2 3 4 5 6 7; do
+	for k in 0 1 2 3 4 5 6 7 8 9; do
 		ss -Htan 2>/dev/null | awk '{print $4}' | grep -qE "[:.]$((base + k))\$" && busy=1
 	done
 	[ $busy = 0 ] && break
 done
 k=0
-for h in h1 h2 h3 p1 x1 e1 r1 s1; do PORT[$h]=$((base + k)); k=$((k + 1)); done
+for h in h1 h2 h3 p1 x1 e1 r1 s1 j1 j2; do PORT[$h]=$((base + k)); k=$((k + 1)); done
 H1=127.0.0.1:${PORT[h1]}
 
 # ---- certificates ----------------------------------------------------------
@@ -89,6 +93,7 @@ start() { # NAME CERT ARGS...
 	"$HVPEERD" --name "$n" --data-dir "$T/$n.d" --listen "127.0.0.1:${PORT[$n]}" \
 		--socket "$T/$n.sock" --report-interval 300 --log-level "${HVPEER_E2E_LOG:-info}" \
 		${c:+--tls-cert "$T/$c.crt" --tls-key "$T/$c.key" --tls-ca "$T/ca/ca.crt" --tls-crl "$T/ca/ca.crl"} \
+		${c:+${SIGNER[$n]:+--tls-ca-key "$T/ca/ca.key"}} \
 		"$@" </dev/null >>"$T/$n.log" 2>&1 &
 	PID[$n]=$!
 }
@@ -203,6 +208,46 @@ check "  h9 is not a member" not_member h9
 (cat "$T/preamble"; sleep 1) | timeout 10 openssl s_client -quiet -connect "$H1" \
 	-CAfile "$T/ca/ca.crt" >/dev/null 2>&1
 check "no client certificate: refused, and logged" wait_for 50 logged h1 "connection from.*peer did not return a certificate"
+
+echo "# joining with a one-time token"
+out=$("$HVPEER" --socket "$T/h2.sock" token create 2>&1)
+check "token create on a member without the CA key: refused" grep -q "h2 cannot sign certificates: set tls-ca-key" <<<"$out"
+TOKEN=$("$HVPEER" --socket "$T/h1.sock" token create --ttl 600 2>"$T/token.err")
+check "token create on h1 (it holds the CA key): a token" grep -qE '^hvt1\.[0-9a-f]{8}\.[0-9a-f]{32}$' <<<"$TOKEN"
+check "  and how to use it" grep -q -- "--join 127.0.0.1:${PORT[h1]} --token TOKEN" "$T/token.err"
+jstart() { # NAME TOKEN: a host with no certificate yet
+	echo "=== $(date +%T) start $1 with a token" >>"$T/$1.log"
+	"$HVPEERD" --name "$1" --data-dir "$T/$1.d" --listen "127.0.0.1:${PORT[$1]}" \
+		--socket "$T/$1.sock" --report-interval 300 --join "$H1" --token "$2" \
+		--tls-cert "$T/$1/n.crt" --tls-key "$T/$1/n.key" --tls-ca "$T/$1/ca.crt" </dev/null >>"$T/$1.log" 2>&1 &
+	PID[$1]=$!
+}
+mkdir -p "$T/j1" "$T/j2"
+jstart j1 "$TOKEN"
+is_member() { members h1 | grep -q "$1:"; }
+if wait_for 150 is_member j1; then ok "a new host joins with the token: $(members h1 | grep -o 'j1:[^ ]*')"; else nok "a new host joins with the token" "$(members h1)"; fi
+check "  its key was made here, mode 0600" test "$(stat -c %a "$T/j1/n.key" 2>/dev/null)" = 600
+check "  its certificate names it, under the Raft id it joined with" \
+	sh -c "'$HVPEER' --json ca show '$T/j1/n.crt' | grep -q '\"name\": *\"j1\"' && '$HVPEER' ca show '$T/j1/n.crt' | grep -q \"\$(members h1 | grep -o 'j1:[0-9]*' | cut -d: -f2)\""
+check "  h1 logged the signature" logged h1 "enroll: signed a certificate for j1"
+jfail() { # NAME TOKEN TEXT: the host exits 1 saying TEXT, leaving no key
+	timeout 20 "$HVPEERD" --name "$1" --data-dir "$T/$1.d" --listen "127.0.0.1:${PORT[$1]}" \
+		--socket "$T/$1.sock" --join "$H1" --token "$2" \
+		--tls-cert "$T/$1/n.crt" --tls-key "$T/$1/n.key" --tls-ca "$T/$1/ca.crt" >"$T/$1.out" 2>&1
+	local rc=$?
+	[ $rc = 1 ] && grep -q -- "$3" "$T/$1.out" && [ ! -e "$T/$1/n.key" ] || { echo "# exit $rc: $(cat "$T/$1.out")"; return 1; }
+}
+check "the same token again: refused (one use), no key left" jfail j2 "$TOKEN" "token [0-9a-f]* was used already"
+check "  h1 logged the refusal" logged h1 "enroll: refused a join from 127.0.0.1: token"
+T2=$("$HVPEER" --socket "$T/h1.sock" token create 2>/dev/null)
+check "a token with another secret: refused" jfail j2 "${T2%.*}.00000000000000000000000000000000" "no such token, or not its secret"
+T3=$("$HVPEER" --socket "$T/h1.sock" token create 2>/dev/null)
+id3=$(cut -d. -f2 <<<"$T3")
+sed -i "s/^\($id3 [0-9a-f]*\) [0-9]* /\1 1000 /" "$T/h1.d/join-tokens"
+check "an expired token: refused" jfail j2 "$T3" "token $id3 has expired"
+check "a malformed token: refused before anything is made" jfail j2 "hvt1.nonsense" "not a join token"
+check "  none of them became a member" not_member j2
+check "the token file is 0600" test "$(stat -c %a "$T/h1.d/join-tokens")" = 600
 
 echo "# revocation, picked up with SIGHUP"
 ca revoke --dir "$T/ca" "$T/h3.crt"
