@@ -146,18 +146,6 @@ static int ca_init(const char *dir, long days)
 	return rc;
 }
 
-static X509 *read_cert(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	X509 *c;
-
-	if (f == NULL)
-		return NULL;
-	c = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	return c;
-}
-
 /* The CA in dir: its certificate and key. 0, or the exit status (said). */
 static int load_ca(const char *dir, X509 **ca, EVP_PKEY **ca_key)
 {
@@ -165,7 +153,7 @@ static int load_ca(const char *dir, X509 **ca, EVP_PKEY **ca_key)
 	FILE *f;
 
 	snprintf(path, sizeof path, "%s/ca.crt", dir);
-	if ((*ca = read_cert(path)) == NULL)
+	if ((*ca = hv_tls_read_cert(path)) == NULL)
 		return fail(
 		    1, "%s: not a certificate (make the CA with 'hvpeer ca init')", path);
 	snprintf(path, sizeof path, "%s/ca.key", dir);
@@ -281,7 +269,7 @@ static int ca_revoke(const char *dir, const char *cert_path, long days)
 	if ((rc = load_ca(dir, &ca, &ca_key)) != 0)
 		goto out;
 	rc = 5;
-	if ((cert = read_cert(cert_path)) == NULL) {
+	if ((cert = hv_tls_read_cert(cert_path)) == NULL) {
 		rc = fail(1, "%s: not a PEM certificate", cert_path);
 		goto out;
 	}
@@ -364,7 +352,7 @@ static void asn1_time_text(const ASN1_TIME *t, char *out, size_t len)
 
 static int ca_show(const char *path, bool json)
 {
-	X509 *c = read_cert(path);
+	X509 *c = hv_tls_read_cert(path);
 	char name[HV_NAME_MAX + 1] = "", from[32], until[32],
 	                        fp[3 * EVP_MAX_MD_SIZE + 1] = "";
 	char subject[256], issuer[256];

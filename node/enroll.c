@@ -83,20 +83,26 @@ static void mac4(const unsigned char k[32], const char *a, const char *b, const 
 	free(msg);
 }
 
-static char *pem_of_cert(X509 *c)
+/* The text written to b (freed here), as a new string; NULL on error. */
+static char *bio_text(BIO *b, int written)
 {
-	BIO *b = BIO_new(BIO_s_mem());
 	char *data, *out = NULL;
 	long len;
 
-	if (b != NULL && PEM_write_bio_X509(b, c) == 1 &&
-	    (len = BIO_get_mem_data(b, &data)) > 0 &&
+	if (b != NULL && written == 1 && (len = BIO_get_mem_data(b, &data)) > 0 &&
 	    (out = malloc((size_t)len + 1)) != NULL) {
 		memcpy(out, data, (size_t)len);
 		out[len] = '\0';
 	}
 	BIO_free(b);
 	return out;
+}
+
+static char *pem_of_cert(X509 *c)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	return bio_text(b, b != NULL ? PEM_write_bio_X509(b, c) : 0);
 }
 
 static X509 *cert_of_pem(const char *pem)
@@ -502,33 +508,16 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *name)
 static char *pem_of_req(X509_REQ *r)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *out = NULL;
-	long len;
 
-	if (b != NULL && PEM_write_bio_X509_REQ(b, r) == 1 &&
-	    (len = BIO_get_mem_data(b, &data)) > 0 &&
-	    (out = malloc((size_t)len + 1)) != NULL) {
-		memcpy(out, data, (size_t)len);
-		out[len] = '\0';
-	}
-	BIO_free(b);
-	return out;
+	return bio_text(b, b != NULL ? PEM_write_bio_X509_REQ(b, r) : 0);
 }
 
 static char *pem_of_key(EVP_PKEY *k)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *out = NULL;
-	long len;
 
-	if (b != NULL && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1 &&
-	    (len = BIO_get_mem_data(b, &data)) > 0 &&
-	    (out = malloc((size_t)len + 1)) != NULL) {
-		memcpy(out, data, (size_t)len);
-		out[len] = '\0';
-	}
-	BIO_free(b);
-	return out;
+	return bio_text(
+	    b, b != NULL ? PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) : 0);
 }
 
 /* Check what the member answered and write the certificate and the CA. */

@@ -125,7 +125,7 @@ int hv_tls_node_san(char *out, size_t len, const char *name, uint64_t id)
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-static X509 *read_cert(const char *path)
+X509 *hv_tls_read_cert(const char *path)
 {
 	FILE *f = fopen(path, "re");
 	X509 *c;
@@ -140,7 +140,7 @@ static X509 *read_cert(const char *path)
 int hv_tls_file_identity(const char *path, char *name, size_t nlen, uint64_t *id,
                          char *why, size_t whylen)
 {
-	X509 *c = read_cert(path);
+	X509 *c = hv_tls_read_cert(path);
 	int rc;
 
 	if (c == NULL) {

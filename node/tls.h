@@ -59,6 +59,9 @@ int hv_tls_node_san(char *out, size_t len, const char *name, uint64_t id);
 /* The node identity in a certificate. 0, or -1 when it carries none. */
 int hv_tls_x509_identity(X509 *cert, char *name, size_t nlen, uint64_t *id);
 
+/* The first certificate of a PEM file, or NULL. */
+X509 *hv_tls_read_cert(const char *path);
+
 /* The identity a PEM certificate file carries. 0, or -1 with why. */
 int hv_tls_file_identity(const char *path, char *name, size_t nlen, uint64_t *id,
                          char *why, size_t whylen);

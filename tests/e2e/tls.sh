@@ -26,45 +26,10 @@ HVPEER=$BUILDDIR/hvpeer
 command -v python3 >/dev/null || { echo "1..0 # SKIP no python3"; exit 77; }
 command -v openssl >/dev/null || { echo "1..0 # SKIP no openssl tool"; exit 77; }
 . "$(dirname "$0")/../bmc/tap.sh" # check, wait_for (tenths of a second), tap_done
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; return 0; }
-
-T=$(mktemp -d /tmp/hvptls.XXXXXX)
-declare -A PID=() PORT=()
+. "$(dirname "$0")/lib.sh" # ok, nok, PID, PORT, e2e_dir, e2e_ports
 declare -A SIGNER=([h1]=1) # the hosts that hold the CA key (tls-ca-key)
-cleanup() {
-	local p
-	for p in "${PID[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for _ in $(seq 50); do
-		p=0
-		for x in "${PID[@]}"; do kill -0 "$x" 2>/dev/null && p=1; done
-		[ $p = 0 ] && break
-		sleep 0.1
-	done
-	for p in "${PID[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	if [ "$failed" -gt 0 ]; then
-		for f in "$T"/*.log; do echo "# --- $f"; tail -n 25 "$f" | sed 's/^/#   /'; done
-	fi
-	if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
-		nok "no sanitizer report in any daemon log"
-		grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | head -80 | sed 's/^/#   /'
-	fi
-	[ -n "${HVPEER_E2E_KEEP:-}" ] && cp "$T"/*.log "$HVPEER_E2E_KEEP"/ 2>/dev/null
-	rm -rf "$T"
-}
-trap 'cleanup; tap_done; exit $?' EXIT
-
-# Ten ports in a row that nothing listens on, below the ephemeral range.
-for _ in $(seq 50); do
-	base=$((20000 + RANDOM % 20000))
-	busy=0
-	for k in 0 1 2 3 4 5 6 7 8 9; do
-		ss -Htan 2>/dev/null | awk '{print $4}' | grep -qE "[:.]$((base + k))\$" && busy=1
-	done
-	[ $busy = 0 ] && break
-done
-k=0
-for h in h1 h2 h3 p1 x1 e1 r1 s1 j1 j2; do PORT[$h]=$((base + k)); k=$((k + 1)); done
+e2e_dir hvptls
+e2e_ports h1 h2 h3 p1 x1 e1 r1 s1 j1 j2
 H1=127.0.0.1:${PORT[h1]}
 
 # ---- certificates ----------------------------------------------------------
@@ -109,6 +74,13 @@ leader_of() {
 	status "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print([m['name'] for m in d['members'] if m['leader']][0] if d['quorum'] else '')" 2>/dev/null
 }
 logged() { grep -q -- "$2" "$T/$1.log"; } # NODE TEXT
+expect_log() { # NODE TENTHS TEXT WHAT: TEXT shows in NODE's log in time
+	if wait_for "$2" logged "$1" "$3"; then
+		ok "$4"
+	else
+		nok "$4" "$(grep -h 'refused\|warn' "$T/$1.log" | tail -3)"
+	fi
+}
 not_member() { ! members h1 | grep -q "$1:"; }
 ID1=$(idof h1) ID2=$(idof h2) ID3=$(idof h3)
 
@@ -143,30 +115,18 @@ wait_for 200 members_are h1 "$want" || nok "$leader back" "$(members h1)"
 echo "# refusals"
 # A plaintext peer.
 start p1 "" --join "$H1"
-if wait_for 100 logged h1 "plaintext hvpeer connection, but this node requires TLS"; then
-	ok "plaintext: refused, and the reason logged"
-else
-	nok "plaintext: refused, and the reason logged"
-fi
+expect_log h1 100 "plaintext hvpeer connection, but this node requires TLS" "plaintext: refused, and the reason logged"
 check "  the plaintext peer is not a member" not_member p1
 stop p1
 # A certificate from another CA.
 start x1 x1 --join "$H1"
-if wait_for 100 logged h1 "certificate refused: unable to get local issuer certificate"; then
-	ok "another CA's certificate: refused, and the reason logged"
-else
-	nok "another CA's certificate: refused, and the reason logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
-fi
+expect_log h1 100 "certificate refused: unable to get local issuer certificate" "another CA's certificate: refused, and the reason logged"
 check "  that peer is not a member" not_member x1
 stop x1
 # An expired certificate: the daemon says so at start, its peers refuse it.
 start r1 r1 --join "$H1"
 check "expired: the daemon itself says so" wait_for 50 logged r1 "expired on"
-if wait_for 100 logged h1 "certificate refused: certificate has expired"; then
-	ok "expired: refused by the peer, and the reason logged"
-else
-	nok "expired: refused by the peer, and the reason logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
-fi
+expect_log h1 100 "certificate refused: certificate has expired" "expired: refused by the peer, and the reason logged"
 check "  that peer is not a member" not_member r1
 stop r1
 # A valid certificate (h3's) claiming h2's Raft id.
@@ -177,11 +137,7 @@ sys.stdout.buffer.write(b"HVRAFT01" + struct.pack(">Q", int(sys.argv[1])) + byte
 EOF
 (cat "$T/preamble"; sleep 1) | timeout 10 openssl s_client -quiet -connect "$H1" -cert "$T/h3.crt" \
 	-key "$T/h3.key" -CAfile "$T/ca/ca.crt" >/dev/null 2>&1
-if wait_for 50 logged h1 "claims Raft id $ID2 but its certificate is for h3 (id $ID3)"; then
-	ok "another node's identity on a valid certificate: refused, and logged"
-else
-	nok "another node's identity on a valid certificate: refused, and logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
-fi
+expect_log h1 50 "claims Raft id $ID2 but its certificate is for h3 (id $ID3)" "another node's identity on a valid certificate: refused, and logged"
 # RPC with a valid certificate (h3's) speaking for another host.
 rpc_as_h3() { # JSON: the answer on stdout
 	python3 -c '
@@ -255,11 +211,7 @@ for h in h1 h2; do kill -HUP "${PID[$h]}"; done
 check "the reload is logged" wait_for 50 logged h1 "reload: TLS certificate, key, CA and CRL read again"
 kill9 h3
 start h3 h3
-if wait_for 100 logged h1 "certificate refused: certificate revoked"; then
-	ok "a revoked certificate: refused after the reload, and logged"
-else
-	nok "a revoked certificate: refused after the reload, and logged" "$(grep -h 'refused' "$T/h1.log" | tail -3)"
-fi
+expect_log h1 100 "certificate refused: certificate revoked" "a revoked certificate: refused after the reload, and logged"
 no_quorum() { status h3 | python3 -c "import json,sys; sys.exit(0 if not json.load(sys.stdin)['quorum'] else 1)"; }
 sleep 2
 check "  the revoked node has no quorum to talk to" no_quorum
@@ -275,11 +227,7 @@ check "  and h1 still serves with quorum" wait_for 50 sh -c "'$HVPEER' --socket 
 echo "# allow-peers"
 stop h2
 start h2 h2 --allow-peers 10.0.0.0/8
-if wait_for 100 logged h2 "its address is not in allow-peers"; then
-	ok "a peer outside allow-peers: refused, and logged"
-else
-	nok "a peer outside allow-peers: refused, and logged"
-fi
+expect_log h2 100 "its address is not in allow-peers" "a peer outside allow-peers: refused, and logged"
 stop h2
 start h2 h2 --allow-peers "10.0.0.0/8, 127.0.0.1/32"
 check "  inside it: h2 serves again" wait_for 100 sh -c "'$HVPEER' --socket '$T/h2.sock' --json status | grep -q '\"quorum\": *true'"

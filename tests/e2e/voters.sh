@@ -17,43 +17,9 @@ HVPEER=$BUILDDIR/hvpeer
 [ -x "$HVPEERD" ] && [ -x "$HVPEER" ] || { echo "Bail out! no hvpeerd/hvpeer in '$BUILDDIR'"; exit 99; }
 command -v python3 >/dev/null || { echo "1..0 # SKIP no python3"; exit 77; }
 . "$(dirname "$0")/../bmc/tap.sh" # check, wait_for (tenths of a second), tap_done
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; return 0; }
-
-T=$(mktemp -d /tmp/hvpvot.XXXXXX)
-declare -A PID=() PORT=()
-cleanup() {
-	local p
-	for p in "${PID[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for _ in $(seq 50); do
-		p=0
-		for x in "${PID[@]}"; do kill -0 "$x" 2>/dev/null && p=1; done
-		[ $p = 0 ] && break
-		sleep 0.1
-	done
-	for p in "${PID[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	if [ "$failed" -gt 0 ]; then
-		for f in "$T"/*.log; do echo "# --- $f"; tail -n 25 "$f" | sed 's/^/#   /'; done
-	fi
-	if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
-		nok "no sanitizer report in any daemon log"
-		grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | head -80 | sed 's/^/#   /'
-	fi
-	[ -n "${HVPEER_E2E_KEEP:-}" ] && cp "$T"/*.log "$HVPEER_E2E_KEEP"/ 2>/dev/null
-	rm -rf "$T"
-}
-trap 'cleanup; tap_done; exit $?' EXIT
-
-# Four ports in a row that nothing listens on, below the ephemeral range.
-for _ in $(seq 50); do
-	base=$((20000 + RANDOM % 20000))
-	busy=0
-	for k in 0 1 2 3; do
-		ss -Htan 2>/dev/null | awk '{print $4}' | grep -qE "[:.]$((base + k))\$" && busy=1
-	done
-	[ $busy = 0 ] && break
-done
-for k in 1 2 3 4; do PORT[h$k]=$((base + k - 1)); done
+. "$(dirname "$0")/lib.sh" # ok, nok, PID, PORT, e2e_dir, e2e_ports
+e2e_dir hvpvot
+e2e_ports h1 h2 h3 h4
 H1=127.0.0.1:${PORT[h1]}
 
 start() { # NAME ARGS...
