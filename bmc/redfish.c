@@ -1171,7 +1171,8 @@ int hv_bmc_redfish_sensors_decode(struct json_object *res, int which,
 		         thermal ? "Temperature" : "Voltage");
 		snprintf(s->unit, sizeof s->unit, "%s", thermal ? "C" : "V");
 		for (size_t k = 0; k < sizeof th / sizeof th[0]; k++)
-			if (number_at(e, th[k].key, (double *)((char *)s + th[k].off)))
+			if (number_at(e, th[k].key,
+			              (double *)(void *)((char *)s + th[k].off)))
 				s->thresholds |= th[k].bit;
 		if (number_at(e, reading, &s->value)) {
 			/* The worse of our verdict and the BMC's. */
