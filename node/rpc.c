@@ -521,8 +521,16 @@ int hv_b64_decode(const char *b64, size_t blen, unsigned char *out, size_t cap,
 {
 	int dl;
 
-	if (blen / 4 * 3 > cap || blen > INT_MAX)
+	if (blen % 4 != 0 || blen / 4 * 3 > cap || blen > INT_MAX)
 		return -1;
+	/* EVP_DecodeBlock skips white space and '-' at either end, which
+	 * would leave the '=' padding uncounted below: none of them. */
+	for (size_t i = 0; i < blen; i++) {
+		char c = b64[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '='))
+			return -1;
+	}
 	dl = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)blen);
 	if (dl < 0)
 		return -1;

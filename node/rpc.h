@@ -91,9 +91,10 @@ const char *hv_json_str(struct json_object *o, const char *key);
 bool hv_json_bool(struct json_object *o, const char *key);
 bool hv_json_uint(struct json_object *o, const char *key, uint64_t *out);
 
-/* Decode base64 (as EVP_EncodeBlock writes it, padding included) into out,
- * which holds cap bytes. Returns 0 with the decoded length in *len, or -1
- * when b64 is malformed or decodes to more than cap bytes. */
+/* Decode base64 (as EVP_EncodeBlock writes it, padding included: a
+ * multiple of 4 characters of [A-Za-z0-9+/=]) into out, which holds cap
+ * bytes. Returns 0 with the decoded length in *len, or -1 when b64 is
+ * malformed or decodes to more than cap bytes. */
 int hv_b64_decode(const char *b64, size_t blen, unsigned char *out, size_t cap,
                   size_t *len);
 
