@@ -838,7 +838,7 @@ static struct json_object *manifest_json(const struct hv_manifest *m, bool extra
 			break;
 		}
 		bad |= put(f, "path", json_object_new_string(m->files[i].path));
-		bad |= put(f, "size", json_object_new_int64((int64_t)m->files[i].size));
+		bad |= put(f, "size", json_object_new_uint64(m->files[i].size));
 		bad |= put(f, "sha256", json_object_new_string(m->files[i].sha256));
 	}
 	hooks = NULL;
