@@ -531,6 +531,7 @@ int hv_bmc_ipmi_sdr_sensor(ipmi_sdr_ctx_t sdr, const uint8_t *rec, unsigned len,
                            struct hv_bmc_sensor *s)
 {
 	uint8_t type, ertc, owner_type, owner, pct, mod, rate, base, modtype, stype;
+	char units[256] = "";
 	const char *tname;
 
 	if (ipmi_sdr_parse_record_id_and_type(sdr, rec, len, NULL, &type) < 0 ||
@@ -553,11 +554,14 @@ int hv_bmc_ipmi_sdr_sensor(ipmi_sdr_ctx_t sdr, const uint8_t *rec, unsigned len,
 	if (ipmi_sdr_parse_sensor_type(sdr, rec, len, &stype) == 0 &&
 	    (tname = ipmi_get_sensor_type_string(stype)) != NULL)
 		snprintf(s->type, sizeof s->type, "%s", tname);
+	/* ipmi_sensor_units_string writes past the length it is given when a
+	 * record's units do not fit ("% unspecified / ..." in 15 bytes wrote
+	 * 17): give it room for any units, then cut to s->unit. */
 	if (ipmi_sdr_parse_sensor_units(sdr, rec, len, &pct, &mod, &rate, &base,
 	                                &modtype) == 0 &&
-	    ipmi_sensor_units_string(pct, mod, rate, base, modtype, s->unit,
-	                             sizeof s->unit - 1, 1) < 0)
-		s->unit[0] = '\0';
+	    ipmi_sensor_units_string(pct, mod, rate, base, modtype, units,
+	                             sizeof units - 32, 1) >= 0)
+		snprintf(s->unit, sizeof s->unit, "%s", units);
 	sensor_thresholds(sdr, rec, len, s);
 	return 1;
 }
