@@ -36,6 +36,7 @@
 
 #include "../lib/err.h"
 #include "bmc.h"
+#include "ipmi.h"
 
 /* Bounds on what a BMC may make us hold. */
 #define SDR_RECORDS_MAX 4096
@@ -470,7 +471,7 @@ out_obj:
 /* ---- sensors -------------------------------------------------------------- */
 
 /* The thresholds the record declares readable, decoded to its unit. */
-static void sensor_thresholds(ipmi_sdr_ctx_t sdr, const struct sdr_record *r,
+static void sensor_thresholds(ipmi_sdr_ctx_t sdr, const uint8_t *rec, unsigned len,
                               struct hv_bmc_sensor *s)
 {
 	uint8_t rd[6];
@@ -485,11 +486,11 @@ static void sensor_thresholds(ipmi_sdr_ctx_t sdr, const struct sdr_record *r,
 	/* libfreeipmi decodes all six whatever the record says: only the
 	 * ones marked readable mean anything. A non-linear sensor has none
 	 * we can decode. */
-	if (ipmi_sdr_parse_threshold_readable(sdr, r->data, r->len, &rd[0], &rd[1],
-	                                      &rd[2], &rd[3], &rd[4], &rd[5]) < 0)
+	if (ipmi_sdr_parse_threshold_readable(sdr, rec, len, &rd[0], &rd[1], &rd[2],
+	                                      &rd[3], &rd[4], &rd[5]) < 0)
 		return;
-	if (ipmi_sdr_parse_thresholds(sdr, r->data, r->len, &v[0], &v[1], &v[2], &v[3],
-	                              &v[4], &v[5]) < 0)
+	if (ipmi_sdr_parse_thresholds(sdr, rec, len, &v[0], &v[1], &v[2], &v[3], &v[4],
+	                              &v[5]) < 0)
 		return;
 	for (int i = 0; i < 6; i++) {
 		if (rd[i] && v[i] != NULL) {
@@ -526,48 +527,58 @@ static int session_lost(ipmi_ctx_t ctx)
 	return 0;
 }
 
+int hv_bmc_ipmi_sdr_sensor(ipmi_sdr_ctx_t sdr, const uint8_t *rec, unsigned len,
+                           struct hv_bmc_sensor *s)
+{
+	uint8_t type, ertc, owner_type, owner, pct, mod, rate, base, modtype, stype;
+	char units[256] = "";
+	const char *tname;
+
+	if (ipmi_sdr_parse_record_id_and_type(sdr, rec, len, NULL, &type) < 0 ||
+	    type != IPMI_SDR_FORMAT_FULL_SENSOR_RECORD)
+		return 0;
+	if (ipmi_sdr_parse_event_reading_type_code(sdr, rec, len, &ertc) < 0 ||
+	    !IPMI_EVENT_READING_TYPE_CODE_IS_THRESHOLD(ertc))
+		return 0;
+	/* Sensors of other controllers need bridging, which BMCs do badly
+	 * over LAN; system software "sensors" have nothing to read. */
+	if (ipmi_sdr_parse_sensor_owner_id(sdr, rec, len, &owner_type, &owner) < 0 ||
+	    owner_type != IPMI_SDR_SENSOR_OWNER_ID_TYPE_IPMB_SLAVE_ADDRESS ||
+	    (owner << 1) != IPMI_SLAVE_ADDRESS_BMC)
+		return 0;
+
+	memset(s, 0, sizeof *s);
+	if (ipmi_sdr_parse_id_string(sdr, rec, len, s->name, sizeof s->name - 1) < 0 ||
+	    s->name[0] == '\0')
+		snprintf(s->name, sizeof s->name, "sensor@%u", rec[0] | rec[1] << 8);
+	if (ipmi_sdr_parse_sensor_type(sdr, rec, len, &stype) == 0 &&
+	    (tname = ipmi_get_sensor_type_string(stype)) != NULL)
+		snprintf(s->type, sizeof s->type, "%s", tname);
+	/* ipmi_sensor_units_string writes past the length it is given when a
+	 * record's units do not fit ("% unspecified / ..." in 15 bytes wrote
+	 * 17): give it room for any units, then cut to s->unit. */
+	if (ipmi_sdr_parse_sensor_units(sdr, rec, len, &pct, &mod, &rate, &base,
+	                                &modtype) == 0 &&
+	    ipmi_sensor_units_string(pct, mod, rate, base, modtype, units,
+	                             sizeof units - 32, 1) >= 0)
+		snprintf(s->unit, sizeof s->unit, "%s", units);
+	sensor_thresholds(sdr, rec, len, s);
+	return 1;
+}
+
 /* Fill s from record r; 0 = not a sensor we report, 1 = filled, < 0 = an
  * HV_* error (negated) that ends the call. */
 static int sensor_one(struct hv_bmc *b, ipmi_ctx_t ctx, ipmi_sdr_ctx_t sdr,
                       ipmi_sensor_read_ctx_t rd, const struct sdr_record *r,
                       struct hv_bmc_sensor *s, char *err, size_t errlen)
 {
-	uint8_t type, ertc, owner_type, owner, pct, mod, rate, base, modtype, raw, stype;
-	const char *tname;
+	uint8_t raw;
 	double *reading = NULL;
 	uint16_t bits = 0;
 	int got, st;
 
-	if (ipmi_sdr_parse_record_id_and_type(sdr, r->data, r->len, NULL, &type) < 0 ||
-	    type != IPMI_SDR_FORMAT_FULL_SENSOR_RECORD)
+	if (hv_bmc_ipmi_sdr_sensor(sdr, r->data, r->len, s) == 0)
 		return 0;
-	if (ipmi_sdr_parse_event_reading_type_code(sdr, r->data, r->len, &ertc) < 0 ||
-	    !IPMI_EVENT_READING_TYPE_CODE_IS_THRESHOLD(ertc))
-		return 0;
-	/* Sensors of other controllers need bridging, which BMCs do badly
-	 * over LAN; system software "sensors" have nothing to read. */
-	if (ipmi_sdr_parse_sensor_owner_id(sdr, r->data, r->len, &owner_type, &owner) <
-	        0 ||
-	    owner_type != IPMI_SDR_SENSOR_OWNER_ID_TYPE_IPMB_SLAVE_ADDRESS ||
-	    (owner << 1) != IPMI_SLAVE_ADDRESS_BMC)
-		return 0;
-
-	memset(s, 0, sizeof *s);
-	if (ipmi_sdr_parse_id_string(sdr, r->data, r->len, s->name, sizeof s->name - 1) <
-	        0 ||
-	    s->name[0] == '\0')
-		snprintf(s->name, sizeof s->name, "sensor@%u",
-		         r->data[0] | r->data[1] << 8);
-	if (ipmi_sdr_parse_sensor_type(sdr, r->data, r->len, &stype) == 0 &&
-	    (tname = ipmi_get_sensor_type_string(stype)) != NULL)
-		snprintf(s->type, sizeof s->type, "%s", tname);
-	if (ipmi_sdr_parse_sensor_units(sdr, r->data, r->len, &pct, &mod, &rate, &base,
-	                                &modtype) == 0 &&
-	    ipmi_sensor_units_string(pct, mod, rate, base, modtype, s->unit,
-	                             sizeof s->unit - 1, 1) < 0)
-		s->unit[0] = '\0';
-	sensor_thresholds(sdr, r, s);
-
 	got = ipmi_sensor_read(rd, r->data, r->len, 0, &raw, &reading, &bits);
 	if (got < 0 &&
 	    ipmi_sensor_read_ctx_errnum(rd) == IPMI_SENSOR_READ_ERR_IPMI_ERROR &&

@@ -404,15 +404,46 @@ static int exchange(struct rf_call *c, const char *method, const char *path,
 	return HV_OK;
 }
 
-/* GET path and parse the answer, a JSON object, into *out (the caller
- * puts it). */
-static int get_json(struct rf_call *c, const char *path, const char *noun,
-                    struct json_object **out, char *err, size_t errlen)
+int hv_bmc_redfish_parse(const char *body, size_t len, struct json_object **out,
+                         char *why, size_t whylen)
 {
 	struct json_tokener *tok;
 	struct json_object *o;
 	enum json_tokener_error jerr;
 	size_t end;
+
+	*out = NULL;
+	tok = len <= INT_MAX ? json_tokener_new_ex(JSON_DEPTH) : NULL;
+	if (tok == NULL)
+		return hv_errf(why, whylen, HV_NOMEM, "out of memory");
+	o = json_tokener_parse_ex(tok, body != NULL ? body : "", (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (o == NULL || jerr != json_tokener_success) {
+		json_object_put(o);
+		return hv_errf(why, whylen, HV_PROTO,
+		               "the answer is not JSON (%s at byte %zu of %zu)",
+		               jerr == json_tokener_continue
+		                   ? "it ends midway"
+		                   : json_tokener_error_desc(jerr),
+		               end, len);
+	}
+	if (!blank(body + end, len - end) || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return hv_errf(why, whylen, HV_PROTO,
+		               "the answer is not one JSON object");
+	}
+	*out = o;
+	return HV_OK;
+}
+
+/* GET path and parse the answer, a JSON object, into *out (the caller
+ * puts it). */
+static int get_json(struct rf_call *c, const char *path, const char *noun,
+                    struct json_object **out, char *err, size_t errlen)
+{
+	char why[256];
 	long status;
 	int rv;
 
@@ -422,36 +453,15 @@ static int get_json(struct rf_call *c, const char *path, const char *noun,
 		return rv;
 	if (status < 200 || status > 299)
 		return status_error(c, "GET", path, noun, status, err, errlen);
-	tok = json_tokener_new_ex(JSON_DEPTH);
-	if (tok == NULL)
+	rv = hv_bmc_redfish_parse(c->body, c->len, out, why, sizeof why);
+	if (rv == HV_NOMEM)
 		return hv_errf(err, errlen, HV_NOMEM, "BMC %s: %s: out of memory",
 		               c->b->address, c->what);
-	o = json_tokener_parse_ex(tok, c->body != NULL ? c->body : "", (int)c->len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (o == NULL || jerr != json_tokener_success) {
-		json_object_put(o);
-		return hv_errf(err, errlen, HV_PROTO,
-		               "BMC %s: %s: GET %s: the answer is not JSON (%s at byte "
-		               "%zu of %zu): the BMC's Redfish service is broken; retry, "
-		               "or update its firmware",
-		               c->b->address, c->what, path,
-		               jerr == json_tokener_continue
-		                   ? "it ends midway"
-		                   : json_tokener_error_desc(jerr),
-		               end, c->len);
-	}
-	if (!blank(c->body + end, c->len - end) ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return hv_errf(err, errlen, HV_PROTO,
-		               "BMC %s: %s: GET %s: the answer is not one JSON object: "
-		               "the BMC's Redfish service is broken; retry, or update "
-		               "its firmware",
-		               c->b->address, c->what, path);
-	}
-	*out = o;
+	if (rv != HV_OK)
+		return hv_errf(err, errlen, rv,
+		               "BMC %s: %s: GET %s: %s: the BMC's Redfish service is "
+		               "broken; retry, or update its firmware",
+		               c->b->address, c->what, path, why);
 	return HV_OK;
 }
 
@@ -1161,7 +1171,8 @@ int hv_bmc_redfish_sensors_decode(struct json_object *res, int which,
 		         thermal ? "Temperature" : "Voltage");
 		snprintf(s->unit, sizeof s->unit, "%s", thermal ? "C" : "V");
 		for (size_t k = 0; k < sizeof th / sizeof th[0]; k++)
-			if (number_at(e, th[k].key, (double *)((char *)s + th[k].off)))
+			if (number_at(e, th[k].key,
+			              (double *)(void *)((char *)s + th[k].off)))
 				s->thresholds |= th[k].bit;
 		if (number_at(e, reading, &s->value)) {
 			/* The worse of our verdict and the BMC's. */

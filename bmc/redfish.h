@@ -27,6 +27,15 @@ enum hv_redfish_sensors {
 };
 
 /*
+ * Parse a BMC's answer (body, len bytes, not '\0'-terminated; NULL when
+ * len is 0): one JSON object, then nothing but white space. HV_OK with
+ * *out (the caller puts it); else *out is NULL and why says what is wrong
+ * (HV_PROTO: not JSON, with where it broke, or not one object; HV_NOMEM).
+ */
+int hv_bmc_redfish_parse(const char *body, size_t len, struct json_object **out,
+                         char *why, size_t whylen);
+
+/*
  * Append the sensors of a Thermal or Power resource (res, a JSON object) to
  * out[*n..max), in the BMC's order, each with its thresholds
  * (Upper/LowerThreshold NonCritical, Critical, Fatal -> noncrit, crit,

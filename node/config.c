@@ -510,24 +510,35 @@ static int on_ini(void *user, const char *section, const char *key, const char *
 
 int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen)
 {
+	FILE *f = fopen(path, "r");
+	int rv;
+
+	if (f == NULL) {
+		snprintf(err, (size_t)errlen, "%s: cannot open: %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	rv = hv_config_load_file(c, f, path, err, errlen);
+	fclose(f);
+	return rv;
+}
+
+int hv_config_load_file(struct hv_config *c, FILE *f, const char *name, char *err,
+                        int errlen)
+{
 	struct load_ctx l = {c, err, errlen, 0};
 	char msg[256] = "";
 	int rv;
 
 	l.err = msg;
 	l.errlen = sizeof msg;
-	rv = ini_parse(path, on_ini, &l);
-	if (rv == -1) {
-		snprintf(err, (size_t)errlen, "%s: cannot open: %s", path,
-		         strerror(errno));
-		return -1;
-	}
+	rv = ini_parse_file(f, on_ini, &l);
 	if (rv == -2) {
-		snprintf(err, (size_t)errlen, "%s: out of memory", path);
+		snprintf(err, (size_t)errlen, "%s: out of memory", name);
 		return -1;
 	}
 	if (rv > 0) {
-		snprintf(err, (size_t)errlen, "%s:%d: %s", path, rv,
+		snprintf(err, (size_t)errlen, "%s:%d: %s", name, rv,
 		         msg[0] ? msg : "syntax error");
 		return -1;
 	}

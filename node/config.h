@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "../consensus/codec.h"
 
@@ -108,6 +109,11 @@ int hv_config_set(struct hv_config *c, const char *key, const char *value, char 
 /* Load an INI file; unknown keys and bad values are errors naming the
  * file and line. Returns 0, or -1 with a message in err. */
 int hv_config_load(struct hv_config *c, const char *path, char *err, int errlen);
+
+/* The same from an open stream (name for messages): what hv_config_load
+ * does once the file is open, and what fuzz/fuzz_config.c feeds. */
+int hv_config_load_file(struct hv_config *c, FILE *f, const char *name, char *err,
+                        int errlen);
 
 /* Check the settings as a whole (required values, ranges). */
 int hv_config_check(const struct hv_config *c, char *err, int errlen);

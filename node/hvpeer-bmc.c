@@ -143,7 +143,8 @@ static struct json_object *sensor_json(const struct hv_bmc_sensor *s)
 		if (s->thresholds & th[i].bit)
 			json_object_object_add(
 			    t, th[i].name,
-			    number(*(const double *)((const char *)s + th[i].off)));
+			    number(*(const double *)(const void *)((const char *)s +
+			                                           th[i].off)));
 	json_object_object_add(o, "thresholds", t);
 	return o;
 }

@@ -98,7 +98,7 @@ static void join_next(struct join_op *op)
 			break;
 		}
 	}
-		/* fallthrough */
+		__attribute__((fallthrough));
 	case 1:
 		op->step = 2;
 		if (hv_node_raft_role(n, op->id) < 0) {
@@ -106,7 +106,7 @@ static void join_next(struct join_op *op)
 			              join_step);
 			break;
 		}
-		/* fallthrough */
+		__attribute__((fallthrough));
 	case 2:
 		op->step = 3;
 		if (hv_node_raft_role(n, op->id) == RAFT_SPARE) {
@@ -114,7 +114,7 @@ static void join_next(struct join_op *op)
 			                 join_step);
 			break;
 		}
-		/* fallthrough */
+		__attribute__((fallthrough));
 	default:
 		join_record(op);
 		return;

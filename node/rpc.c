@@ -84,8 +84,7 @@ static char *frame(struct json_object *obj, size_t *len)
 	return buf;
 }
 
-/* Parse a body: a JSON object, or NULL. */
-static struct json_object *parse(const char *body, size_t len)
+struct json_object *hv_rpc_parse(const char *body, size_t len)
 {
 	struct json_tokener *tok = json_tokener_new_ex(32);
 	struct json_object *obj;
@@ -103,8 +102,7 @@ static struct json_object *parse(const char *body, size_t len)
 	return obj;
 }
 
-/* Reads into hdr, then into body, with buffers sized to what is missing. */
-static void frame_alloc(unsigned char *hdr, size_t hdr_got, char **body, size_t body_len,
+void hv_rpc_frame_alloc(unsigned char *hdr, size_t hdr_got, char **body, size_t body_len,
                         size_t body_got, uv_buf_t *buf)
 {
 	if (hdr_got < 4) {
@@ -116,9 +114,7 @@ static void frame_alloc(unsigned char *hdr, size_t hdr_got, char **body, size_t 
 	}
 }
 
-/* Account n bytes just read. Returns 1 when the frame is complete, 0 when
- * more is needed, -1 on a bad frame. */
-static int frame_advance(unsigned char *hdr, size_t *hdr_got, char **body,
+int hv_rpc_frame_advance(unsigned char *hdr, size_t *hdr_got, char **body,
                          size_t *body_len, size_t *body_got, size_t n)
 {
 	if (*hdr_got < 4) {
@@ -175,7 +171,7 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct hv_rpc_conn *c = h->data;
 
 	(void)suggested;
-	frame_alloc(c->hdr, c->hdr_got, &c->body, c->body_len, c->body_got, buf);
+	hv_rpc_frame_alloc(c->hdr, c->hdr_got, &c->body, c->body_len, c->body_got, buf);
 }
 
 static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -191,13 +187,13 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	rv = frame_advance(c->hdr, &c->hdr_got, &c->body, &c->body_len, &c->body_got,
-	                   (size_t)n);
+	rv = hv_rpc_frame_advance(c->hdr, &c->hdr_got, &c->body, &c->body_len,
+	                          &c->body_got, (size_t)n);
 	if (rv == 0)
 		return;
 	uv_read_stop(s);
 	uv_timer_stop(&c->timer);
-	if (rv < 0 || (req = parse(c->body, c->body_len)) == NULL) {
+	if (rv < 0 || (req = hv_rpc_parse(c->body, c->body_len)) == NULL) {
 		hv_debug("rpc: dropping a malformed request");
 		conn_close(c);
 		return;
@@ -365,8 +361,8 @@ static void call_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct hv_rpc_call *call = h->data;
 
 	(void)suggested;
-	frame_alloc(call->hdr, call->hdr_got, &call->body, call->body_len, call->body_got,
-	            buf);
+	hv_rpc_frame_alloc(call->hdr, call->hdr_got, &call->body, call->body_len,
+	                   call->body_got, buf);
 }
 
 static void call_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -382,12 +378,12 @@ static void call_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		call_finish(call, HV_IO, NULL);
 		return;
 	}
-	rv = frame_advance(call->hdr, &call->hdr_got, &call->body, &call->body_len,
-	                   &call->body_got, (size_t)n);
+	rv = hv_rpc_frame_advance(call->hdr, &call->hdr_got, &call->body, &call->body_len,
+	                          &call->body_got, (size_t)n);
 	if (rv == 0)
 		return;
 	uv_read_stop(s);
-	if (rv < 0 || (resp = parse(call->body, call->body_len)) == NULL) {
+	if (rv < 0 || (resp = hv_rpc_parse(call->body, call->body_len)) == NULL) {
 		call_finish(call, HV_PROTO, NULL);
 		return;
 	}
@@ -545,8 +541,16 @@ int hv_b64_decode(const char *b64, size_t blen, unsigned char *out, size_t cap,
 {
 	int dl;
 
-	if (blen / 4 * 3 > cap || blen > INT_MAX)
+	if (blen % 4 != 0 || blen / 4 * 3 > cap || blen > INT_MAX)
 		return -1;
+	/* EVP_DecodeBlock skips white space and '-' at either end, which
+	 * would leave the '=' padding uncounted below: none of them. */
+	for (size_t i = 0; i < blen; i++) {
+		char c = b64[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '='))
+			return -1;
+	}
 	dl = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)blen);
 	if (dl < 0)
 		return -1;

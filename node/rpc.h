@@ -106,10 +106,30 @@ const char *hv_json_str(struct json_object *o, const char *key);
 bool hv_json_bool(struct json_object *o, const char *key);
 bool hv_json_uint(struct json_object *o, const char *key, uint64_t *out);
 
-/* Decode base64 (as EVP_EncodeBlock writes it, padding included) into out,
- * which holds cap bytes. Returns 0 with the decoded length in *len, or -1
- * when b64 is malformed or decodes to more than cap bytes. */
+/* Decode base64 (as EVP_EncodeBlock writes it, padding included: a
+ * multiple of 4 characters of [A-Za-z0-9+/=]) into out, which holds cap
+ * bytes. Returns 0 with the decoded length in *len, or -1 when b64 is
+ * malformed or decodes to more than cap bytes. */
 int hv_b64_decode(const char *b64, size_t blen, unsigned char *out, size_t cap,
                   size_t *len);
+
+/*
+ * The frame decoder both sides run, apart from the sockets (fuzz/fuzz_rpc.c
+ * feeds it). hv_rpc_frame_alloc points buf at what to read next: into hdr
+ * until its 4 bytes are in, then into *body, sized to exactly what is
+ * missing, so no byte past the frame is consumed. hv_rpc_frame_advance
+ * accounts n bytes just read there: 1 when the frame is complete, 0 when
+ * more is needed, -1 on a bad frame (a length of 0 or above HV_RPC_MAX, or
+ * no memory). It allocates *body (malloc) once the length is known; the
+ * caller frees it, whatever the result.
+ */
+void hv_rpc_frame_alloc(unsigned char *hdr, size_t hdr_got, char **body, size_t body_len,
+                        size_t body_got, uv_buf_t *buf);
+int hv_rpc_frame_advance(unsigned char *hdr, size_t *hdr_got, char **body,
+                         size_t *body_len, size_t *body_got, size_t n);
+
+/* Parse a frame's body (len bytes, not '\0'-terminated): exactly one JSON
+ * object and nothing after it, or NULL. The caller puts the result. */
+struct json_object *hv_rpc_parse(const char *body, size_t len);
 
 #endif

@@ -180,14 +180,16 @@ bool hv_cidr_match(const struct hv_cidr *nets, int n, const struct sockaddr *sa)
 	bool v4 = false, v6 = false;
 
 	if (sa->sa_family == AF_INET) {
-		memcpy(a4, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		struct sockaddr_in in4;
+		memcpy(&in4, sa, sizeof in4);
+		memcpy(a4, &in4.sin_addr, 4);
 		v4 = true;
 	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *in6 =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		memcpy(a6, in6, 16);
+		struct sockaddr_in6 in6;
+		memcpy(&in6, sa, sizeof in6);
+		memcpy(a6, &in6.sin6_addr, 16);
 		v6 = true;
-		if (IN6_IS_ADDR_V4MAPPED(in6)) {
+		if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
 			memcpy(a4, a6 + 12, 4);
 			v4 = true;
 		}

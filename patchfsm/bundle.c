@@ -37,7 +37,7 @@
 #include "bundle.h"
 
 #define BUF_SIZE (64 * 1024)
-#define SIG_LEN 64     /* Ed25519 */
+#define SIG_LEN HV_BUNDLE_SIG_LEN
 #define SIG_B64_LEN 88 /* base64 of 64 bytes, with "==" */
 #define KEY_FILE_MAX (64 * 1024)
 #define SHOWN_MAX 300 /* an archive name as printed in a message */
@@ -711,9 +711,8 @@ static int get_hooks(const struct reading *rd, struct json_object *o,
 	return HV_OK;
 }
 
-/* Parse manifest.json's bytes into m (all but key_id and digest). */
-static int parse_manifest(const char *bundle, const char *buf, size_t len,
-                          struct hv_manifest *m, char *err, size_t errlen)
+int hv_bundle_manifest_parse(const char *bundle, const char *buf, size_t len,
+                             struct hv_manifest *m, char *err, size_t errlen)
 {
 	const struct reading rd = {bundle, "manifest.json", err, errlen};
 	struct json_object *o = parse_json(buf, len), *v;
@@ -839,7 +838,7 @@ static struct json_object *manifest_json(const struct hv_manifest *m, bool extra
 			break;
 		}
 		bad |= put(f, "path", json_object_new_string(m->files[i].path));
-		bad |= put(f, "size", json_object_new_int64((int64_t)m->files[i].size));
+		bad |= put(f, "size", json_object_new_uint64(m->files[i].size));
 		bad |= put(f, "sha256", json_object_new_string(m->files[i].sha256));
 	}
 	hooks = NULL;
@@ -876,10 +875,9 @@ struct json_object *hv_manifest_to_json(const struct hv_manifest *m)
 	return manifest_json(m, true);
 }
 
-/* Parse manifest.sig: the key id it claims and the signature's bytes. */
-static int parse_sig(const char *bundle, const char *buf, size_t len,
-                     char kid[HV_KEY_ID_LEN + 1], unsigned char sig[SIG_LEN], char *err,
-                     size_t errlen)
+int hv_bundle_sig_parse(const char *bundle, const char *buf, size_t len,
+                        char kid[HV_KEY_ID_LEN + 1], unsigned char sig[SIG_LEN],
+                        char *err, size_t errlen)
 {
 	const struct reading rd = {bundle, "manifest.sig", err, errlen};
 	struct json_object *o = parse_json(buf, len);
@@ -1673,7 +1671,8 @@ int hv_bundle_verify(const char *path, const struct hv_verify_opts *o,
 	if ((rv = entry_safe(r, e, err, errlen)) != HV_OK ||
 	    (rv = reader_slurp(r, e, "manifest.sig", HV_BUNDLE_SIG_MAX, HV_BADSIG,
 	                       &sigtext, &sig_len, err, errlen)) != HV_OK ||
-	    (rv = parse_sig(path, sigtext, sig_len, kid, sig, err, errlen)) != HV_OK ||
+	    (rv = hv_bundle_sig_parse(path, sigtext, sig_len, kid, sig, err, errlen)) !=
+	        HV_OK ||
 	    (rv = find_trusted(o->trusted_dir, kid, path, &key, err, errlen)) != HV_OK)
 		goto out;
 	if (!sig_good(key, sig, man, man_len)) {
@@ -1686,7 +1685,7 @@ int hv_bundle_verify(const char *path, const struct hv_verify_opts *o,
 		goto out;
 	}
 	/* From here on the manifest is the publisher's word. */
-	rv = parse_manifest(path, man, man_len, m, err, errlen);
+	rv = hv_bundle_manifest_parse(path, man, man_len, m, err, errlen);
 	if (rv != HV_OK)
 		goto out;
 	memcpy(m->key_id, kid, sizeof kid);
@@ -1732,7 +1731,7 @@ int hv_bundle_inspect(const char *path, struct hv_manifest *m, char *err, size_t
 		return rv;
 	rv = read_manifest(r, &man, &man_len, err, errlen);
 	if (rv == HV_OK)
-		rv = parse_manifest(path, man, man_len, m, err, errlen);
+		rv = hv_bundle_manifest_parse(path, man, man_len, m, err, errlen);
 	if (rv != HV_OK)
 		goto out;
 	/* The id the signature claims, if it reads; inspect proves nothing. */
@@ -1740,7 +1739,7 @@ int hv_bundle_inspect(const char *path, struct hv_manifest *m, char *err, size_t
 	    entry_is(e, "manifest.sig") && archive_entry_filetype(e) == AE_IFREG &&
 	    reader_slurp(r, e, "manifest.sig", HV_BUNDLE_SIG_MAX, HV_BADSIG, &sigtext,
 	                 &sig_len, err, errlen) == HV_OK &&
-	    parse_sig(path, sigtext, sig_len, kid, sig, err, errlen) == HV_OK)
+	    hv_bundle_sig_parse(path, sigtext, sig_len, kid, sig, err, errlen) == HV_OK)
 		memcpy(m->key_id, kid, sizeof kid);
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -2181,7 +2180,7 @@ int hv_bundle_sign(const char *path, const char *key_path, char key_id[HV_KEY_ID
 		goto err_key;
 	rv = read_manifest(r, &man, &man_len, err, errlen);
 	if (rv == HV_OK)
-		rv = parse_manifest(path, man, man_len, m, err, errlen);
+		rv = hv_bundle_manifest_parse(path, man, man_len, m, err, errlen);
 	if (rv != HV_OK)
 		goto err_reader;
 	ctx = EVP_MD_CTX_new();

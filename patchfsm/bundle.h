@@ -62,6 +62,7 @@ struct json_object;
 #define HV_BUNDLE_DEFAULT_MAX_PAYLOAD (8ULL << 30) /* 8 GiB */
 #define HV_KEY_ID_LEN 32                           /* hex characters */
 #define HV_DIGEST_LEN 64                           /* hex characters */
+#define HV_BUNDLE_SIG_LEN 64                       /* Ed25519 signature bytes */
 
 enum hv_hook { HV_HOOK_PRE_APPLY, HV_HOOK_POST_APPLY, HV_HOOK_VALIDATE, HV__HOOK_N };
 
@@ -195,6 +196,24 @@ int hv_bundle_verify(const char *path, const struct hv_verify_opts *o,
  * there is none); m->digest is not computed.
  */
 int hv_bundle_inspect(const char *path, struct hv_manifest *m, char *err, size_t errlen);
+
+/*
+ * The decoders verify and inspect run on the archive's first two entries
+ * (fuzz/fuzz_manifest.c feeds them). bundle names the bundle in messages.
+ *
+ * hv_bundle_manifest_parse: manifest.json's len bytes into m, which the
+ * caller zeroed (all but key_id and digest): exactly one JSON object, every
+ * rule above; HV_MALFORMED or HV_UNSAFEPATH otherwise.
+ *
+ * hv_bundle_sig_parse: manifest.sig's len bytes: the key id it claims
+ * (kid) and the signature's bytes (sig), nothing checked against a key;
+ * HV_BADSIG when it is not the form above.
+ */
+int hv_bundle_manifest_parse(const char *bundle, const char *buf, size_t len,
+                             struct hv_manifest *m, char *err, size_t errlen);
+int hv_bundle_sig_parse(const char *bundle, const char *buf, size_t len,
+                        char kid[HV_KEY_ID_LEN + 1], unsigned char sig[HV_BUNDLE_SIG_LEN],
+                        char *err, size_t errlen);
 
 /* SHA-256 of the whole file at path, in lowercase hex. */
 int hv_bundle_digest(const char *path, char out_hex[HV_DIGEST_LEN + 1], char *err,

@@ -24,6 +24,13 @@ pkgs="build-essential autoconf automake libtool pkg-config
 . /etc/os-release
 codename=${VERSION_CODENAME:-}
 
+# libFuzzer and clang's sanitizer runtimes (scripts/test.sh's fuzzing stage):
+# clang only recommends them, and recommends are not installed.
+case $codename in
+bookworm) pkgs="$pkgs libclang-rt-14-dev" ;;
+trixie) pkgs="$pkgs libclang-rt-19-dev" ;;
+esac
+
 if [ "$codename" = bookworm ]; then
 	src=/etc/apt/sources.list.d/hvpeer-bookworm-backports.sources
 	pin=/etc/apt/preferences.d/hvpeer-libraft-backports

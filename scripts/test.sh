@@ -2,7 +2,9 @@
 # Install what is missing, build, and run the whole test suite:
 #   1. make check on a normal build (unit, fixture and real-process tests),
 #   2. the unit and fixture tests under valgrind,
-#   3. make check again on an ASan+UBSan build.
+#   3. make check again on an ASan+UBSan build,
+#   4. every libFuzzer target (fuzz/) for a short time on a clang build
+#      (HVPEER_FUZZ_SECONDS each, default 20; 0 skips the stage).
 # Warnings are errors in every build.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +36,7 @@ count() {
 
 echo "== clang-format (.clang-format)"
 (cd "$top" && clang-format --dry-run --Werror consensus/*.[ch] node/*.[ch] migrate/*.[ch] patchfsm/*.[ch] bmc/*.[ch] \
-	lib/*.[ch] bench/*.c tests/unit/*.c tests/sim/*.c) || {
+	lib/*.[ch] bench/*.c tests/unit/*.c tests/sim/*.c fuzz/*.[ch]) || {
 	echo "clang-format: run 'clang-format -i' on the files above"
 	exit 1
 }
@@ -55,6 +57,19 @@ done
 echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
 "$top/scripts/build.sh" "$top/build-asan" --enable-sanitize
 make -C "$top/build-asan" check || { failed_logs "$top/build-asan"; exit 1; }
+
+fuzz_secs=${HVPEER_FUZZ_SECONDS:-20}
+if [ "$fuzz_secs" -gt 0 ]; then
+	echo "== fuzzing (libFuzzer + ASan + UBSan, clang; ${fuzz_secs} s per target)"
+	fuzz_start=$(date +%s)
+	CC=clang "$top/scripts/build.sh" "$top/build-fuzz" --enable-fuzzing
+	"$top/fuzz/run.sh" "$top/build-fuzz" "$fuzz_secs" || {
+		echo "fuzz: a target failed: keep its input in fuzz/regressions/NAME once fixed (docs/architecture.md, Fuzzing)"
+		exit 1
+	}
+	echo "fuzz: stage took $(($(date +%s) - fuzz_start)) s"
+fi
+
 set -- $(count "$top/build") $(count "$top/build-asan")
 echo "== test cases: normal build $1 passed, $2 failed; ASan+UBSan build $3 passed, $4 failed"
 echo "$(($1 + $3)) passed, $(($2 + $4)) failed"

@@ -175,7 +175,8 @@ jstart() { # NAME TOKEN: a host with no certificate yet
 	echo "=== $(date +%T) start $1 with a token" >>"$T/$1.log"
 	"$HVPEERD" --name "$1" --data-dir "$T/$1.d" --listen "127.0.0.1:${PORT[$1]}" \
 		--socket "$T/$1.sock" --report-interval 300 --join "$H1" --token "$2" \
-		--tls-cert "$T/$1/n.crt" --tls-key "$T/$1/n.key" --tls-ca "$T/$1/ca.crt" </dev/null >>"$T/$1.log" 2>&1 &
+		--tls-cert "$T/$1/n.crt" --tls-key "$T/$1/n.key" --tls-ca "$T/$1/ca.crt" \
+		--tls-crl "$T/ca/ca.crl" </dev/null >>"$T/$1.log" 2>&1 &
 	PID[$1]=$!
 }
 mkdir -p "$T/j1" "$T/j2"
@@ -207,7 +208,7 @@ check "the token file is 0600" test "$(stat -c %a "$T/h1.d/join-tokens")" = 600
 
 echo "# revocation, picked up with SIGHUP"
 ca revoke --dir "$T/ca" "$T/h3.crt"
-for h in h1 h2; do kill -HUP "${PID[$h]}"; done
+for h in h1 h2 j1; do kill -HUP "${PID[$h]}"; done # every voter but h3
 check "the reload is logged" wait_for 50 logged h1 "reload: TLS certificate, key, CA and CRL read again"
 kill9 h3
 start h3 h3

@@ -1064,6 +1064,46 @@ static void rfc3339(void **state)
 	assert_int_equal(hv_rfc3339_parse("2024-06-01T00:00:00", &t), HV_INVAL);
 }
 
+/* A declared size above INT64_MAX shows as itself, not as a negative
+ * number, and the JSON shown parses back to the same manifest (found by
+ * fuzz/fuzz_manifest.c; the input is in fuzz/regressions/manifest). */
+static void manifest_huge_size_round_trip(void **state)
+{
+	static const char text[] =
+	    "{\"format\": 1, \"name\": \"big\", \"version\": \"1.0\", "
+	    "\"host-class\": \"lab\", \"created\": \"2024-05-01T12:00:00Z\", "
+	    "\"files\": [{\"path\": \"payload/a\", \"size\": 18446744073709551615, "
+	    "\"sha256\": "
+	    "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}]}";
+	struct hv_manifest *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+	struct json_object *o, *files, *size;
+	const char *shown;
+	char err[512];
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(hv_bundle_manifest_parse("big.bundle", text, strlen(text), a,
+	                                          err, sizeof err),
+	                 HV_OK);
+	assert_true(a->files[0].size == UINT64_MAX && a->total_size == UINT64_MAX);
+	o = hv_manifest_to_json(a);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "files", &files));
+	size = json_object_object_get(json_object_array_get_idx(files, 0), "size");
+	assert_non_null(size);
+	assert_true(json_object_get_uint64(size) == UINT64_MAX);
+	shown = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	assert_non_null(strstr(shown, "\"size\":18446744073709551615"));
+	assert_int_equal(hv_bundle_manifest_parse("big.bundle", shown, strlen(shown), b,
+	                                          err, sizeof err),
+	                 HV_OK);
+	assert_memory_equal(a, b, sizeof *a);
+	json_object_put(o);
+	free(a);
+	free(b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1072,6 +1112,7 @@ int main(void)
 	    cmocka_unit_test(version_cmp_table),
 	    cmocka_unit_test(version_valid_table),
 	    cmocka_unit_test(rfc3339),
+	    cmocka_unit_test(manifest_huge_size_round_trip),
 	    T(crafted_bundle_verifies),
 	    T(gzip_bundle_verifies),
 	    T(round_trip),

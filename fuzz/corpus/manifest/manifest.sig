@@ -1,0 +1,1 @@
+{"algorithm": "ed25519", "key-id": "00112233445566778899aabbccddeeff", "signature": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="}
