@@ -240,26 +240,34 @@ static void conn_handle_closed(uv_handle_t *h)
 	maybe_closed(impl);
 }
 
+static void conn_log(const struct conn *c, int level, const char *why)
+{
+	const char *who = c->peer.name[0] != '\0' ? c->peer.name : c->peer.addr;
+
+	if (why == NULL)
+		return;
+	if (level == HV_LOG_WARN)
+		hv_warn("transport: connection %s %s: %s", c->outbound ? "to" : "from",
+		        who, why);
+	else
+		hv_debug("transport: connection %s %s closed: %s",
+		         c->outbound ? "to" : "from", who, why);
+}
+
 /* Close everything; why (if any) is logged. Idempotent. */
 static void conn_close(struct conn *c, int level, const char *why)
 {
 	if (c->state == C_CLOSING)
 		return;
-	if (why != NULL) {
-		const char *who = c->peer.name[0] != '\0' ? c->peer.name : c->peer.addr;
-		if (level == HV_LOG_WARN)
-			hv_warn("transport: connection %s %s: %s",
-			        c->outbound ? "to" : "from", who, why);
-		else
-			hv_debug("transport: connection %s %s closed: %s",
-			         c->outbound ? "to" : "from", who, why);
-	}
+	conn_log(c, level, why);
 	c->state = C_CLOSING;
 	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 	if (c->pipe_open)
 		uv_close((uv_handle_t *)&c->pipe, conn_handle_closed);
 }
+
+static void shutdown_done(uv_shutdown_t *req, int status);
 
 /* The network side ended or failed. */
 static void net_gone_at(struct conn *c, int level, const char *why)
@@ -271,6 +279,19 @@ static void net_gone_at(struct conn *c, int level, const char *why)
 	if (c->state == C_OPEN && c->kind == K_RAFT && impl->cfg.gone_cb != NULL &&
 	    !impl->closing)
 		impl->cfg.gone_cb(impl->cfg.data, c->id);
+	if (c->state == C_OPEN && !impl->closing) {
+		/* What arrived before the end is the user's: the pipe takes it
+		 * all (shutdown waits for the queued writes), then we close. */
+		conn_log(c, level, why);
+		c->state = C_DRAINING;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->shutdown.data = c;
+		if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, shutdown_done) ==
+		    0)
+			return;
+		why = NULL; /* said */
+	}
 	conn_close(c, level, why);
 }
 

@@ -2,7 +2,8 @@
  * The transport (node/transport.c) on one libuv loop, plain and with mutual
  * TLS: allow-peers networks; 24 MiB through a tunnel whose reader stops
  * for a while (every byte arrives, in order, and the stall reaches the
- * writer: the tunnel does not buffer it all); a Raft connect to a server that
+ * writer: the tunnel does not buffer it all), then 2 MiB back from a writer
+ * that closes at once (every byte before the end); a Raft connect to a server that
  * never completes the TLS handshake, cancelled by close(); a dial cancelled
  * by its caller. Every handle is closed at the end (uv_loop_close() == 0).
  *
@@ -31,6 +32,7 @@
 #define TOTAL (24u * 1024 * 1024)
 #define CHUNK (64u * 1024)
 #define STALL_MS 300
+#define REPLY (2u * 1024 * 1024) /* written, then the writer closes at once */
 
 static char dir[] = "/tmp/hvpeer-transport.XXXXXX";
 static char hvpeer[PATH_MAX];
@@ -115,12 +117,14 @@ struct run {
 	struct side a, b; /* a listens, b dials */
 	uv_stream_t *sa, *sb;
 	uv_timer_t stall;
+	uv_timer_t b_stall; /* b reads the reply only after a while */
 	uv_write_t writes[TOTAL / CHUNK];
 	unsigned char *data;
 	size_t received;
 	bool in_order;
 	size_t sender_queued; /* b's queue when a starts reading */
-	bool ack;
+	size_t reply_got;     /* of the REPLY bytes a writes back before closing */
+	bool reply_eof;
 	int dial_status;
 	int dial_calls;
 	int connect_status;
@@ -186,6 +190,18 @@ static void a_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(mem, sizeof mem);
 }
 
+static void b_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void b_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* The reply's end reached b's tunnel while b was not reading: what it holds
+ * must still come before the end. */
+static void b_resume(uv_timer_t *t)
+{
+	struct run *r = t->data;
+
+	uv_read_start(r->sb, b_alloc, b_read);
+}
+
 static void ack_written(uv_write_t *w, int status)
 {
 	(void)status;
@@ -205,9 +221,10 @@ static void a_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	r->received += (size_t)n;
 	if (r->received == TOTAL) {
 		uv_write_t *w = malloc(sizeof *w);
-		uv_buf_t b = uv_buf_init((char *)"!", 1);
+		uv_buf_t b = uv_buf_init((char *)r->data, REPLY);
 		uv_read_stop(s);
 		assert_int_equal(uv_write(w, s, &b, 1, ack_written), 0);
+		uv_timer_start(&r->b_stall, b_resume, STALL_MS, 0);
 	}
 }
 
@@ -247,13 +264,14 @@ static void side_closed(struct raft_uv_transport *t)
 static void close_all(struct run *r)
 {
 	uv_close((uv_handle_t *)&r->stall, NULL);
+	uv_close((uv_handle_t *)&r->b_stall, NULL);
 	r->a.t.close(&r->a.t, side_closed);
 	r->b.t.close(&r->b.t, side_closed);
 }
 
 static void b_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	static char mem[16];
+	static char mem[CHUNK];
 
 	(void)h;
 	(void)suggested;
@@ -264,11 +282,13 @@ static void b_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct run *r = s->data;
 
-	if (n > 0 && buf->base[0] == '!') {
-		r->ack = true;
-		return;
-	}
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)buf->base[i] != r->data[r->reply_got + (size_t)i])
+			r->in_order = false;
+	if (n > 0)
+		r->reply_got += (size_t)n;
 	if (n < 0) {
+		r->reply_eof = true;
 		uv_close((uv_handle_t *)s, stream_closed);
 		close_all(r);
 	}
@@ -293,7 +313,6 @@ static void dial_cb(void *data, int status, uv_stream_t *stream)
 		uv_buf_t b = uv_buf_init((char *)r->data + (size_t)i * CHUNK, CHUNK);
 		assert_int_equal(uv_write(&r->writes[i], stream, &b, 1, written), 0);
 	}
-	uv_read_start(stream, b_alloc, b_read);
 }
 
 static void run_init(struct run *r, bool tls)
@@ -301,7 +320,9 @@ static void run_init(struct run *r, bool tls)
 	memset(r, 0, sizeof *r);
 	assert_int_equal(uv_loop_init(&r->loop), 0);
 	uv_timer_init(&r->loop, &r->stall);
+	uv_timer_init(&r->loop, &r->b_stall);
 	r->stall.data = r;
+	r->b_stall.data = r;
 	r->in_order = true;
 	side_init(r, &r->a, 1, tls ? "a" : NULL);
 	side_init(r, &r->b, 2, tls ? "b" : NULL);
@@ -337,7 +358,9 @@ static void tunnel(bool tls)
 	assert_int_equal(r->rpc_calls, 1);
 	assert_int_equal(r->received, TOTAL);
 	assert_true(r->in_order);
-	assert_true(r->ack);
+	/* All of the reply came before the end of the stream. */
+	assert_true(r->reply_eof);
+	assert_int_equal(r->reply_got, REPLY);
 	/* The stall came back to the writer: the tunnel held at most a few
 	 * of its high-water marks, not the whole stream. */
 	printf("sender queued %zu of %u bytes when the reader resumed\n",
