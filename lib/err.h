@@ -41,7 +41,8 @@
 	X(OVERSIZE, "payload too large")                 \
 	X(QUARANTINED, "patch is quarantined")           \
 	X(NOROLLOUT, "no rollout in progress")           \
-	X(NOTINMAINT, "host is not in maintenance")
+	X(NOTINMAINT, "host is not in maintenance")      \
+	X(READONLY, "read-only access")
 
 enum {
 #define HV__ERR_ENUM(name, text) HV_##name,

@@ -170,6 +170,12 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 	if (!strcmp(key, "socket-group"))
 		return set_str(c->socket_group, sizeof c->socket_group, v, key, err,
 		               errlen);
+	if (!strcmp(key, "readonly-socket"))
+		return set_str(c->readonly_socket, sizeof c->readonly_socket, v, key, err,
+		               errlen);
+	if (!strcmp(key, "readonly-group"))
+		return set_str(c->readonly_group, sizeof c->readonly_group, v, key, err,
+		               errlen);
 	if (!strcmp(key, "allow-peers")) {
 		struct hv_cidr nets[32];
 		char why[200];
@@ -411,6 +417,8 @@ static const struct {
     {"node", "socket"},
     {"node", "socket-group"},
     {"node", "allow-peers"},
+    {"node", "readonly-socket"},
+    {"node", "readonly-group"},
     {"tls", "tls-cert"},
     {"tls", "tls-key"},
     {"tls", "tls-ca"},
@@ -545,6 +553,18 @@ int hv_config_load_file(struct hv_config *c, FILE *f, const char *name, char *er
 	return 0;
 }
 
+int hv_readonly_socket_path(const char *socket, char *out, size_t len)
+{
+	size_t n = strlen(socket);
+	int w;
+
+	if (n > 5 && strcmp(socket + n - 5, ".sock") == 0)
+		w = snprintf(out, len, "%.*s-ro.sock", (int)(n - 5), socket);
+	else
+		w = snprintf(out, len, "%s-ro", socket);
+	return w > 0 && (size_t)w < len ? 0 : -1;
+}
+
 int hv_config_check(const struct hv_config *c, char *err, int errlen)
 {
 	if (c->name[0] == '\0') {
@@ -572,6 +592,12 @@ int hv_config_check(const struct hv_config *c, char *err, int errlen)
 		snprintf(err, (size_t)errlen,
 		         "TLS needs tls-cert, tls-key and tls-ca together (and tls-crl "
 		         "optionally): set all three in [tls]");
+		return -1;
+	}
+	if (c->readonly_socket[0] != '\0' && strcmp(c->readonly_socket, c->socket) == 0) {
+		snprintf(err, (size_t)errlen,
+		         "readonly-socket must be another path than socket (%s)",
+		         c->socket);
 		return -1;
 	}
 	if (c->join_token[0] != '\0' && (c->n_join == 0 || c->tls_cert[0] == '\0')) {

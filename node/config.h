@@ -21,6 +21,8 @@ struct hv_config {
 	char listen[HV_ADDR_MAX + 1];
 	char socket[HV_PATH_MAX];
 	char socket_group[64];
+	char readonly_socket[HV_PATH_MAX]; /* "" = none, or SOCKET-ro with a group */
+	char readonly_group[64];           /* may use readonly_socket */
 	char allow_peers[1024]; /* CIDRs peer connections may come from; "" = any */
 
 	/* [tls]: mutual TLS between peers when tls_cert is set */
@@ -117,6 +119,10 @@ int hv_config_load_file(struct hv_config *c, FILE *f, const char *name, char *er
 
 /* Check the settings as a whole (required values, ranges). */
 int hv_config_check(const struct hv_config *c, char *err, int errlen);
+
+/* The read-only socket next to a control socket: "X.sock" -> "X-ro.sock",
+ * else "X-ro". 0, or -1 when out is too small. */
+int hv_readonly_socket_path(const char *socket, char *out, size_t len);
 
 /* The path of another hvpeer program (e.g. "hvpeer-bundle"): next to the
  * running one when it is there (a build tree, or installed side by side),

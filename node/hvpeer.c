@@ -20,6 +20,7 @@
 #include "../patchfsm/cli.h"
 #include "ca.h"
 #include "config.h"
+#include "node.h"
 #include "rpc.h"
 
 enum {
@@ -163,6 +164,29 @@ static int read_all(int fd, char *buf, size_t len, struct timespec *deadline)
 	return 0;
 }
 
+/* A connected socket, or -1 (errno). */
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, e;
+
+	if (strlen(path) >= sizeof sa.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 /* Send req, return the answer or NULL (and exit code in *code). */
 static struct json_object *call(struct json_object *req, int *code)
 {
@@ -180,16 +204,38 @@ static struct json_object *call(struct json_object *req, int *code)
 		*code = EXIT_USAGE;
 		return NULL;
 	}
-	strcpy(sa.sun_path, socket_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+	fd = connect_to(socket_path);
+	if (fd < 0 && errno == EACCES) {
+		/* Not in the control socket's group: reads go through the
+		 * read-only socket next to it, when there is one. */
+		const char *op =
+		    json_object_get_string(json_object_object_get(req, "op"));
+		struct json_object *a = json_object_object_get(req, "action");
+		char ro[sizeof sa.sun_path];
+		if (hv_ops_readonly(op != NULL ? op : "",
+		                    a != NULL ? json_object_get_string(a) : NULL) &&
+		    hv_readonly_socket_path(socket_path, ro, sizeof ro) == 0 &&
+		    (fd = connect_to(ro)) >= 0) {
+			socket_path = strdup(ro);
+		} else {
+			fprintf(
+			    stderr,
+			    "hvpeer: no access to %s: you are not root nor in its group "
+			    "(socket-group)%s\n",
+			    socket_path,
+			    hv_ops_readonly(op != NULL ? op : "", NULL)
+			        ? ", and there is no read-only socket for you"
+			        : "; this command needs it");
+			*code = EXIT_UNREACHABLE;
+			return NULL;
+		}
+	}
+	if (fd < 0) {
 		fprintf(stderr,
 		        "hvpeer: cannot reach hvpeerd at %s: %s\n"
 		        "  is hvpeerd running on this host? (--socket PATH or "
 		        "HVPEER_SOCKET pick another socket)\n",
 		        socket_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		*code = EXIT_UNREACHABLE;
 		return NULL;
 	}

@@ -38,7 +38,16 @@ static void usage(FILE *f)
 	    "127.0.0.1:7440)\n"
 	    "  -s, --socket PATH           control socket for hvpeer (default "
 	    "/run/hvpeer/hvpeer.sock)\n"
-	    "      --socket-group GROUP    group owning the control socket (mode 0660)\n"
+	    "      --socket-group GROUP    group owning the control socket (mode "
+	    "0660)\n");
+	fprintf(
+	    f,
+	    "      --readonly-group GROUP  a second control socket, mode 0660, for "
+	    "this group:\n"
+	    "                              status, plan and bmc status|sensors only\n"
+	    "      --readonly-socket PATH  where (default: the control socket's path "
+	    "with\n"
+	    "                              -ro.sock for .sock)\n"
 	    "      --allow-peers CIDRS     accept peer connections only from these "
 	    "networks\n"
 	    "                              (comma-separated, e.g. "
@@ -196,6 +205,8 @@ static const struct option longopts[] = {
     {"socket", required_argument, NULL, 's'},
     {"socket-group", required_argument, NULL, 1},
     {"allow-peers", required_argument, NULL, 1},
+    {"readonly-socket", required_argument, NULL, 1},
+    {"readonly-group", required_argument, NULL, 1},
     {"tls-cert", required_argument, NULL, 1},
     {"tls-key", required_argument, NULL, 1},
     {"tls-ca", required_argument, NULL, 1},

@@ -540,7 +540,7 @@ static void ctl_client_free(void *h)
 	free(h);
 }
 
-static void on_ctl_connection(uv_stream_t *server, int status)
+static void ctl_accept(uv_stream_t *server, int status, bool readonly)
 {
 	struct hv_node *n = server->data;
 	uv_pipe_t *client;
@@ -555,58 +555,93 @@ static void on_ctl_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)client, (uv_close_cb)free);
 		return;
 	}
-	hv_rpc_serve(&n->rpc, (uv_stream_t *)client, true, ctl_client_free);
+	hv_rpc_serve(&n->rpc, (uv_stream_t *)client, true, readonly, ctl_client_free);
 }
 
-static int ctl_open(struct hv_node *n)
+static void on_ctl_connection(uv_stream_t *server, int status)
+{
+	ctl_accept(server, status, false);
+}
+
+static void on_ctl_ro_connection(uv_stream_t *server, int status)
+{
+	ctl_accept(server, status, true);
+}
+
+/* Listen on a UNIX socket at path, mode 0660, owned by group (if any).
+ * *opened is set once the handle needs closing. 0, or -1 with errmsg. */
+static int ctl_listen(struct hv_node *n, uv_pipe_t *p, bool *opened, const char *path,
+                      const char *group, uv_connection_cb cb)
 {
 	char dir[HV_PATH_MAX];
 	char *slash;
+	mode_t old;
 	int rv;
 	gid_t gid = (gid_t)-1;
 
-	snprintf(dir, sizeof dir, "%s", n->cfg.socket);
+	snprintf(dir, sizeof dir, "%s", path);
 	slash = strrchr(dir, '/');
 	if (slash != NULL && slash != dir) {
 		*slash = '\0';
 		if (access(dir, F_OK) != 0) {
 			/* Only a directory we create gets our mode. */
 			if (hv_mkdir_p(dir, 0700) != 0 || chmod(dir, 0755) != 0) {
-				snprintf(n->errmsg, sizeof n->errmsg,
-				         "control socket dir %s: %s", dir,
-				         strerror(errno));
+				snprintf(n->errmsg, sizeof n->errmsg, "socket dir %s: %s",
+				         dir, strerror(errno));
 				return -1;
 			}
 		}
 	}
-	if (n->cfg.socket_group[0] != '\0') {
-		struct group *g = getgrnam(n->cfg.socket_group);
+	if (group[0] != '\0') {
+		struct group *g = getgrnam(group);
 		if (g == NULL) {
 			snprintf(n->errmsg, sizeof n->errmsg,
-			         "socket-group '%s': no such group", n->cfg.socket_group);
+			         "group '%s' (for %s): no such group", group, path);
 			return -1;
 		}
 		gid = g->gr_gid;
 	}
-	unlink(n->cfg.socket); /* left over from a daemon that died */
-	uv_pipe_init(n->loop, &n->ctl, 0);
-	n->ctl.data = n;
-	n->ctl_open = true;
-	rv = uv_pipe_bind(&n->ctl, n->cfg.socket);
+	unlink(path); /* left over from a daemon that died */
+	uv_pipe_init(n->loop, p, 0);
+	p->data = n;
+	*opened = true;
+	/* Never, not even between bind and chmod, more than 0660. */
+	old = umask(0117);
+	rv = uv_pipe_bind(p, path);
+	umask(old);
 	if (rv == 0)
-		rv = uv_listen((uv_stream_t *)&n->ctl, 64, on_ctl_connection);
+		rv = uv_listen((uv_stream_t *)p, 64, cb);
 	if (rv != 0) {
-		snprintf(n->errmsg, sizeof n->errmsg, "control socket %s: %s",
-		         n->cfg.socket, uv_strerror(rv));
+		snprintf(n->errmsg, sizeof n->errmsg, "socket %s: %s", path,
+		         uv_strerror(rv));
 		return -1;
 	}
-	if (chmod(n->cfg.socket, 0660) != 0 ||
-	    (gid != (gid_t)-1 && chown(n->cfg.socket, (uid_t)-1, gid) != 0)) {
-		snprintf(n->errmsg, sizeof n->errmsg, "control socket %s: %s",
-		         n->cfg.socket, strerror(errno));
+	if (chmod(path, 0660) != 0 ||
+	    (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0)) {
+		snprintf(n->errmsg, sizeof n->errmsg, "socket %s: %s", path,
+		         strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+/* The control socket and, if configured, the read-only one. */
+static int ctl_open(struct hv_node *n)
+{
+	if (ctl_listen(n, &n->ctl, &n->ctl_open, n->cfg.socket, n->cfg.socket_group,
+	               on_ctl_connection) != 0)
+		return -1;
+	if (n->cfg.readonly_group[0] != '\0' && n->cfg.readonly_socket[0] == '\0' &&
+	    hv_readonly_socket_path(n->cfg.socket, n->cfg.readonly_socket,
+	                            sizeof n->cfg.readonly_socket) != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg,
+		         "readonly-socket: the path is too long");
+		return -1;
+	}
+	if (n->cfg.readonly_socket[0] == '\0')
+		return 0;
+	return ctl_listen(n, &n->ctl_ro, &n->ctl_ro_open, n->cfg.readonly_socket,
+	                  n->cfg.readonly_group, on_ctl_ro_connection);
 }
 
 /* ---- start / stop ------------------------------------------------------ */
@@ -969,6 +1004,14 @@ static void ctl_closed(uv_handle_t *h)
 	closed_one(n);
 }
 
+static void ctl_ro_closed(uv_handle_t *h)
+{
+	struct hv_node *n = h->data;
+
+	unlink(n->cfg.readonly_socket);
+	closed_one(n);
+}
+
 static void raft_closed(struct raft *r)
 {
 	struct hv_node *n = r->data;
@@ -1018,6 +1061,10 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
 	if (n->ctl_open) {
 		n->closing++;
 		uv_close((uv_handle_t *)&n->ctl, ctl_closed);
+	}
+	if (n->ctl_ro_open) {
+		n->closing++;
+		uv_close((uv_handle_t *)&n->ctl_ro, ctl_ro_closed);
 	}
 	hv_rpc_close(&n->rpc, rpc_closed);
 }

@@ -39,6 +39,8 @@ struct hv_node {
 	struct hv_fsm fsm;
 	struct hv_rpc rpc;
 	uv_pipe_t ctl;
+	uv_pipe_t ctl_ro; /* the read-only control socket */
+	bool ctl_ro_open;
 	uv_timer_t tick;
 	bool raft_started;
 	bool ctl_open;
@@ -90,6 +92,10 @@ struct hv_node {
  * none; no inventory, no maintenance). Returns 0, or -1 with errmsg. */
 int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg,
                   const struct hv_hypervisor *hyp);
+
+/* Whether an operation (and its action, or NULL) only reads: what the
+ * read-only control socket serves. */
+bool hv_ops_readonly(const char *op, const char *action);
 
 /* SIGHUP: read the TLS certificate, key, CA and CRL files again. */
 void hv_node_reload(struct hv_node *n);

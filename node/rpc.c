@@ -243,10 +243,10 @@ static void serve(struct hv_rpc *rpc, uv_stream_t *stream, const struct hv_rpc_p
 		conn_close(c);
 }
 
-void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
+void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local, bool readonly,
                   void (*free_handle)(void *))
 {
-	struct hv_rpc_peer peer = {.local = local};
+	struct hv_rpc_peer peer = {.local = local, .readonly = readonly};
 	struct ucred cred;
 	socklen_t len = sizeof cred;
 	uv_os_fd_t fd;

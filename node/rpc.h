@@ -58,6 +58,7 @@ struct hv_rpc_peer {
 	char name[64]; /* TLS: the node name its certificate carries, else "" */
 	uint64_t id;   /* TLS: the Raft id its certificate carries, else 0 */
 	bool enroll;   /* a new host asking for its certificate (enroll.h) */
+	bool readonly; /* the read-only control socket: reads only */
 };
 
 void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void *data);
@@ -65,9 +66,10 @@ void hv_rpc_init(struct hv_rpc *rpc, uv_loop_t *loop, hv_rpc_request_cb cb, void
 /*
  * Serve one request on stream, which this module now owns: it is closed and
  * then freed with free_handle (free for control socket clients; local: the
- * client's uid and gid are read with SO_PEERCRED).
+ * client's uid and gid are read with SO_PEERCRED). readonly: it came through
+ * the read-only socket.
  */
-void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local,
+void hv_rpc_serve(struct hv_rpc *rpc, uv_stream_t *stream, bool local, bool readonly,
                   void (*free_handle)(void *));
 
 /* Serve one request from a peer (a transport stream: freed with
