@@ -6,7 +6,8 @@
 # back to the read-only socket), and is refused every write, with the
 # reason; a user in neither group is refused with a clear message; root
 # and the writers' group write. Makes two throwaway groups and users and
-# removes them. Needs root (else skipped) and runuser.
+# removes them, holding the lab tests' lock meanwhile. Needs root (else
+# skipped) and runuser.
 #
 #   HVPEER_BUILDDIR=/path/to/build bash tests/e2e/access.sh
 set -u
@@ -19,6 +20,11 @@ command -v runuser >/dev/null && command -v useradd >/dev/null || { echo "1..0 #
 . "$(dirname "$0")/../bmc/tap.sh" # check, wait_for (tenths of a second), tap_done
 . "$(dirname "$0")/lib.sh"        # ok, nok, PID, PORT, e2e_dir, e2e_ports
 
+# useradd and userdel replace /etc/passwd and /etc/group, which detaches
+# the lab hosts' bind mounts over them (another mount namespace's mount on a
+# renamed file goes away): never while a lab test runs.
+exec 9>/tmp/hvpeer-lab-tests.lock
+flock -w 900 9 || { echo "Bail out! a lab test held the lab for 15 minutes"; exit 99; }
 tag=$$
 RW=hvprw$tag RO=hvpro$tag # groups
 URW=hvpurw$tag URO=hvpuro$tag UNONE=hvpuno$tag # users
