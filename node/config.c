@@ -170,6 +170,9 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 	if (!strcmp(key, "socket-group"))
 		return set_str(c->socket_group, sizeof c->socket_group, v, key, err,
 		               errlen);
+	if (!strcmp(key, "metrics-listen"))
+		return set_str(c->metrics_listen, sizeof c->metrics_listen, v, key, err,
+		               errlen);
 	if (!strcmp(key, "readonly-socket"))
 		return set_str(c->readonly_socket, sizeof c->readonly_socket, v, key, err,
 		               errlen);
@@ -418,6 +421,7 @@ static const struct {
     {"node", "socket-group"},
     {"node", "allow-peers"},
     {"node", "readonly-socket"},
+    {"node", "metrics-listen"},
     {"node", "readonly-group"},
     {"tls", "tls-cert"},
     {"tls", "tls-key"},

@@ -24,6 +24,7 @@ struct hv_config {
 	char readonly_socket[HV_PATH_MAX]; /* "" = none, or SOCKET-ro with a group */
 	char readonly_group[64];           /* may use readonly_socket */
 	char allow_peers[1024]; /* CIDRs peer connections may come from; "" = any */
+	char metrics_listen[HV_ADDR_MAX + 1]; /* PORT or ADDR:PORT; "" = none */
 
 	/* [tls]: mutual TLS between peers when tls_cert is set */
 	char tls_cert[HV_PATH_MAX];

@@ -42,6 +42,9 @@ static void usage(FILE *f)
 	    "0660)\n");
 	fprintf(
 	    f,
+	    "      --metrics-listen [ADDR:]PORT  Prometheus metrics at "
+	    "http://ADDR:PORT/metrics\n"
+	    "                              (ADDR defaults to 127.0.0.1; default: off)\n"
 	    "      --readonly-group GROUP  a second control socket, mode 0660, for "
 	    "this group:\n"
 	    "                              status, plan and bmc status|sensors only\n"
@@ -206,6 +209,7 @@ static const struct option longopts[] = {
     {"socket-group", required_argument, NULL, 1},
     {"allow-peers", required_argument, NULL, 1},
     {"readonly-socket", required_argument, NULL, 1},
+    {"metrics-listen", required_argument, NULL, 1},
     {"readonly-group", required_argument, NULL, 1},
     {"tls-cert", required_argument, NULL, 1},
     {"tls-key", required_argument, NULL, 1},

@@ -759,7 +759,7 @@ static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cm
 	struct hv_node *n = f->data;
 
 	(void)index;
-	(void)rc;
+	hv_metrics_observe(&n->metrics, cmd, rc);
 	if (((cmd != NULL && cmd->type >= HV_CMD_PATCH_SUBMIT) ||
 	     n->commit_waits != NULL) &&
 	    !n->stopping && n->kick.loop != NULL)
@@ -949,7 +949,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 		goto err_raft;
 	}
 	n->raft_started = true;
-	if (ctl_open(n) != 0)
+	if (ctl_open(n) != 0 || hv_metrics_start(n) != 0)
 		goto err_started;
 	uv_timer_init(loop, &n->tick);
 	n->tick.data = n;
@@ -1062,6 +1062,8 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb)
 		n->closing++;
 		uv_close((uv_handle_t *)&n->ctl, ctl_closed);
 	}
+	n->closing++;
+	hv_metrics_stop(n, closed_one);
 	if (n->ctl_ro_open) {
 		n->closing++;
 		uv_close((uv_handle_t *)&n->ctl_ro, ctl_ro_closed);

@@ -17,6 +17,7 @@
 #include "../consensus/state.h"
 #include "config.h"
 #include "rpc.h"
+#include "metrics.h"
 #include "tls.h"
 
 struct hv_node;
@@ -75,6 +76,8 @@ struct hv_node {
 	int lock_fd; /* flock()ed data_dir/lock */
 
 	struct hv_tls tls; /* mutual TLS between peers (tls.ctx NULL: plain) */
+	struct hv_metrics_counters metrics;    /* metrics.h */
+	struct hv_metrics_server *metrics_srv; /* GET /metrics, or NULL */
 	/* The leader's connection ended: a short election timeout until a
 	 * leader is known again (node.c, on_peer_gone). */
 	uv_check_t hint;

@@ -46,7 +46,7 @@ echo "== build and test (normal build)"
 make -C "$top/build" check || { failed_logs "$top/build"; exit 1; }
 
 echo "== unit and fixture tests under valgrind"
-for t in tests/unit/test_codec tests/unit/test_state tests/unit/test_placement tests/unit/test_maint tests/unit/test_inventory tests/unit/test_cycle tests/unit/test_bundle tests/unit/test_bootbank tests/unit/test_rollout tests/unit/test_window tests/unit/test_hcl tests/unit/test_bmc_creds tests/unit/test_redfish tests/unit/test_transport tests/sim/test_fixture; do
+for t in tests/unit/test_codec tests/unit/test_state tests/unit/test_placement tests/unit/test_maint tests/unit/test_inventory tests/unit/test_cycle tests/unit/test_bundle tests/unit/test_bootbank tests/unit/test_rollout tests/unit/test_window tests/unit/test_hcl tests/unit/test_bmc_creds tests/unit/test_redfish tests/unit/test_transport tests/unit/test_metrics tests/sim/test_fixture; do
 	"$top/build/libtool" --mode=execute valgrind -q --leak-check=full \
 		--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 "$top/build/$t" >"$top/build/$t.valgrind.log" 2>&1 ||
