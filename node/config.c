@@ -170,6 +170,9 @@ int hv_config_set(struct hv_config *c, const char *key, const char *v, char *err
 	if (!strcmp(key, "socket-group"))
 		return set_str(c->socket_group, sizeof c->socket_group, v, key, err,
 		               errlen);
+	if (!strcmp(key, "notify-command"))
+		return set_str(c->notify_command, sizeof c->notify_command, v, key, err,
+		               errlen);
 	if (!strcmp(key, "metrics-listen"))
 		return set_str(c->metrics_listen, sizeof c->metrics_listen, v, key, err,
 		               errlen);
@@ -471,6 +474,7 @@ static const struct {
     {"patch", "rollout-start-hook"},
     {"patch", "rollout-end-hook"},
     {"patch", "hook-timeout"},
+    {"patch", "notify-command"},
     {"patch", "test-hold-dir"},
     {"patch", "max-clock-skew"},
     {"patch", "precheck-peers"},

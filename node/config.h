@@ -85,10 +85,11 @@ struct hv_config {
 	char rollout_start_hook[HV_PATH_MAX]; /* on the rollout's first host */
 	char rollout_end_hook[HV_PATH_MAX];   /* on its last host */
 	unsigned hook_timeout_s;
-	char test_hold_dir[HV_PATH_MAX]; /* tests: DIR/PHASE holds that phase */
-	unsigned max_clock_skew_s;       /* pre-check; 0 = not checked */
-	unsigned migration_mtu;          /* pre-check; 0 = not checked */
-	unsigned test_clock_skew_s;      /* tests: the clock shown to peers, ahead */
+	char notify_command[HV_PATH_MAX]; /* run on each phase change of this host */
+	char test_hold_dir[HV_PATH_MAX];  /* tests: DIR/PHASE holds that phase */
+	unsigned max_clock_skew_s;        /* pre-check; 0 = not checked */
+	unsigned migration_mtu;           /* pre-check; 0 = not checked */
+	unsigned test_clock_skew_s;       /* tests: the clock shown to peers, ahead */
 
 	/* [bmc] this host's BMC, driven through hvpeer-bmc */
 	char bmc[16]; /* "none" (default), "ipmi" or "redfish" */

@@ -42,6 +42,10 @@ static void usage(FILE *f)
 	    "0660)\n");
 	fprintf(
 	    f,
+	    "      --notify-command CMD    run on every phase change of this host's "
+	    "patch cycle\n"
+	    "                              (HVPEER_PHASE, HVPEER_PREV_PHASE, "
+	    "HVPEER_REASON...)\n"
 	    "      --metrics-listen [ADDR:]PORT  Prometheus metrics at "
 	    "http://ADDR:PORT/metrics\n"
 	    "                              (ADDR defaults to 127.0.0.1; default: off)\n"
@@ -265,6 +269,7 @@ static const struct option longopts[] = {
     {"rollout-start-hook", required_argument, NULL, 1},
     {"rollout-end-hook", required_argument, NULL, 1},
     {"hook-timeout", required_argument, NULL, 1},
+    {"notify-command", required_argument, NULL, 1},
     {"test-hold-dir", required_argument, NULL, 1},
     {"bmc", required_argument, NULL, 1},
     {"bmc-address", required_argument, NULL, 1},

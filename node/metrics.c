@@ -229,6 +229,12 @@ char *hv_metrics_render(const struct hv_metrics_counters *m, const struct hv_sta
 	}
 	if (err_total == 0)
 		fputs("hvpeer_commands_refused_total{error=\"none\"} 0\n", f);
+	head(f, "hvpeer_notify_runs_total", "counter",
+	     "Runs of notify-command since this process started, by outcome.");
+	fprintf(f, "hvpeer_notify_runs_total{outcome=\"ok\"} %llu\n",
+	        (unsigned long long)(m->notify_runs - m->notify_failures));
+	fprintf(f, "hvpeer_notify_runs_total{outcome=\"failed\"} %llu\n",
+	        (unsigned long long)m->notify_failures);
 	head(f, "hvpeer_metrics_scrapes_total", "counter", "Answers to GET /metrics.");
 	fprintf(f, "hvpeer_metrics_scrapes_total %llu\n", (unsigned long long)m->scrapes);
 	if (fclose(f) != 0) {

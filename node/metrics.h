@@ -36,6 +36,7 @@ struct hv_metrics_counters {
 	uint64_t migrations_ok, migrations_failed;
 	uint64_t refused[HV__NERR]; /* committed commands the state refused */
 	uint64_t scrapes;
+	uint64_t notify_runs, notify_failures; /* notify-command */
 };
 
 /* This node's view of Raft. */

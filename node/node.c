@@ -522,6 +522,7 @@ static void on_tick(uv_timer_t *t)
 		hv_watchdog_tick(n);
 		hv_policy_tick(n);
 	}
+	hv_patch_notify(n);
 	hv_patch_kick(n);
 	if (now >= n->report_due_ms) {
 		/* Until a first report lands, try on every tick. */
@@ -749,6 +750,7 @@ void hv_node_reload(struct hv_node *n)
 static void on_kick_cb(uv_timer_t *t)
 {
 	hv_node_commit_waits(t->data, false);
+	hv_patch_notify(t->data);
 	hv_patch_kick(t->data);
 }
 

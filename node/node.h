@@ -51,6 +51,10 @@ struct hv_node {
 	const struct hv_hypervisor *hyp; /* the local hypervisor, or NULL */
 	struct hv_bootbank *bank;        /* the boot banks, or NULL (no patching) */
 	int patch_last_phase;            /* the patch driver's last job (patch.c) */
+	int notify_phase;                /* the phase last queued for notify-command */
+	struct hv_notify *notify_q;      /* waiting notifications (patch.c) */
+	unsigned notify_n;
+	bool notify_busy;
 	uint64_t patch_last_rollout, patch_retry_ms;
 	unsigned patch_fetch_failures;
 	uv_timer_t kick;                /* runs the patch driver after an apply */

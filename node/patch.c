@@ -94,6 +94,9 @@ int hv_patch_open(struct hv_node *n)
 
 void hv_patch_close(struct hv_node *n)
 {
+	free(n->notify_q);
+	n->notify_q = NULL;
+	n->notify_n = 0;
 	if (n->bank != NULL) {
 		hv_bootbank_close(n->bank);
 		free(n->bank);
@@ -115,6 +118,8 @@ struct phase_ctx {
 	int event;
 	char reason[HV_REASON_MAX + 1];
 	char booted[HV_VERSION_MAX + 1];
+	/* notify-command: the phase now and before ("" otherwise) */
+	char notify_phase[32], notify_prev[32];
 };
 
 __attribute__((format(printf, 2, 3))) static void reasonf(struct phase_ctx *p,
@@ -248,6 +253,11 @@ static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
 			setenv("HVPEER_BUNDLE", p->bundle, 1);
 			setenv("HVPEER_ROLLOUT", id, 1);
 			setenv("HVPEER_HOST", p->host, 1);
+			if (p->notify_phase[0] != '\0') {
+				setenv("HVPEER_PHASE", p->notify_phase, 1);
+				setenv("HVPEER_PREV_PHASE", p->notify_prev, 1);
+				setenv("HVPEER_REASON", p->reason, 1);
+			}
 		}
 		execl("/bin/sh", "sh", "-c", cmdline, (char *)NULL);
 		_exit(127);
@@ -1588,6 +1598,109 @@ void hv_patch_kick(struct hv_node *n)
 		return;
 	}
 	hv_debug("patch %s: %s: started", p->version, hv_phase_name(p->phase));
+}
+
+/* ---- notify-command ---------------------------------------------------------- */
+
+struct hv_notify {
+	struct phase_ctx p;
+};
+
+struct notify_work {
+	uv_work_t req;
+	struct hv_node *n;
+	struct phase_ctx p;
+	char cmd[HV_PATH_MAX];
+	unsigned timeout_s;
+	int rc;
+	char err[512];
+};
+
+static void notify_next(struct hv_node *n);
+
+static void notify_run(uv_work_t *req)
+{
+	struct notify_work *w = req->data;
+
+	w->rc = run_hook("notify-command", w->cmd, w->timeout_s, NULL, &w->p, w->err,
+	                 sizeof w->err);
+}
+
+static void notify_done(uv_work_t *req, int status)
+{
+	struct notify_work *w = req->data;
+	struct hv_node *n = w->n;
+
+	n->notify_busy = false;
+	n->metrics.notify_runs++;
+	if (status != 0 || w->rc != HV_OK) {
+		n->metrics.notify_failures++;
+		hv_warn("notify-command for %s -> %s: %s", w->p.notify_prev,
+		        w->p.notify_phase, status != 0 ? "cancelled" : w->err);
+	}
+	free(w);
+	if (!n->stopping)
+		notify_next(n);
+}
+
+static void notify_next(struct hv_node *n)
+{
+	struct notify_work *w;
+
+	if (n->notify_busy || n->notify_n == 0 || n->stopping)
+		return;
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		return;
+	w->n = n;
+	w->p = n->notify_q[0].p;
+	memmove(&n->notify_q[0], &n->notify_q[1],
+	        (n->notify_n - 1) * sizeof n->notify_q[0]);
+	n->notify_n--;
+	snprintf(w->cmd, sizeof w->cmd, "%s", n->cfg.notify_command);
+	w->timeout_s = n->cfg.hook_timeout_s;
+	w->req.data = w;
+	n->notify_busy = true;
+	if (uv_queue_work(n->loop, &w->req, notify_run, notify_done) != 0) {
+		n->notify_busy = false;
+		free(w);
+	}
+}
+
+void hv_patch_notify(struct hv_node *n)
+{
+	const struct hv_state *s = &n->state;
+	const struct hv_member *m;
+	struct phase_ctx *p;
+
+	if (n->cfg.notify_command[0] == '\0' || n->stopping)
+		return;
+	m = hv_state_member(&n->state, n->cfg.name);
+	if (m == NULL || m->id != n->id || m->cycle == n->notify_phase)
+		return;
+	if (n->notify_q == NULL &&
+	    (n->notify_q = calloc(HV_NOTIFY_QUEUE, sizeof *n->notify_q)) == NULL)
+		return;
+	if (n->notify_n == HV_NOTIFY_QUEUE) {
+		n->metrics.notify_failures++;
+		hv_warn("notify-command: %d notifications waiting; %s -> %s dropped",
+		        HV_NOTIFY_QUEUE, hv_phase_name(n->notify_phase),
+		        hv_phase_name(m->cycle));
+	} else {
+		p = &n->notify_q[n->notify_n++].p;
+		memset(p, 0, sizeof *p);
+		p->phase = m->cycle;
+		p->rollout = s->rollout.id;
+		snprintf(p->version, sizeof p->version, "%s", s->rollout.version);
+		snprintf(p->bundle, sizeof p->bundle, "%s", s->rollout.bundle);
+		snprintf(p->host, sizeof p->host, "%s", n->cfg.name);
+		snprintf(p->reason, sizeof p->reason, "%s", m->cycle_error);
+		snprintf(p->notify_phase, sizeof p->notify_phase, "%s",
+		         hv_phase_name(m->cycle));
+		snprintf(p->notify_prev, sizeof p->notify_prev, "%s",
+		         hv_phase_name(n->notify_phase));
+	}
+	n->notify_phase = m->cycle;
+	notify_next(n);
 }
 
 /* ---- operations ----------------------------------------------------------- */

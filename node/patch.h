@@ -22,6 +22,12 @@ void hv_patch_close(struct hv_node *n);
  * ends and on the node's tick. */
 void hv_patch_kick(struct hv_node *n);
 
+/* notify-command: when this host's phase in the replicated state changed,
+ * queue a run (at most HV_NOTIFY_QUEUE waiting; one at a time, on the
+ * thread pool, bounded by hook-timeout). Called after applies and on ticks. */
+#define HV_NOTIFY_QUEUE 16
+void hv_patch_notify(struct hv_node *n);
+
 /* A job ended (maint.c, on the loop): the same phase runs again only
  * HV_PATCH_RETRY_MS later. A job that committed its outcome changed the
  * phase, but this host may not have applied that commit yet. */

@@ -92,6 +92,13 @@ if [ $rc = 1 ] && echo "$out" | grep -qi "not among the .* trusted keys"; then o
 check "nothing moved: no rollout, no lease, guests where they were" test "$(state "d['rollout']['id'], len(d['lease']['holders'])")/$(where web1)" = "0 0/h1"
 
 # ---- 2. a rolling patch -------------------------------------------------------
+# h2 reports every phase change of its cycle through notify-command.
+printf '#!/bin/sh\necho "$HVPEER_HOST $HVPEER_VERSION $HVPEER_PREV_PHASE $HVPEER_PHASE" >>%s\n' "$T/notify.log" >"$T/notify.sh"
+chmod +x "$T/notify.sh"
+echo "--notify-command $T/notify.sh" >"$LAB/h2/hvpeerd.flags"
+kill "$(hvpeerd_pid h2)" 2>/dev/null
+sleep 1
+wait_for 20 hv h2 status >/dev/null
 b1=$(beat web1) u1=$(uptime_of web1)
 sampler_start
 t0=$(date +%s.%N)
@@ -110,6 +117,10 @@ check "every host runs 1.1.0" test "$(version_of h1)$(version_of h2)$(version_of
 fetched_from() { grep -q "patch $2: bundle fetched from $3" "$LAB/$1/hvpeerd.log"; }
 check "h2 and h3 fetched the bundle from h1, where it was submitted" \
 	eval 'fetched_from h2 1.1.0 h1 && fetched_from h3 1.1.0 h1'
+rm -f "$LAB/h2/hvpeerd.flags"
+notified() { grep -q "^h2 1.1.0 [a-z-]* $1\$" "$T/notify.log" 2>/dev/null; }
+check "notify-command ran on h2's phase changes, with its version (precheck ... validate ... done)" \
+	eval 'notified precheck && notified evacuate && notified validate && notified done'
 check "every host's new bank (b) is marked good" test "$(bank_of h1)$(bank_of h2)$(bank_of h3)" = bbb
 check "never more than one host in maintenance (max $(max_in_maint) over $(wc -l <"$T/in-maint") samples)" test "$(max_in_maint)" -le 1
 check "hosts went in name order (h1, h2, h3)" test "$(state "' '.join(h['name'] for h in sorted(d['rollout']['hosts'], key=lambda h: h['end_ms']))")" = "h1 h2 h3"
