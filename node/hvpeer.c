@@ -18,9 +18,9 @@
 
 #include "../lib/err.h"
 #include "../patchfsm/cli.h"
+#include "access.h"
 #include "ca.h"
 #include "config.h"
-#include "node.h"
 #include "rpc.h"
 
 enum {
@@ -212,8 +212,8 @@ static struct json_object *call(struct json_object *req, int *code)
 		    json_object_get_string(json_object_object_get(req, "op"));
 		struct json_object *a = json_object_object_get(req, "action");
 		char ro[sizeof sa.sun_path];
-		if (hv_ops_readonly(op != NULL ? op : "",
-		                    a != NULL ? json_object_get_string(a) : NULL) &&
+		if (hv_access_readonly(op != NULL ? op : "",
+		                       a != NULL ? json_object_get_string(a) : NULL) &&
 		    hv_readonly_socket_path(socket_path, ro, sizeof ro) == 0 &&
 		    (fd = connect_to(ro)) >= 0) {
 			socket_path = strdup(ro);
@@ -223,7 +223,7 @@ static struct json_object *call(struct json_object *req, int *code)
 			    "hvpeer: no access to %s: you are not root nor in its group "
 			    "(socket-group)%s\n",
 			    socket_path,
-			    hv_ops_readonly(op != NULL ? op : "", NULL)
+			    hv_access_readonly(op != NULL ? op : "", NULL)
 			        ? ", and there is no read-only socket for you"
 			        : "; this command needs it");
 			*code = EXIT_UNREACHABLE;

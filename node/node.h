@@ -100,10 +100,6 @@ struct hv_node {
 int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cfg,
                   const struct hv_hypervisor *hyp);
 
-/* Whether an operation (and its action, or NULL) only reads: what the
- * read-only control socket serves. */
-bool hv_ops_readonly(const char *op, const char *action);
-
 /* SIGHUP: read the TLS certificate, key, CA and CRL files again. */
 void hv_node_reload(struct hv_node *n);
 

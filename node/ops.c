@@ -21,6 +21,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../migrate/placement.h"
+#include "access.h"
 #include "enroll.h"
 #include "maint.h"
 #include "node.h"
@@ -792,14 +793,6 @@ static void op_bmc(struct hv_node *n, struct hv_rpc_conn *c, struct json_object 
 	hv_bmc_op(n, c, action != NULL ? action : "status", hv_json_bool(req, "force"));
 }
 
-bool hv_ops_readonly(const char *op, const char *action)
-{
-	if (!strcmp(op, "status") || !strcmp(op, "plan") || !strcmp(op, "ping"))
-		return true;
-	return !strcmp(op, "bmc") && action != NULL &&
-	       (!strcmp(action, "status") || !strcmp(action, "sensors"));
-}
-
 void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_object *req)
 {
 	struct hv_node *n = rpc->data;
@@ -815,14 +808,18 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 		hv_rpc_reply(c, hv_rpc_error(HV_SHUTDOWN, "node is shutting down"));
 		return;
 	}
-	/* The read-only control socket: reads only. */
-	if (peer->readonly && !hv_ops_readonly(op, hv_json_str(req, "action"))) {
-		hv_rpc_reply(c,
-		             hv_rpc_error(HV_READONLY,
-		                          "'%s' needs the control socket %s; this socket "
-		                          "is read-only (status, plan, bmc "
-		                          "status|sensors)",
-		                          op, n->cfg.socket));
+	/* The read-only control socket: reads only (access.h). */
+	if (peer->readonly && !hv_access_readonly(op, hv_json_str(req, "action"))) {
+		char cmd[96];
+		hv_access_command(op, hv_json_str(req, "action"), cmd, sizeof cmd);
+		hv_info("control: '%s' refused on the read-only socket (uid %u)", cmd,
+		        (unsigned)peer->uid);
+		hv_rpc_reply(
+		    c,
+		    hv_rpc_error(HV_READONLY,
+		                 "'%s' needs the control socket %s; this "
+		                 "socket is read-only (" HV_ACCESS_READONLY_COMMANDS ")",
+		                 cmd, n->cfg.socket));
 		return;
 	}
 	/* A new host without a certificate may only ask for one. */
