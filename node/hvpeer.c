@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -119,7 +121,14 @@ static void usage(FILE *f)
 	    "Exit status: 0 done; 1 refused by the cluster's rules; 2 usage error;\n"
 	    "3 no quorum (no leader: nothing changed; after a timeout: check status;\n"
 	    "  for status: the answer is from one node's replica);\n"
-	    "4 hvpeerd not reachable; 5 internal or protocol error.\n");
+	    "4 hvpeerd not reachable, or no permission (not root nor in the socket's\n"
+	    "  group; a write sent to the read-only socket); 5 internal or protocol "
+	    "error.\n"
+	    "\n"
+	    "A user who may not open the control socket but is in hvpeerd's\n"
+	    "readonly-group reads through the read-only socket next to it: status,\n"
+	    "report, plan, lease show, policy show, patch status, bmc status and\n"
+	    "bmc sensors.\n");
 }
 
 /* ---- transport --------------------------------------------------------- */
@@ -187,6 +196,91 @@ static int connect_to(const char *path)
 	return fd;
 }
 
+/* The group that owns the file at path: "group NAME", in buf. */
+static const char *group_of(const char *path, char *buf, size_t len)
+{
+	struct stat st;
+	struct group *g;
+
+	if (stat(path, &st) != 0)
+		snprintf(buf, len, "its group");
+	else if ((g = getgrgid(st.st_gid)) != NULL)
+		snprintf(buf, len, "group %s", g->gr_name);
+	else
+		snprintf(buf, len, "group %u", (unsigned)st.st_gid);
+	return buf;
+}
+
+/*
+ * Connect to hvpeerd for req, or -1 with the reason printed and *code set.
+ * The sockets' modes (0660) are the access control: a user who may not
+ * open the control socket (not root, not in socket-group) is sent to the
+ * read-only socket next to it (readonly-group) for a request that only
+ * reads (access.h), and told which socket a write needs.
+ */
+static int open_socket(struct json_object *req, int *code)
+{
+	const char *op = json_object_get_string(json_object_object_get(req, "op"));
+	struct json_object *a = json_object_object_get(req, "action");
+	const char *action = a != NULL ? json_object_get_string(a) : NULL;
+	size_t n = strlen(socket_path);
+	char cmd[96], ro[sizeof((struct sockaddr_un *)0)->sun_path], g[96], rog[96];
+	int fd = connect_to(socket_path), e = errno;
+
+	*code = EXIT_UNREACHABLE;
+	if (fd >= 0)
+		return fd;
+	if (e != EACCES) {
+		fprintf(stderr,
+		        "hvpeer: cannot reach hvpeerd at %s: %s\n"
+		        "  is hvpeerd running on this host? (--socket PATH or "
+		        "HVPEER_SOCKET pick another socket)\n",
+		        socket_path, strerror(e));
+		return -1;
+	}
+	if (op == NULL)
+		op = "";
+	hv_access_command(op, action, cmd, sizeof cmd);
+	group_of(socket_path, g, sizeof g);
+	if (!hv_access_readonly(op, action)) {
+		fprintf(stderr,
+		        "hvpeer: no access to %s: you are not root nor in %s; "
+		        "'%s' needs it\n",
+		        socket_path, g, cmd);
+		return -1;
+	}
+	/* Not from a read-only socket to its own "-ro" neighbour. */
+	if ((n > 8 && strcmp(socket_path + n - 8, "-ro.sock") == 0) ||
+	    hv_readonly_socket_path(socket_path, ro, sizeof ro) != 0) {
+		fprintf(stderr, "hvpeer: no access to %s: you are not root nor in %s\n",
+		        socket_path, g);
+		return -1;
+	}
+	fd = connect_to(ro);
+	e = errno;
+	if (fd >= 0) {
+		char *p = strdup(ro);
+		if (p == NULL) {
+			fprintf(stderr, "hvpeer: out of memory\n");
+			exit(EXIT_INTERNAL);
+		}
+		socket_path = p; /* for the messages that follow */
+		return fd;
+	}
+	if (e == EACCES)
+		fprintf(stderr,
+		        "hvpeer: no access to %s nor to the read-only socket %s: you "
+		        "are not root nor in %s or %s\n",
+		        socket_path, ro, g, group_of(ro, rog, sizeof rog));
+	else
+		fprintf(stderr,
+		        "hvpeer: no access to %s: you are not root nor in %s, and there "
+		        "is no read-only socket at %s (%s; hvpeerd's readonly-group "
+		        "opens one)\n",
+		        socket_path, g, ro, strerror(e));
+	return -1;
+}
+
 /* Send req, return the answer or NULL (and exit code in *code). */
 static struct json_object *call(struct json_object *req, int *code)
 {
@@ -204,41 +298,9 @@ static struct json_object *call(struct json_object *req, int *code)
 		*code = EXIT_USAGE;
 		return NULL;
 	}
-	fd = connect_to(socket_path);
-	if (fd < 0 && errno == EACCES) {
-		/* Not in the control socket's group: reads go through the
-		 * read-only socket next to it, when there is one. */
-		const char *op =
-		    json_object_get_string(json_object_object_get(req, "op"));
-		struct json_object *a = json_object_object_get(req, "action");
-		char ro[sizeof sa.sun_path];
-		if (hv_access_readonly(op != NULL ? op : "",
-		                       a != NULL ? json_object_get_string(a) : NULL) &&
-		    hv_readonly_socket_path(socket_path, ro, sizeof ro) == 0 &&
-		    (fd = connect_to(ro)) >= 0) {
-			socket_path = strdup(ro);
-		} else {
-			fprintf(
-			    stderr,
-			    "hvpeer: no access to %s: you are not root nor in its group "
-			    "(socket-group)%s\n",
-			    socket_path,
-			    hv_access_readonly(op != NULL ? op : "", NULL)
-			        ? ", and there is no read-only socket for you"
-			        : "; this command needs it");
-			*code = EXIT_UNREACHABLE;
-			return NULL;
-		}
-	}
-	if (fd < 0) {
-		fprintf(stderr,
-		        "hvpeer: cannot reach hvpeerd at %s: %s\n"
-		        "  is hvpeerd running on this host? (--socket PATH or "
-		        "HVPEER_SOCKET pick another socket)\n",
-		        socket_path, strerror(errno));
-		*code = EXIT_UNREACHABLE;
+	fd = open_socket(req, code);
+	if (fd < 0)
 		return NULL;
-	}
 	text = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
 	be = htonl((uint32_t)len);
 	if (write_all(fd, (char *)&be, 4) != 0 || write_all(fd, text, len) != 0) {
@@ -477,6 +539,8 @@ static int outcome(struct json_object *resp)
 		return EXIT_NOQUORUM;
 	case HV_INVAL:
 		return EXIT_USAGE;
+	case HV_READONLY: /* a write sent to the read-only socket */
+		return EXIT_UNREACHABLE;
 	case HV_PROTO:
 	case HV_NOMEM:
 	case HV_IO:
