@@ -576,7 +576,6 @@ static int ctl_listen(struct hv_node *n, uv_pipe_t *p, bool *opened, const char 
 {
 	char dir[HV_PATH_MAX];
 	char *slash;
-	mode_t old;
 	int rv;
 	gid_t gid = (gid_t)-1;
 
@@ -606,12 +605,12 @@ static int ctl_listen(struct hv_node *n, uv_pipe_t *p, bool *opened, const char 
 	uv_pipe_init(n->loop, p, 0);
 	p->data = n;
 	*opened = true;
-	/* Never, not even between bind and chmod, more than 0660. */
-	old = umask(0117);
+	/* The mode and group are set between bind and listen: until listen a
+	 * connect is refused whatever the file's mode, so no one connects
+	 * through a wider mode than 0660 or the wrong group, and the process's
+	 * umask (shared with the thread pool, its children and other nodes in
+	 * this process) is never touched. */
 	rv = uv_pipe_bind(p, path);
-	umask(old);
-	if (rv == 0)
-		rv = uv_listen((uv_stream_t *)p, 64, cb);
 	if (rv != 0) {
 		snprintf(n->errmsg, sizeof n->errmsg, "socket %s: %s", path,
 		         uv_strerror(rv));
@@ -621,6 +620,12 @@ static int ctl_listen(struct hv_node *n, uv_pipe_t *p, bool *opened, const char 
 	    (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0)) {
 		snprintf(n->errmsg, sizeof n->errmsg, "socket %s: %s", path,
 		         strerror(errno));
+		return -1;
+	}
+	rv = uv_listen((uv_stream_t *)p, 64, cb);
+	if (rv != 0) {
+		snprintf(n->errmsg, sizeof n->errmsg, "socket %s: %s", path,
+		         uv_strerror(rv));
 		return -1;
 	}
 	return 0;
