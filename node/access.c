@@ -63,5 +63,9 @@ const char *hv_access_command(const char *op, const char *action, char *buf, siz
 		snprintf(buf, len, "%s %s", requests[i].command, action);
 	else
 		snprintf(buf, len, "%s", requests[i].command);
+	/* op and action come from the client, and the name goes to the log */
+	for (char *c = buf; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	return buf;
 }

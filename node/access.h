@@ -22,8 +22,8 @@
 bool hv_access_readonly(const char *op, const char *action);
 
 /* The hvpeer command that sends such a request ("lease acquire" for
- * "lease-acquire", "bmc power cycle"), written to buf (len > 0): for
- * messages. Returns buf. */
+ * "lease-acquire", "bmc power cycle"), written to buf (len > 0) with
+ * control characters as '?': for messages and the log. Returns buf. */
 const char *hv_access_command(const char *op, const char *action, char *buf, size_t len);
 
 #endif

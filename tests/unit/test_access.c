@@ -90,6 +90,11 @@ static void test_command_names(void **state)
 	                    "bmc sensors");
 	assert_string_equal(hv_access_command("frobnicate", "x", b, sizeof b),
 	                    "frobnicate");
+	/* what the client sent goes to the log: no line breaks, no escapes */
+	assert_string_equal(hv_access_command("x\nforged\x1b[0m", NULL, b, sizeof b),
+	                    "x?forged?[0m");
+	assert_string_equal(hv_access_command("bmc", "cy\rcle\x7f", b, sizeof b),
+	                    "bmc power cy?cle?");
 	/* truncated, never overrun */
 	assert_string_equal(hv_access_command("maint-enter", NULL, b, 6), "maint");
 }
