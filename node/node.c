@@ -765,8 +765,10 @@ static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cm
 {
 	struct hv_node *n = f->data;
 
-	(void)index;
-	hv_metrics_observe(&n->metrics, cmd, rc);
+	/* The counters are of what this process saw committed: not of the
+	 * log's tail that a restart applies again. */
+	if (index > n->metrics_from)
+		hv_metrics_observe(&n->metrics, cmd, rc);
 	if (((cmd != NULL && cmd->type >= HV_CMD_PATCH_SUBMIT) ||
 	     n->commit_waits != NULL) &&
 	    !n->stopping && n->kick.loop != NULL)
@@ -956,6 +958,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 		goto err_raft;
 	}
 	n->raft_started = true;
+	n->metrics_from = raft_last_index(&n->raft);
 	if (ctl_open(n) != 0 || hv_metrics_start(n) != 0)
 		goto err_started;
 	uv_timer_init(loop, &n->tick);
