@@ -739,6 +739,7 @@ static const char *tls_expiry(const struct hv_node *n)
 void hv_node_reload(struct hv_node *n)
 {
 	char why[512];
+	int closed;
 
 	if (n->tls.ctx == NULL) {
 		hv_info("reload: no TLS configured, nothing to read again");
@@ -750,6 +751,11 @@ void hv_node_reload(struct hv_node *n)
 	}
 	hv_info("reload: TLS certificate, key, CA%s read again (valid until %s)",
 	        n->tls.crl[0] != '\0' ? " and CRL" : "", tls_expiry(n));
+	closed = hv_transport_recheck(&n->transport);
+	if (closed > 0)
+		hv_warn("reload: closed %d connection%s whose peer's certificate no "
+		        "longer passes",
+		        closed, closed == 1 ? "" : "s");
 }
 
 static void on_kick_cb(uv_timer_t *t)
