@@ -13,7 +13,10 @@
 #   memory     VmRSS of every daemon (/proc/PID/status): min/median/max MiB,
 #              and the sum;
 #   idle CPU   utime+stime (/proc/PID/stat) over an idle window after a 3 s
-#              settle: the leader, the median and max of the others;
+#              settle: the leader, the median and max of the others; and
+#              how busy the rest of the machine was meanwhile (/proc/stat
+#              less these daemons: the "other load" column; other
+#              processes on the machine make every figure noisier);
 #   status     `hvpeer status` latency (the CLI end to end: exec, connect,
 #              barrier on the leader, answer) through the leader's control
 #              socket and through a standby's (forwarded to the leader; with
