@@ -289,6 +289,15 @@ static int fence(struct hv_maint_job *j)
 			break;
 		nap_ms(250);
 	}
+	/* The token each side effect is done under, or why it was refused:
+	 * what an audit of the logs (tests/lab/invariants.sh) checks. */
+	if (rc == HV_OK)
+		hv_info("fence: token %llu of %s is current",
+		        (unsigned long long)j->my_token, j->n->cfg.name);
+	else if (rc != HV_SHUTDOWN)
+		hv_warn("fence: token %llu of %s refused (%s): %s",
+		        (unsigned long long)j->my_token, j->n->cfg.name,
+		        hv_errname(rc), hv_strerror(rc));
 	return rc;
 }
 
