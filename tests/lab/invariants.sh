@@ -280,51 +280,56 @@ _inv_now() {
 }
 
 # inv_guests_ok "G1 G2 ...": each active on exactly one host, running, with
-# a heartbeat that goes on from that host.
-# A live migration in flight shows the guest on two hosts (the incoming one
-# paused) for about a second: the state is asked again, 6 times 1 s apart,
-# before a guest counts as lost or twice.
+# a heartbeat that goes on from that host. A live migration in flight shows
+# the guest on two hosts (the incoming one paused) for about a second, and
+# one may start between two looks: the whole look is taken again, up to 6
+# times 1 s apart, before a guest counts as lost or twice.
 inv_guests_ok() {
-	local gs=$1 h g n where bad=0 uri up try why
-	declare -A on=() cnt=() st=() b0=()
+	local try out
 	for try in 1 2 3 4 5 6; do
-		on=() cnt=() st=() bad=0 why=
-		for h in $(inv_hosts); do
-			uri=$(lab uri "$h" 2>/dev/null) || continue
-			up=$(timeout 10 virsh -q -c "$uri" list --name 2>/dev/null) || { why="$why$h: libvirt does not answer (down); "; continue; }
-			for g in $up; do
-				cnt[$g]=$((${cnt[$g]:-0} + 1))
-				on[$g]="${on[$g]:-}$h "
-				st[$g]=$(timeout 10 virsh -q -c "$uri" domstate "$g" 2>/dev/null | head -n 1)
-			done
-		done
-		for g in $gs; do
-			n=${cnt[$g]:-0}
-			if [ "$n" != 1 ]; then
-				why="$why$g is active on $n hosts (${on[$g]:-none}); "
-				bad=1
-			elif [ "${st[$g]}" != running ]; then
-				why="$why$g on ${on[$g]}is ${st[$g]}; "
-				bad=1
-			fi
-		done
-		[ $bad = 0 ] && break
+		out=$(_inv_guests_once "$1") && { echo "$out"; return 0; }
 		sleep 1
 	done
+	echo "$out"
+	return 1
+}
+
+_inv_guests_once() {
+	local gs=$1 h g n where bad=0 uri up why=
+	declare -A on=() cnt=() st=() b0=()
+	for h in $(inv_hosts); do
+		uri=$(lab uri "$h" 2>/dev/null) || continue
+		up=$(timeout 10 virsh -q -c "$uri" list --name 2>/dev/null) || { why="$why$h: libvirt does not answer (down); "; continue; }
+		for g in $up; do
+			cnt[$g]=$((${cnt[$g]:-0} + 1))
+			on[$g]="${on[$g]:-}$h "
+			st[$g]=$(timeout 10 virsh -q -c "$uri" domstate "$g" 2>/dev/null | head -n 1)
+		done
+	done
+	for g in $gs; do
+		n=${cnt[$g]:-0}
+		if [ "$n" != 1 ]; then
+			why="$why$g is active on $n hosts (${on[$g]:-none}); "
+			bad=1
+		elif [ "${st[$g]}" != running ]; then
+			why="$why$g on ${on[$g]}is ${st[$g]}; "
+			bad=1
+		fi
+		b0[$g]=$(lab guest heartbeat "$g" 2>/dev/null | awk '{print $1}')
+	done
 	[ $bad = 0 ] || { echo "$why"; return 1; }
-	for g in $gs; do b0[$g]=$(lab guest heartbeat "$g" 2>/dev/null | awk '{print $1}'); done
 	sleep 2.5
 	for g in $gs; do
 		read -r n where _ < <(lab guest heartbeat "$g" 2>/dev/null)
 		if [ -z "${n:-}" ] || [ -z "${b0[$g]}" ] || [ "$n" -le "${b0[$g]}" ]; then
-			echo "$g: no new heartbeat (${b0[$g]:-none} -> ${n:-none})"
+			why="$why$g: no new heartbeat (${b0[$g]:-none} -> ${n:-none}); "
 			bad=1
 		elif [ "$where " != "${on[$g]}" ]; then
-			echo "$g: heartbeat from $where, libvirt runs it on ${on[$g]}"
+			why="$why$g: heartbeat from $where, libvirt ran it on ${on[$g]}; "
 			bad=1
 		fi
 	done
-	[ $bad = 0 ] || return 1
+	[ $bad = 0 ] || { echo "$why"; return 1; }
 	echo "$(wc -w <<<"$gs") guests, each running on one host, heartbeats going on"
 }
 
