@@ -296,8 +296,8 @@ static int fence(struct hv_maint_job *j)
 		        (unsigned long long)j->my_token, j->n->cfg.name);
 	else if (rc != HV_SHUTDOWN)
 		hv_warn("fence: token %llu of %s refused (%s): %s",
-		        (unsigned long long)j->my_token, j->n->cfg.name,
-		        hv_errname(rc), hv_strerror(rc));
+		        (unsigned long long)j->my_token, j->n->cfg.name, hv_errname(rc),
+		        hv_strerror(rc));
 	return rc;
 }
 
@@ -572,8 +572,8 @@ static bool earlier_move_finished(const struct hv_hypervisor *h, const char *src
 		char err[256];
 		if (already_moved(h, src, dst, guest))
 			return true;
-		if (h->guest_state(dst, guest, &dp, &dr, err, sizeof err) != HV_OK || !dp ||
-		    !dr)
+		if (h->guest_state(dst, guest, &dp, &dr, err, sizeof err) != HV_OK ||
+		    !dp || !dr)
 			return false; /* no migration under way to dst */
 		nap_ms(200);
 	}
@@ -626,7 +626,8 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 			                          cfg->migrate_timeout_s)) {
 				memset(&o, 0, sizeof o);
 				hv_info("%s is on %s: a migration started before a "
-				        "restart finished", mv.guest, mv.target);
+				        "restart finished",
+				        mv.guest, mv.target);
 			}
 		}
 		if (o.timed_out)
