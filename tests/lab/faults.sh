@@ -18,8 +18,10 @@
 #      lease in precheck, longer than the election timeout and the silent
 #      holder's grace: the cluster moves on without it (the leader fails its
 #      pre-check, the lease goes back); SIGCONT: whatever h1 tries under its
-#      old token is refused, nothing is done with it; resumed, h1 patches
-#      under a new token;
+#      old token is refused, nothing is done with it (no move, no bank
+#      write, no reboot, no hook: every host's pre-maintenance hook writes
+#      down the HVPEER_TOKEN it ran under); resumed, h1 patches under a new
+#      token;
 #   4. dest-crash-mid-migration: the host h2's guest is live-migrating to
 #      crashes (power loss) mid-migration: the guest keeps running on exactly
 #      one host (the evacuation goes to the other host, or the line stops
