@@ -35,11 +35,14 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/err.h"
@@ -726,16 +729,252 @@ static void finish(struct bench *b, int failed)
 			hv_node_stop(b->nodes[i], count_stopped);
 }
 
+/* ---- client mode (-c SOCKET): a running hvpeerd's control socket ----------
+ *
+ * The same kind of figure against real daemons (bench/scale.sh): one
+ * request per connection, as the control socket wants (rpc.h), strictly one
+ * at a time, after -w untimed warm-ups of each series, in a seeded random
+ * interleave of:
+ *   ping   the "ping" request: connect, frame, parse, answer; no Raft (the
+ *          baseline: what a request costs before anything is committed);
+ *   grant  "lease-acquire" for -H HOST (commit through the leader: a
+ *          follower or standby forwards it), then an untimed
+ *          "lease-release" with the granted token.
+ * Latency is CLOCK_MONOTONIC from connect() to the last byte of the answer.
+ * A request that fails or is refused is counted and retried after 10 ms; past
+ * MAX_ERRORS, or with a request unanswered for 10 s, the run fails (exit 1).
+ */
+enum ckind { C_PING, C_GRANT, C__N };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int io_all(int fd, char *buf, size_t len, bool wr, uint64_t deadline)
+{
+	while (len > 0) {
+		struct pollfd p = {.fd = fd, .events = wr ? POLLOUT : POLLIN};
+		uint64_t now = mono_ns();
+		ssize_t n;
+
+		if (now >= deadline)
+			return -1;
+		if (poll(&p, 1, (int)((deadline - now) / 1000000 + 1)) <= 0)
+			continue;
+		n = wr ? write(fd, buf, len) : read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One request on the control socket at path: the answer, or NULL. */
+static struct json_object *ctl_call(const char *path, struct json_object *req)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint64_t deadline = mono_ns() + 10000000000ull;
+	const char *text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(text);
+	uint32_t be = htonl((uint32_t)len);
+	struct json_object *resp = NULL;
+	char *body;
+	int fd;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return NULL;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    io_all(fd, (char *)&be, 4, true, deadline) != 0 ||
+	    io_all(fd, (char *)text, len, true, deadline) != 0 ||
+	    io_all(fd, (char *)&be, 4, false, deadline) != 0) {
+		close(fd);
+		return NULL;
+	}
+	len = ntohl(be);
+	if (len == 0 || len > HV_RPC_MAX || (body = malloc(len + 1)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	if (io_all(fd, body, len, false, deadline) == 0) {
+		body[len] = '\0';
+		resp = json_tokener_parse(body);
+	}
+	free(body);
+	close(fd);
+	return resp;
+}
+
+static struct json_object *lease_req(const char *op, const char *host, uint64_t token)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "op", json_object_new_string(op));
+	json_object_object_add(r, "name", json_object_new_string(host));
+	if (token != 0)
+		json_object_object_add(r, "token", json_object_new_uint64(token));
+	return r;
+}
+
+/* One operation of kind k; its latency in *ns. 0, or -1 (counted, retried). */
+static int client_op(const char *path, const char *host, enum ckind k, uint64_t *ns,
+                     char *why, size_t whylen)
+{
+	struct json_object *req, *resp;
+	uint64_t t0, index = 0, token = 0;
+	int rv = -1;
+
+	if (k == C_PING) {
+		req = json_object_new_object();
+		json_object_object_add(req, "op", json_object_new_string("ping"));
+	} else {
+		req = lease_req("lease-acquire", host, 0);
+	}
+	t0 = mono_ns();
+	resp = ctl_call(path, req);
+	*ns = mono_ns() - t0;
+	json_object_put(req);
+	if (resp == NULL) {
+		snprintf(why, whylen, "no answer");
+		return -1;
+	}
+	if (!hv_json_bool(resp, "ok")) {
+		const char *m = hv_json_str(resp, "message");
+		snprintf(why, whylen, "%s", m != NULL ? m : json_object_to_json_string(resp));
+	} else if (k == C_PING) {
+		rv = 0;
+	} else if (!hv_json_uint(resp, "token", &token) ||
+	           !hv_json_uint(resp, "index", &index)) {
+		snprintf(why, whylen, "no token in the answer");
+	} else {
+		struct json_object *rel = lease_req("lease-release", host, token);
+		struct json_object *r2 = ctl_call(path, rel);
+
+		json_object_put(rel);
+		if (r2 == NULL || !hv_json_bool(r2, "ok"))
+			snprintf(why, whylen, "lease release failed");
+		else if (token != index)
+			snprintf(why, whylen, "not a grant: %s already held the lease",
+			         host);
+		else
+			rv = 0;
+		json_object_put(r2);
+	}
+	json_object_put(resp);
+	return rv;
+}
+
+static int client_main(const char *path, const char *host, unsigned n_ops,
+                       unsigned warmup, uint64_t seed)
+{
+	static const char *const label[C__N] = {
+	    "ping (control socket round trip, no Raft)",
+	    "lease grant (lease-acquire committed; release untimed)",
+	};
+	struct series s[C__N] = {{0}};
+	unsigned left[2][C__N], errors = 0;
+	uint64_t seed0 = seed;
+	char why[512] = "";
+	int rc = 0;
+
+	for (int k = 0; k < C__N; k++) {
+		left[0][k] = warmup;
+		left[1][k] = n_ops;
+	}
+	for (;;) {
+		unsigned total = 0, r;
+		int phase = 1, k = -1;
+		uint64_t ns;
+
+		for (int j = 0; j < C__N && k < 0; j++)
+			if (left[0][j] > 0) {
+				k = j;
+				phase = 0;
+			}
+		if (k < 0) {
+			for (int j = 0; j < C__N; j++)
+				total += left[1][j];
+			if (total == 0)
+				break;
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			r = (unsigned)(seed % total);
+			for (int j = 0; j < C__N; j++) {
+				if (r < left[1][j]) {
+					k = j;
+					break;
+				}
+				r -= left[1][j];
+			}
+		}
+		if (client_op(path, host, (enum ckind)k, &ns, why, sizeof why) != 0) {
+			s[k].errors++;
+			if (++errors > MAX_ERRORS) {
+				fprintf(stderr, "hvpeer-bench: too many failed requests on %s "
+				                "(last: %s)\n",
+				        path, why);
+				rc = 1;
+				break;
+			}
+			usleep(RETRY_MS * 1000);
+			continue;
+		}
+		left[phase][k]--;
+		if (phase == 1) {
+			s[k].busy_ns += ns;
+			if (record(&s[k], ns) != 0) {
+				rc = 1;
+				break;
+			}
+		}
+	}
+	if (rc == 0) {
+		printf("hvpeer-bench -c %s: %u warm-up each, then %u of each in a random "
+		       "interleave (seed %llu), one request per connection, one at a "
+		       "time:\n",
+		       path, warmup, n_ops, (unsigned long long)seed0);
+		for (int k = 0; k < C__N; k++) {
+			qsort(s[k].ns, s[k].n, sizeof *s[k].ns, cmp_u64);
+			printf("  %s\n      n=%-5u p50 %6.3f ms  p99 %6.3f ms  mean %6.3f "
+			       "ms  max %7.3f ms  (%u failed, retried)\n",
+			       label[k], s[k].n, pct_ms(&s[k], 50), pct_ms(&s[k], 99),
+			       mean_ms(&s[k]), pct_ms(&s[k], 100), s[k].errors);
+		}
+		printf("  figures: ping_p50_ms=%.3f ping_p99_ms=%.3f grant_p50_ms=%.3f "
+		       "grant_p99_ms=%.3f\n",
+		       pct_ms(&s[C_PING], 50), pct_ms(&s[C_PING], 99),
+		       pct_ms(&s[C_GRANT], 50), pct_ms(&s[C_GRANT], 99));
+	}
+	for (int k = 0; k < C__N; k++)
+		free(s[k].ns);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hvpeer-bench [-n N] [-w WARMUP] [-s SEED] [-t CERTDIR] [-v]\n"
+	           "       hvpeer-bench -c SOCKET -H HOST [-n N] [-w WARMUP] [-s SEED]\n"
 	           "  -n N        timed operations per series (default 2000)\n"
 	           "  -t CERTDIR  mutual TLS between the nodes: CERTDIR/benchI.crt and\n"
 	           "              .key (I = 1..3, made by 'hvpeer ca issue') and\n"
 	           "              CERTDIR/ca/ca.crt\n"
 	           "  -w WARMUP   untimed operations per series first (default 100)\n"
 	           "  -s SEED     seed of the interleave (default 1)\n"
-	           "  -v          node log at info level (default: errors only)\n");
+	           "  -v          node log at info level (default: errors only)\n"
+	           "  -c SOCKET   no in-process cluster: time 'ping' and lease grants\n"
+	           "              (for -H HOST, a member) on a running hvpeerd's\n"
+	           "              control socket\n");
 }
 
 int main(int argc, char **argv)
@@ -743,6 +982,7 @@ int main(int argc, char **argv)
 	struct bench *b = calloc(1, sizeof *b);
 	const char *tmp = getenv("TMPDIR");
 	int ports[N_NODES];
+	const char *client_sock = NULL, *client_host = NULL;
 	int c, rc = 0;
 
 	if (b == NULL)
@@ -752,10 +992,16 @@ int main(int argc, char **argv)
 	b->seed = 1;
 	b->cur = -1;
 	hv_log_level = HV_LOG_ERROR;
-	while ((c = getopt(argc, argv, "n:w:s:t:vh")) != -1) {
+	while ((c = getopt(argc, argv, "n:w:s:t:c:H:vh")) != -1) {
 		switch (c) {
 		case 't':
 			b->tls_dir = optarg;
+			break;
+		case 'c':
+			client_sock = optarg;
+			break;
+		case 'H':
+			client_host = optarg;
 			break;
 		case 'n':
 			b->n_ops = (unsigned)strtoul(optarg, NULL, 10);
@@ -784,6 +1030,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		free(b);
 		return 2;
+	}
+	if ((client_sock == NULL) != (client_host == NULL)) {
+		usage(stderr);
+		free(b);
+		return 2;
+	}
+	if (client_sock != NULL) {
+		signal(SIGPIPE, SIG_IGN);
+		rc = client_main(client_sock, client_host, b->n_ops, b->warmup, b->seed);
+		free(b);
+		return rc;
 	}
 	b->seed_used = b->seed;
 	for (int k = 0; k < K__N; k++) {

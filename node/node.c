@@ -739,6 +739,7 @@ static const char *tls_expiry(const struct hv_node *n)
 void hv_node_reload(struct hv_node *n)
 {
 	char why[512];
+	int closed;
 
 	if (n->tls.ctx == NULL) {
 		hv_info("reload: no TLS configured, nothing to read again");
@@ -750,6 +751,11 @@ void hv_node_reload(struct hv_node *n)
 	}
 	hv_info("reload: TLS certificate, key, CA%s read again (valid until %s)",
 	        n->tls.crl[0] != '\0' ? " and CRL" : "", tls_expiry(n));
+	closed = hv_transport_recheck(&n->transport);
+	if (closed > 0)
+		hv_warn("reload: closed %d connection%s whose peer's certificate no "
+		        "longer passes",
+		        closed, closed == 1 ? "" : "s");
 }
 
 static void on_kick_cb(uv_timer_t *t)
@@ -765,8 +771,10 @@ static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cm
 {
 	struct hv_node *n = f->data;
 
-	(void)index;
-	hv_metrics_observe(&n->metrics, cmd, rc);
+	/* The counters are of what this process saw committed: not of the
+	 * log's tail that a restart applies again. */
+	if (index > n->metrics_from)
+		hv_metrics_observe(&n->metrics, cmd, rc);
 	if (((cmd != NULL && cmd->type >= HV_CMD_PATCH_SUBMIT) ||
 	     n->commit_waits != NULL) &&
 	    !n->stopping && n->kick.loop != NULL)
@@ -956,6 +964,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 		goto err_raft;
 	}
 	n->raft_started = true;
+	n->metrics_from = raft_last_index(&n->raft);
 	if (ctl_open(n) != 0 || hv_metrics_start(n) != 0)
 		goto err_started;
 	uv_timer_init(loop, &n->tick);

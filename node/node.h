@@ -80,7 +80,8 @@ struct hv_node {
 	int lock_fd; /* flock()ed data_dir/lock */
 
 	struct hv_tls tls; /* mutual TLS between peers (tls.ctx NULL: plain) */
-	struct hv_metrics_counters metrics;    /* metrics.h */
+	struct hv_metrics_counters metrics; /* metrics.h */
+	uint64_t metrics_from; /* entries up to it were in the log at start */
 	struct hv_metrics_server *metrics_srv; /* GET /metrics, or NULL */
 	/* The leader's connection ended: a short election timeout until a
 	 * leader is known again (node.c, on_peer_gone). */

@@ -529,6 +529,16 @@ static int verify_bundle(const struct hv_config *cfg, const char *path, const ch
 		jcopy(o, "message", msg, sizeof msg);
 		rc = hv_errcode(name);
 		json_object_put(o);
+		/* The runbook's words for these, so that its troubleshooting
+		 * matrix finds them; an expired bundle may be a wrong clock. */
+		if (rc == HV_BADSIG || rc == HV_UNKNOWNKEY)
+			return hv_errf(err, errlen, rc, "Signature Validation Failed: %s",
+			               msg);
+		if (rc == HV_EXPIRED)
+			return hv_errf(err, errlen, rc,
+			               "Signature Validation Failed: %s (if the bundle "
+			               "is current, check this host's clock)",
+			               msg);
 		return hv_errf(err, errlen, rc > 0 ? rc : HV_IO, "%s", msg);
 	}
 	if (!json_object_object_get_ex(o, "manifest", &m)) {

@@ -314,6 +314,33 @@ int hv_tls_peer(SSL *ssl, char *name, size_t nlen, uint64_t *id, char *why, size
 	return 0;
 }
 
+int hv_tls_recheck(const struct hv_tls *tls, SSL *ssl, char *why, size_t whylen)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	X509_STORE_CTX *vc;
+	int rv = -1;
+
+	if (peer == NULL || tls->ctx == NULL)
+		return 0; /* not past a handshake: it is checked then */
+	vc = X509_STORE_CTX_new();
+	if (vc == NULL || X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(tls->ctx), peer,
+	                                      SSL_get_peer_cert_chain(ssl)) != 1) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	X509_STORE_CTX_set_purpose(vc, SSL_is_server(ssl) ? X509_PURPOSE_SSL_CLIENT
+	                                                  : X509_PURPOSE_SSL_SERVER);
+	if (X509_verify_cert(vc) == 1)
+		rv = 0;
+	else
+		snprintf(why, whylen, "certificate refused: %s",
+		         X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
+out:
+	X509_STORE_CTX_free(vc);
+	ERR_clear_error();
+	return rv;
+}
+
 void hv_tls_error(SSL *ssl, int ssl_error, char *why, size_t whylen)
 {
 	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;

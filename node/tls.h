@@ -11,8 +11,10 @@
  * connection claims (transport.h).
  *
  * The files are read by hv_tls_init() and again by hv_tls_reload() (SIGHUP):
- * a reload that fails keeps the context in use; connections made before a
- * reload keep the context they were made with.
+ * a reload that fails keeps the context in use. Connections made before a
+ * reload keep the context they were made with, but their peers are checked
+ * again against the new one (hv_transport_recheck): a revoked or expired
+ * peer's connections are closed.
  */
 #ifndef HV_TLS_H
 #define HV_TLS_H
@@ -70,6 +72,11 @@ int hv_tls_file_identity(const char *path, char *name, size_t nlen, uint64_t *id
  * (the verification error, or a certificate without an identity). */
 int hv_tls_peer(SSL *ssl, char *name, size_t nlen, uint64_t *id, char *why,
                 size_t whylen);
+
+/* After a reload: whether the peer of an established connection still
+ * passes the checks of tls's current context (CA, dates, CRL). 0 (also when
+ * ssl has no peer certificate yet), or -1 with why. */
+int hv_tls_recheck(const struct hv_tls *tls, SSL *ssl, char *why, size_t whylen);
 
 /* Why a handshake failed: the verification error when there is one, else
  * OpenSSL's error queue (emptied), else "connection closed". */

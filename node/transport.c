@@ -963,6 +963,28 @@ int hv_transport_dial(struct raft_uv_transport *t, const char *address,
 	return 0;
 }
 
+int hv_transport_recheck(struct raft_uv_transport *t)
+{
+	struct impl *impl = t->impl;
+	char why[300], msg[360];
+	int closed = 0;
+
+	if (impl->cfg.tls == NULL)
+		return 0;
+	/* conn_close() frees nothing before the loop runs: next stays valid. */
+	for (struct conn *c = impl->conns; c != NULL; c = c->next) {
+		if (c->ssl == NULL || c->state == C_CONNECTING || c->state == C_TLS ||
+		    c->state == C_CLOSING)
+			continue;
+		if (hv_tls_recheck(impl->cfg.tls, c->ssl, why, sizeof why) == 0)
+			continue;
+		snprintf(msg, sizeof msg, "closed after a reload: %s", why);
+		conn_close(c, HV_LOG_WARN, msg);
+		closed++;
+	}
+	return closed;
+}
+
 void hv_transport_dial_cancel(void *handle)
 {
 	struct conn *c = handle;

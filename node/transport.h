@@ -93,6 +93,11 @@ void hv_transport_release(struct raft_uv_transport *t);
 int hv_transport_dial(struct raft_uv_transport *t, const char *address,
                       hv_transport_dial_cb cb, void *data, void **handle);
 
+/* After a TLS reload: check every established connection's peer again
+ * (hv_tls_recheck) and close those that no longer pass, with the reason
+ * logged. Returns how many were closed. */
+int hv_transport_recheck(struct raft_uv_transport *t);
+
 /* Give up a dial whose callback has not fired: it never will. */
 void hv_transport_dial_cancel(void *handle);
 

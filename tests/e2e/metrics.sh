@@ -2,7 +2,8 @@
 # Prometheus metrics of real hvpeerd processes on 127.0.0.1: three peers
 # with --metrics-listen; every scrape parses as the text exposition format;
 # one leader among them, all in the same term; a lease acquired and a pause
-# show on every node; a wrong path is a 404 and a POST a 405; --metrics-listen
+# show on every node; a refused command counts once, and not again when a
+# restart applies the log again; a wrong path is a 404 and a POST a 405; --metrics-listen
 # takes a port alone (loopback) and refuses garbage.
 #
 #   HVPEER_BUILDDIR=/path/to/build bash tests/e2e/metrics.sh
@@ -75,6 +76,19 @@ seen_all() { for h in h1 h2 h3; do
 done; }
 check "the lease of h2 and the pause show on every node" wait_for 50 seen_all
 check "h2's lease token is its grant's index (non-zero)" sh -c "test \"\$(echo '$(value h1 'hvpeer_lease_token{host="h2"}')')\" -gt 0"
+# A command the state machine refuses (a second lease while h2 holds it)
+# counts once on each node that applied it; a restart applies the log's tail
+# again, which counts nothing: the counters are this process's.
+"$HVPEER" --socket "$T/h3.sock" lease acquire >/dev/null 2>&1
+refused() { scrape "$1" | awk '/^hvpeer_commands_refused_total\{/ {n += $NF} END {print n + 0}'; }
+counted() { [ "$(refused h1)" -ge 1 ] && [ "$(refused h3)" = "$(refused h1)" ]; }
+check "a refused lease counts on h1 and h3 alike" wait_for 50 counted
+kill -KILL "${PID[h3]}"
+wait "${PID[h3]}" 2>/dev/null
+start h3
+replayed() { [ "$(value h3 hvpeer_raft_last_applied)" -ge "$(value h1 hvpeer_raft_commit_index)" ]; }
+check "h3 restarted and applied its log again" wait_for 100 replayed
+check "the replayed refusal is not counted again on h3 ($(refused h3))" test "$(refused h3)" = 0
 check "a wrong path: 404" test "$(scrape h1 /nothing | head -1)" = 404
 check "a POST: 405" test "$(scrape h1 /metrics POST | head -1)" = 405
 check "the metrics listen on loopback" sh -c "ss -Htln | grep -q '127.0.0.1:${PORT[m1]} '"

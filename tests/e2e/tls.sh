@@ -8,7 +8,8 @@
 # outcome (the newcomer never becomes a member): a plaintext peer, a
 # certificate from another CA, an expired certificate, a valid certificate
 # that claims another node's Raft id (openssl s_client), a revoked one (the
-# CRL reloaded with SIGHUP), a reload of a broken CRL (the old one stays),
+# CRL reloaded with SIGHUP, which also closes its open connections), a
+# reload of a broken CRL (the old one stays),
 # a peer outside allow-peers, and the start-up refusals. A host joins with
 # a token (its certificate signed by the member through the join); a token
 # used twice, with a wrong secret, expired or malformed is refused (a certificate for
@@ -210,10 +211,13 @@ echo "# revocation, picked up with SIGHUP"
 ca revoke --dir "$T/ca" "$T/h3.crt"
 for h in h1 h2 j1; do kill -HUP "${PID[$h]}"; done # every voter but h3
 check "the reload is logged" wait_for 50 logged h1 "reload: TLS certificate, key, CA and CRL read again"
+expect_log h1 100 "closed after a reload: certificate refused: certificate revoked" "a revoked peer's open connections: closed by the reload, and logged"
+check "  the reload says how many it closed" logged h1 "reload: closed [0-9]* connection"
+no_quorum() { status h3 | python3 -c "import json,sys; sys.exit(0 if not json.load(sys.stdin)['quorum'] else 1)"; }
+check "  the revoked node, still running, loses quorum" wait_for 100 no_quorum
 kill9 h3
 start h3 h3
-expect_log h1 100 "certificate refused: certificate revoked" "a revoked certificate: refused after the reload, and logged"
-no_quorum() { status h3 | python3 -c "import json,sys; sys.exit(0 if not json.load(sys.stdin)['quorum'] else 1)"; }
+expect_log h1 100 "from [^:]*: certificate refused: certificate revoked" "a revoked certificate: refused at the handshake after a restart, and logged"
 sleep 2
 check "  the revoked node has no quorum to talk to" no_quorum
 kill9 h3

@@ -85,10 +85,10 @@ wait_for 20 guests_total_is 3
 # ---- 1. refused before anything moves ----------------------------------------
 out=$(hv h1 patch submit "$T/unsigned.tar" 2>&1)
 rc=$?
-if [ $rc = 1 ] && echo "$out" | grep -q "not signed"; then ok "an unsigned bundle is refused: $out"; else nok "an unsigned bundle is refused (exit $rc)" "$out"; fi
+if [ $rc = 1 ] && echo "$out" | grep -q "Signature Validation Failed: .*not signed"; then ok "an unsigned bundle is refused: $out"; else nok "an unsigned bundle is refused (exit $rc)" "$out"; fi
 out=$(hv h1 patch submit "$T/rogue.tar" 2>&1)
 rc=$?
-if [ $rc = 1 ] && echo "$out" | grep -qi "not among the .* trusted keys"; then ok "a bundle signed by an untrusted key is refused: $out"; else nok "a bundle signed by an untrusted key is refused (exit $rc)" "$out"; fi
+if [ $rc = 1 ] && echo "$out" | grep -qi "Signature Validation Failed: .*not among the .* trusted keys"; then ok "a bundle signed by an untrusted key is refused: $out"; else nok "a bundle signed by an untrusted key is refused (exit $rc)" "$out"; fi
 check "nothing moved: no rollout, no lease, guests where they were" test "$(state "d['rollout']['id'], len(d['lease']['holders'])")/$(where web1)" = "0 0/h1"
 
 # ---- 2. a rolling patch -------------------------------------------------------
