@@ -387,6 +387,19 @@ static int inventory(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	return HV_OK;
 }
 
+/* True when a move of holder's maintenance took guest off it: migrated,
+ * saved or shut down (a done move). */
+static bool moved_out(const struct hv_state *s, const char *holder, const char *guest)
+{
+	for (unsigned i = 0; i < s->n_moves; i++) {
+		const struct hv_move *mv = &s->moves[i];
+		if (mv->status == HV_MOVE_DONE && strcmp(mv->holder, holder) == 0 &&
+		    strcmp(mv->m.source, holder) == 0 && strcmp(mv->m.guest, guest) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_member *m = hv_state_member(s, c->name);
@@ -401,12 +414,20 @@ static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return HV_OK;
 	if (!maint_next[m->maint][next])
 		return HV_INVAL;
-	/* In maintenance means empty: not while a move of its plan is pending. */
-	if (next == HV_MAINT_IN)
+	/* In maintenance means empty: not while a move of its plan is pending,
+	 * nor while its inventory lists a running guest that no move of this
+	 * maintenance took care of (its move failed, or it was never planned):
+	 * the reboot that follows would kill it. */
+	if (next == HV_MAINT_IN) {
 		for (unsigned i = 0; i < s->n_moves; i++)
 			if (s->moves[i].status == HV_MOVE_PENDING &&
 			    strcmp(s->moves[i].holder, m->name) == 0)
 				return HV_INVAL;
+		for (unsigned g = 0; g < m->n_guests; g++)
+			if (m->guests[g].running &&
+			    !moved_out(s, m->name, m->guests[g].name))
+				return HV_INVAL;
+	}
 	if (m->maint == HV_MAINT_NONE)
 		m->maint_since_ms = c->time_ms;
 	hv_state_event_add(s, index, c->time_ms, "%s: maintenance %s -> %s", m->name,

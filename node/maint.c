@@ -296,8 +296,8 @@ static int fence(struct hv_maint_job *j)
 		        (unsigned long long)j->my_token, j->n->cfg.name);
 	else if (rc != HV_SHUTDOWN)
 		hv_warn("fence: token %llu of %s refused (%s): %s",
-		        (unsigned long long)j->my_token, j->n->cfg.name,
-		        hv_errname(rc), hv_strerror(rc));
+		        (unsigned long long)j->my_token, j->n->cfg.name, hv_errname(rc),
+		        hv_strerror(rc));
 	return rc;
 }
 
@@ -572,8 +572,8 @@ static bool earlier_move_finished(const struct hv_hypervisor *h, const char *src
 		char err[256];
 		if (already_moved(h, src, dst, guest))
 			return true;
-		if (h->guest_state(dst, guest, &dp, &dr, err, sizeof err) != HV_OK || !dp ||
-		    !dr)
+		if (h->guest_state(dst, guest, &dp, &dr, err, sizeof err) != HV_OK ||
+		    !dp || !dr)
 			return false; /* no migration under way to dst */
 		nap_ms(200);
 	}
@@ -626,7 +626,8 @@ static int run_move(struct hv_maint_job *j, struct q_plan *q, struct hv_cmd_move
 			                          cfg->migrate_timeout_s)) {
 				memset(&o, 0, sizeof o);
 				hv_info("%s is on %s: a migration started before a "
-				        "restart finished", mv.guest, mv.target);
+				        "restart finished",
+				        mv.guest, mv.target);
 			}
 		}
 		if (o.timed_out)
@@ -834,6 +835,33 @@ out:
 	return rc;
 }
 
+/* A running guest of this host's inventory that no move of its maintenance
+ * took off it (the state refuses "in" while there is one). */
+struct q_left {
+	char guest[HV_NAME_MAX + 1];
+};
+
+static void q_left_fn(struct hv_node *n, void *arg)
+{
+	struct q_left *q = arg;
+	const struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
+
+	q->guest[0] = '\0';
+	for (unsigned g = 0; m != NULL && g < m->n_guests && q->guest[0] == '\0'; g++) {
+		bool done = false;
+		if (!m->guests[g].running)
+			continue;
+		for (unsigned i = 0; i < n->state.n_moves && !done; i++) {
+			const struct hv_move *mv = &n->state.moves[i];
+			done = mv->status == HV_MOVE_DONE &&
+			       strcmp(mv->holder, n->cfg.name) == 0 &&
+			       strcmp(mv->m.guest, m->guests[g].name) == 0;
+		}
+		if (!done)
+			snprintf(q->guest, sizeof q->guest, "%s", m->guests[g].name);
+	}
+}
+
 int hv_maint_move_out(struct hv_maint_job *j)
 {
 	struct q_plan *q = calloc(1, sizeof *q);
@@ -847,8 +875,14 @@ int hv_maint_move_out(struct hv_maint_job *j)
 		return HV_OK;
 	}
 	rc = run_moves(j, q, true);
-	if (rc == HV_OK)
-		rc = commit_maint(j, HV_MAINT_IN);
+	if (rc == HV_OK && (rc = commit_maint(j, HV_MAINT_IN)) == HV_INVAL) {
+		struct q_left left;
+		query(j, q_left_fn, &left);
+		fail(j, rc,
+		     "%s: not in maintenance: guest %s still runs here (its move "
+		     "failed or was never planned); it keeps running on %s",
+		     j->n->cfg.name, left.guest[0] ? left.guest : "?", j->n->cfg.name);
+	}
 	j->last_moves = q->cmd.n_moves;
 	free(q);
 	return rc;

@@ -1531,6 +1531,74 @@ static void test_moved_failed(void **state)
 }
 
 /*
+ * "in" means empty: not while the holder's inventory lists a running guest
+ * that no move of this maintenance took off it. The gap this closes: a move
+ * fails and its failure is committed, the driver dies before it retries the
+ * guest elsewhere, and the driver that comes back (or the operator's resume)
+ * reruns the evacuation, which takes only the pending moves: none. "in" was
+ * accepted, and the reboot that follows killed the guest.
+ */
+static void test_in_refused_with_guest_left(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c;
+	uint64_t t;
+
+	cluster(m, 3, 100000);
+	c = c_inv("hv1", 100000, 64, 100);
+	guest_add(&c, "db", 8000, 4, HV_LEVEL_PRODUCTION, true, NULL);
+	guest_add(&c, "web", 1000, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	guest_add(&c, "leg", 1000, 1, HV_LEVEL_LEGACY, true, NULL);
+	guest_add(&c, "off", 1000, 1, HV_LEVEL_PRODUCTION, false, NULL);
+	run_ok(m, c);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_plan("hv1", t, 200);
+	move_add(&c, "db", "hv1", "hv2", 8000, 4, HV_ACT_MIGRATE);
+	move_add(&c, "web", "hv1", "hv2", 1000, 1, HV_ACT_MIGRATE);
+	move_add(&c, "leg", "hv1", "", 1000, 1, HV_ACT_SAVE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "web", "hv1", "hv2", HV_OK, NULL, 300));
+	c = c_moved("hv1", t, "leg", "hv1", "", HV_OK, NULL, 310);
+	c.move.action = HV_ACT_SAVE;
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "db", "hv1", "hv2", HV_IO, "injected", 320));
+	/* Nothing pending, but db still runs on hv1: its move failed. */
+	assert_int_equal(find_move(m->s, "hv1", "db")->status, HV_MOVE_FAILED);
+	expect_refused(m, c_maint("hv1", t, "in", 400), HV_INVAL);
+	assert_int_equal(member(m, "hv1")->maint, HV_MAINT_EVACUATING);
+	/* Planned again (elsewhere) and moved: now it may go in. The saved
+	 * guest and the one that is not running do not hold it back. */
+	c = c_plan("hv1", t, 500);
+	move_add(&c, "db", "hv1", "hv3", 8000, 4, HV_ACT_MIGRATE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "db", "hv1", "hv3", HV_OK, NULL, 600));
+	run_ok(m, c_maint("hv1", t, "in", 700));
+	assert_int_equal(member(m, "hv1")->maint, HV_MAINT_IN);
+}
+
+/* A running guest no plan took care of (started after the plan): no "in". */
+static void test_in_refused_with_guest_unplanned(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c;
+	uint64_t t;
+
+	cluster(m, 2, 100000);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_inv("hv1", 100000, 64, 200);
+	guest_add(&c, "late", 1000, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	expect_refused(m, c_maint("hv1", t, "in", 300), HV_INVAL);
+	/* Once it is off (the host's next inventory), the host is empty. */
+	c = c_inv("hv1", 100000, 64, 400);
+	guest_add(&c, "late", 1000, 1, HV_LEVEL_PRODUCTION, false, NULL);
+	run_ok(m, c);
+	run_ok(m, c_maint("hv1", t, "in", 500));
+}
+
+/*
  * A target whose inventory is full (HV_MAX_GUESTS entries): either the plan
  * is refused (HV_FULL), or once the migration is done the guest is still
  * counted on its target. It must not vanish from the replicated state, or the
@@ -2926,6 +2994,8 @@ int main(void)
 	    T(test_moved_not_pending),
 	    T(test_moved_done),
 	    T(test_moved_failed),
+	    T(test_in_refused_with_guest_left),
+	    T(test_in_refused_with_guest_unplanned),
 	    T(test_moved_target_inventory_full),
 	    T(test_history_wraps),
 	    T(test_snapshot_roundtrip),
