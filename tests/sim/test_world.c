@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <raft.h>
 #include <raft/fixture.h>
@@ -69,6 +70,7 @@
 #define MAX_STEPS 400000ul /* per seed */
 #define MAX_TIME_MS 1500000ull
 #define MAX_SAME_TIME_STEPS 2000ul /* steps at one virtual instant */
+#define INJECT_SEEDS 200ull        /* --inject-bug's default range: 1-200 */
 #define TICK_MS 200ull             /* node/node.c TICK_MS: the policy tick */
 
 /* ---- the world ------------------------------------------------------------ */
@@ -374,6 +376,11 @@ static void effect(struct world *w, unsigned hi, uint64_t token, const char *wha
 		w->stale_effects++;
 		violation(w, "%s: %s with token %llu, which is not its current grant",
 		          w->h[hi].name, what, (unsigned long long)token);
+	} else if (t->paused) {
+		/* the fence also says the line is not stopped */
+		w->stale_effects++;
+		violation(w, "%s: %s while the cluster is paused (%s)", w->h[hi].name,
+		          what, t->pause_reason);
 	}
 }
 
@@ -1147,8 +1154,8 @@ static int move_out(struct world *w, struct job *j)
 	if (my_maint(w, j) == HV_MAINT_IN)
 		return HV_OK;
 	rc = run_moves(w, j, true);
-	if (rc == HV_OK)
-		rc = commit_maint(w, j, HV_MAINT_IN);
+	if (rc == HV_OK && (rc = commit_maint(w, j, HV_MAINT_IN)) == HV_INVAL)
+		jfail(j, rc, "not in maintenance: a guest still runs here");
 	return rc;
 }
 
@@ -1717,8 +1724,10 @@ static void setup(struct world *w)
 	      w->p_migfail, w->p_rebootfail, w->p_bootold);
 }
 
-/* 0: converged with every check held; 1: a violation (w->violation). */
-static int run_seed(uint64_t seed, bool verbose, bool inject, unsigned long *steps)
+/* 0: converged with every check held; 1: a violation (w->violation); 2: the
+ * fencing invariant's (a side effect without the lease or while paused). */
+static int run_seed(uint64_t seed, bool verbose, bool inject, bool quiet,
+                    unsigned long *steps)
 {
 	struct world *w = calloc(1, sizeof *w);
 	int rv = 0;
@@ -1786,8 +1795,10 @@ static int run_seed(uint64_t seed, bool verbose, bool inject, unsigned long *ste
 		    where);
 	}
 	if (w->violation[0] != '\0') {
-		printf("# seed %llu: %s\n", (unsigned long long)seed, w->violation);
-		rv = 1;
+		if (!quiet)
+			printf("# seed %llu: %s\n", (unsigned long long)seed,
+			       w->violation);
+		rv = w->stale_effects > 0 ? 2 : 1;
 	}
 	if (verbose)
 		printf(
@@ -1805,20 +1816,47 @@ static int run_seed(uint64_t seed, bool verbose, bool inject, unsigned long *ste
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: test_world [--seeds A-B] [--seed N] [-v] [--inject-bug]\n");
+	        "usage: test_world [--seeds A-B] [--seed N] [-v] [--inject-bug]\n"
+	        "  HV_SIM_SEED=N: one seed with a trace; HV_SIM_SEEDS=A-B: a range\n");
 	exit(2);
+}
+
+static bool parse_range(const char *s, unsigned long long *from, unsigned long long *to)
+{
+	char end;
+
+	if (sscanf(s, "%llu-%llu%c", from, to, &end) == 2)
+		return *from >= 1 && *from <= *to;
+	if (sscanf(s, "%llu%c", to, &end) == 1) {
+		*from = 1; /* N: seeds 1-N */
+		return *to >= 1;
+	}
+	return false;
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)
 {
 	unsigned long long from = 1, to = 10000;
 	bool verbose = false, inject = false;
-	const char *env = getenv("HV_SIM_SEED");
-	unsigned long failed = 0, total_steps = 0;
-	unsigned long long first_failed = 0;
+	const char *one = getenv("HV_SIM_SEED"), *range = getenv("HV_SIM_SEEDS");
+	unsigned long failed = 0, fencing = 0, total_steps = 0;
+	unsigned long long first_failed = 0, n;
+	double t0 = wall_s();
 
-	if (env != NULL && *env != '\0') {
-		from = to = strtoull(env, NULL, 10);
+	if (range != NULL && *range != '\0' && !parse_range(range, &from, &to)) {
+		fprintf(stderr, "test_world: HV_SIM_SEEDS=%s: want A-B or N\n", range);
+		return 2;
+	}
+	if (one != NULL && *one != '\0') {
+		from = to = strtoull(one, NULL, 10);
 		verbose = true;
 	}
 	for (int a = 1; a < argc; a++) {
@@ -1826,43 +1864,62 @@ int main(int argc, char **argv)
 			verbose = true;
 		} else if (strcmp(argv[a], "--inject-bug") == 0) {
 			inject = true;
-			if (env == NULL)
-				from = 1, to = 50;
 		} else if (strcmp(argv[a], "--seed") == 0 && a + 1 < argc) {
 			from = to = strtoull(argv[++a], NULL, 10);
 		} else if (strcmp(argv[a], "--seeds") == 0 && a + 1 < argc) {
-			if (sscanf(argv[++a], "%llu-%llu", &from, &to) != 2)
+			if (!parse_range(argv[++a], &from, &to))
 				usage();
 		} else {
 			usage();
 		}
 	}
+	if (inject && (range == NULL || *range == '\0') && from == 1 && to == 10000)
+		to = INJECT_SEEDS;
+	n = to - from + 1;
 	printf("1..1\n");
+	printf("# seeds %llu-%llu (%llu worlds)%s\n", from, to, n,
+	       inject ? ", a driver that skips its fencing (--inject-bug)" : "");
+	fflush(stdout);
 	for (unsigned long long seed = from; seed <= to; seed++) {
 		unsigned long steps = 0;
-		if (run_seed(seed, verbose, inject, &steps) != 0) {
-			if (failed++ == 0)
+		/* With the planted bug most seeds fail: say only how many. */
+		int rv = run_seed(seed, verbose, inject, inject && !verbose, &steps);
+		if (rv != 0) {
+			if (failed++ == 0 && !inject)
 				first_failed = seed;
-			if (!inject)
-				printf("# reproduce: HV_SIM_SEED=%llu "
-				       "tests/sim/test_world  (or: "
-				       "tests/sim/test_world --seed %llu -v)\n",
-				       seed, seed);
+			if (rv == 2 && fencing++ == 0 && inject)
+				first_failed = seed;
+			if (!inject && failed <= 20)
+				printf(
+				    "# reproduce: tests/sim/test_world --seed %llu -v\n",
+				    seed);
+			fflush(stdout);
 		}
 		total_steps += steps;
 	}
 	if (inject) {
-		/* The checker must catch the planted bug in most worlds. */
-		bool caught = failed > (to - from + 1) / 2;
-		printf(
-		    "%s 1 - inject-bug: a driver without fencing caught in %lu of %llu "
-		    "seeds\n",
-		    caught ? "ok" : "not ok", failed, to - from + 1);
-		return caught ? 0 : 1;
+		/* The checks must be able to fail: a driver without its fence
+		 * does side effects without a lease or while the line is
+		 * stopped, and the fencing invariant has to see it. */
+		printf("%s 1 - inject-bug: seeds %llu-%llu: the fencing invariant "
+		       "caught the planted bug in %lu, another check in %lu, "
+		       "%llu passed (%.1f s)\n",
+		       fencing > 0 ? "ok" : "not ok", from, to, fencing, failed - fencing,
+		       n - failed, wall_s() - t0);
+		if (fencing > 0)
+			printf(
+			    "# e.g. tests/sim/test_world --inject-bug --seed %llu -v\n",
+			    first_failed);
+		return fencing > 0 ? 0 : 1;
 	}
-	printf("%s 1 - world: seeds %llu-%llu, %lu failed, %lu steps\n",
-	       failed ? "not ok" : "ok", from, to, failed, total_steps);
+	printf("%s 1 - world: seeds %llu-%llu: %llu passed, %lu failed (%lu steps, "
+	       "%.1f s)\n",
+	       failed ? "not ok" : "ok", from, to, n - failed, failed, total_steps,
+	       wall_s() - t0);
 	if (failed)
-		printf("# first failed seed: %llu\n", first_failed);
+		printf(
+		    "# first failed seed: %llu; reproduce: tests/sim/test_world --seed "
+		    "%llu -v\n",
+		    first_failed, first_failed);
 	return failed ? 1 : 0;
 }
