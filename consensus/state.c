@@ -576,6 +576,24 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	mv = move_pending(s, c->name, c->move.guest);
 	if (mv == NULL || c->result < 0 || c->result >= HV__NERR)
 		return HV_INVAL;
+	/* A report about another move of the guest than the pending one: a
+	 * driver that read its plan from a replica that had not applied the
+	 * failure of a move and its retry elsewhere, and ran the old move.
+	 * Done, it is where the guest now runs: recorded as it happened (the
+	 * state would otherwise place the guest on the planned target, and
+	 * the way home would start from a host it never reached). Failed, it
+	 * changes nothing. */
+	if (mv->m.action == 0 && c->move.action == 0 && /* migrations */
+	    (strcmp(mv->m.target, c->move.target) != 0 ||
+	     strcmp(mv->m.source, c->move.source) != 0)) {
+		const struct hv_member *dst = hv_state_member(s, c->move.target);
+		if (c->result != HV_OK || dst == NULL || dst->removed ||
+		    hv_state_member(s, c->move.source) == NULL ||
+		    strcmp(c->move.source, c->move.target) == 0)
+			return HV_INVAL;
+		snprintf(mv->m.source, sizeof mv->m.source, "%s", c->move.source);
+		snprintf(mv->m.target, sizeof mv->m.target, "%s", c->move.target);
+	}
 	mv->result = c->result;
 	mv->status = c->result == HV_OK ? HV_MOVE_DONE : HV_MOVE_FAILED;
 	mv->done_ms = c->time_ms;
