@@ -1874,7 +1874,7 @@ static double wall_s(void)
 int main(int argc, char **argv)
 {
 	unsigned long long from = 1, to = 10000;
-	bool verbose = false, inject = false;
+	bool verbose = false, inject = false, seeds_given = false;
 	const char *one = getenv("HV_SIM_SEED"), *range = getenv("HV_SIM_SEEDS");
 	unsigned long failed = 0, fencing = 0, total_steps = 0;
 	unsigned long long first_failed = 0, n;
@@ -1886,7 +1886,7 @@ int main(int argc, char **argv)
 	}
 	if (one != NULL && *one != '\0') {
 		from = to = strtoull(one, NULL, 10);
-		verbose = true;
+		verbose = seeds_given = true;
 	}
 	for (int a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "-v") == 0) {
@@ -1895,15 +1895,18 @@ int main(int argc, char **argv)
 			inject = true;
 		} else if (strcmp(argv[a], "--seed") == 0 && a + 1 < argc) {
 			from = to = strtoull(argv[++a], NULL, 10);
+			seeds_given = true;
 		} else if (strcmp(argv[a], "--seeds") == 0 && a + 1 < argc) {
 			if (!parse_range(argv[++a], &from, &to))
 				usage();
+			seeds_given = true;
 		} else {
 			usage();
 		}
 	}
-	if (inject && (range == NULL || *range == '\0') && from == 1 && to == 10000)
-		to = INJECT_SEEDS;
+	/* The planted bug's range is its own (HV_SIM_SEEDS is the world's). */
+	if (inject && !seeds_given)
+		from = 1, to = INJECT_SEEDS;
 	n = to - from + 1;
 	printf("1..1\n");
 	printf("# seeds %llu-%llu (%llu worlds)%s\n", from, to, n,
