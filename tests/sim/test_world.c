@@ -47,6 +47,7 @@
  *                                        the fencing invariant caught it
  *                                        (tests/sim/world-inject.sh)
  */
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -261,6 +262,66 @@ static const struct hv_state *truth(struct world *w)
 		if (w->st[i]->last_index > best->last_index)
 			best = w->st[i];
 	return best;
+}
+
+/* ---- libraft 0.22.1's reads of memory it did not set ------------------------ */
+
+/*
+ * Two places in libraft 0.22.1 read memory whose value depends on where
+ * things happen to be in memory, so one seed took another path from run to
+ * run (address randomisation), or alone and within a range (what ran
+ * before). This wrapper of raft_step, which libraft's own calls reach through
+ * its PLT (the symbol is exported: tests_sim_test_world_LDFLAGS), takes both
+ * out:
+ *  - an AppendEntries of a stale term is rejected without setting the
+ *    reply's last_log_index (src/recv_append_entries.c, "goto reply"), and a
+ *    leader back in that term reads it: the stack's leftovers. Upstream sets
+ *    it to 0 (cowsql/raft 9d911c1d, "Fix use of uninitialized memory in
+ *    outgoing message of type 'append entries result'"); so does this.
+ *  - a RequestVote result that reaches a server no longer a candidate reads
+ *    candidate_state.in_pre_vote (src/recv_request_vote_result.c), which
+ *    then overlaps follower_state.current_leader.address: a byte of a heap
+ *    pointer decides whether the server takes the result's term. Such a
+ *    stale result is dropped here, as the network may drop any message.
+ */
+int raft_step(struct raft *r, struct raft_event *event, struct raft_update *update);
+
+int raft_step(struct raft *r, struct raft_event *event, struct raft_update *update)
+{
+	static int (*real)(struct raft *, struct raft_event *, struct raft_update *);
+	const struct raft_message *in = NULL;
+	raft_term term = r->current_term;
+	int rv;
+
+	if (real == NULL) {
+		*(void **)&real = dlsym(RTLD_NEXT, "raft_step");
+		if (real == NULL)
+			abort();
+	}
+	if (event->type == RAFT_RECEIVE && event->receive.message != NULL &&
+	    event->receive.message->type == RAFT_REQUEST_VOTE_RESULT &&
+	    r->state != RAFT_CANDIDATE) {
+		memset(update, 0, sizeof *update);
+		return 0;
+	}
+	if (event->type == RAFT_RECEIVE && event->receive.message != NULL &&
+	    event->receive.message->type == RAFT_APPEND_ENTRIES)
+		in = event->receive.message;
+	/* the message is the caller's: read the term before the step */
+	{
+		raft_term args_term = in != NULL ? in->append_entries.term : 0;
+		raft_id from = in != NULL ? in->server_id : 0;
+		rv = real(r, event, update);
+		if (rv != 0 || in == NULL || args_term >= term ||
+		    !(update->flags & RAFT_UPDATE_MESSAGES))
+			return rv;
+		for (unsigned i = 0; i < update->messages.n; i++) {
+			struct raft_message *m = &update->messages.batch[i];
+			if (m->type == RAFT_APPEND_ENTRIES_RESULT && m->server_id == from)
+				m->append_entries_result.last_log_index = 0;
+		}
+	}
+	return rv;
 }
 
 /* ---- invariants ----------------------------------------------------------- */
