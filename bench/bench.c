@@ -850,7 +850,8 @@ static int client_op(const char *path, const char *host, enum ckind k, uint64_t 
 	}
 	if (!hv_json_bool(resp, "ok")) {
 		const char *m = hv_json_str(resp, "message");
-		snprintf(why, whylen, "%s", m != NULL ? m : json_object_to_json_string(resp));
+		snprintf(why, whylen, "%s",
+		         m != NULL ? m : json_object_to_json_string(resp));
 	} else if (k == C_PING) {
 		rv = 0;
 	} else if (!hv_json_uint(resp, "token", &token) ||
@@ -921,8 +922,9 @@ static int client_main(const char *path, const char *host, unsigned n_ops,
 		if (client_op(path, host, (enum ckind)k, &ns, why, sizeof why) != 0) {
 			s[k].errors++;
 			if (++errors > MAX_ERRORS) {
-				fprintf(stderr, "hvpeer-bench: too many failed requests on %s "
-				                "(last: %s)\n",
+				fprintf(stderr,
+				        "hvpeer-bench: too many failed requests on %s "
+				        "(last: %s)\n",
 				        path, why);
 				rc = 1;
 				break;
@@ -946,10 +948,11 @@ static int client_main(const char *path, const char *host, unsigned n_ops,
 		       path, warmup, n_ops, (unsigned long long)seed0);
 		for (int k = 0; k < C__N; k++) {
 			qsort(s[k].ns, s[k].n, sizeof *s[k].ns, cmp_u64);
-			printf("  %s\n      n=%-5u p50 %6.3f ms  p99 %6.3f ms  mean %6.3f "
-			       "ms  max %7.3f ms  (%u failed, retried)\n",
-			       label[k], s[k].n, pct_ms(&s[k], 50), pct_ms(&s[k], 99),
-			       mean_ms(&s[k]), pct_ms(&s[k], 100), s[k].errors);
+			printf(
+			    "  %s\n      n=%-5u p50 %6.3f ms  p99 %6.3f ms  mean %6.3f "
+			    "ms  max %7.3f ms  (%u failed, retried)\n",
+			    label[k], s[k].n, pct_ms(&s[k], 50), pct_ms(&s[k], 99),
+			    mean_ms(&s[k]), pct_ms(&s[k], 100), s[k].errors);
 		}
 		printf("  figures: ping_p50_ms=%.3f ping_p99_ms=%.3f grant_p50_ms=%.3f "
 		       "grant_p99_ms=%.3f\n",

@@ -82,29 +82,7 @@ cleanup() {
 trap 'cleanup 2>/dev/null' EXIT
 trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM HUP
 
-# A sleep that a signal interrupts at once (bash runs traps only between
-# foreground commands, but during 'wait').
-nap() {
-	sleep "$1" &
-	wait $!
-}
-
-now_us() {
-	local t=$EPOCHREALTIME
-	NOW=$((10#${t%.*} * 1000000 + 10#${t#*.}))
-}
-
-# stats FILE: "p50 p99 max mean n" of the numbers in FILE (one per line),
-# nearest-rank percentiles.
-stats() {
-	sort -g "$1" | awk '
-		{ v[NR] = $1; s += $1 }
-		function rank(p,   k) { k = int(p / 100 * NR); if (k < p / 100 * NR) k++; if (k < 1) k = 1; return v[k] }
-		END {
-			if (NR == 0) { print "- - - - 0"; exit }
-			printf "%.3f %.3f %.3f %.3f %d\n", rank(50), rank(99), v[NR], s / NR, NR
-		}'
-}
+. "$(dirname "$0")/lib.sh" # nap, now_us, stats, ticks, kib
 
 # ---- 1. in-process bench ---------------------------------------------------
 
@@ -251,26 +229,6 @@ printf '  cluster formed (3 voters, every node answers with quorum): %.0f ms\n' 
 echo
 
 # ---- idle RSS and CPU -------------------------------------------------------
-
-# ticks PID: utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat;
-# the command name in field 2 may hold spaces, so split after its ')').
-ticks() {
-	local s
-	s=$(<"/proc/$1/stat") || return 1
-	s=${s##*) }
-	read -r -a f <<<"$s"
-	TICKS=$((f[11] + f[12]))
-}
-
-kib() { # FIELD PID: a "FIELD: N kB" line of /proc/PID/status, in KiB
-	local line
-	while read -r line; do
-		if [[ $line =~ ^$1:[[:space:]]+([0-9]+) ]]; then
-			echo "${BASH_REMATCH[1]}"
-			return
-		fi
-	done <"/proc/$2/status"
-}
 
 echo "=== 3. idle RSS and CPU per daemon (settle 3 s, then a ${IDLE_S} s idle window) ==="
 nap 3

@@ -135,24 +135,7 @@ cleanup() {
 trap 'cleanup 2>/dev/null' EXIT
 trap 'echo "scale.sh: interrupted" >&2; exit 130' INT TERM HUP
 
-nap() {
-	sleep "$1" &
-	wait $!
-}
-now_us() {
-	local t=$EPOCHREALTIME
-	NOW=$((10#${t%.*} * 1000000 + 10#${t#*.}))
-}
-# stats FILE: "p50 p99 max mean n", nearest rank.
-stats() {
-	sort -g "$1" | awk '
-		{ v[NR] = $1; s += $1 }
-		function rank(p,   k) { k = int(p / 100 * NR); if (k < p / 100 * NR) k++; if (k < 1) k = 1; return v[k] }
-		END {
-			if (NR == 0) { print "- - - - 0"; exit }
-			printf "%.3f %.3f %.3f %.3f %d\n", rank(50), rank(99), v[NR], s / NR, NR
-		}'
-}
+. "$(dirname "$0")/lib.sh" # nap, now_us, stats, ticks, kib
 # minmedmax: "min median max sum" of the numbers on stdin
 minmedmax() {
 	sort -g | awk '{ v[NR] = $1; s += $1 }
@@ -206,26 +189,12 @@ print(1 if d.get("quorum") else 0, lead[0] if lead else "-", len(ms), roles.coun
       stb[-1] if stb else "-")' <<<"$out")
 }
 
-# ticks PID: utime+stime
-ticks() {
-	local s
-	s=$(<"/proc/$1/stat") || return 1
-	s=${s##*) }
-	read -r -a f <<<"$s"
-	TICKS=$((f[11] + f[12]))
-}
 # cpu_busy: non-idle ticks of the whole machine so far (/proc/stat), in BUSY
 cpu_busy() {
 	local c u ni sy id io rest
 	read -r c u ni sy id io rest </proc/stat
 	read -r -a r <<<"$rest"
 	BUSY=$((u + ni + sy + r[0] + r[1] + r[2]))
-}
-rss_kib() {
-	local line
-	while read -r line; do
-		[[ $line =~ ^VmRSS:[[:space:]]+([0-9]+) ]] && { echo "${BASH_REMATCH[1]}"; return; }
-	done <"/proc/$1/status"
 }
 
 # running I: node I's process is alive (not gone, not a zombie).
@@ -396,7 +365,7 @@ for N in $SIZES; do
 		fi
 		pct=$(awk -v d=$((TICKS - T0[i])) -v hz="$hz" -v us=$((w1 - w0)) 'BEGIN { printf "%.2f", d / hz / (us / 1e6) * 100 }')
 		if [ "$i" = "$LEAD" ]; then cpu_lead=$pct; else echo "$pct" >>"$T/s$N/cpu.others"; fi
-		kb=$(rss_kib "${PID[i]}")
+		kb=$(kib VmRSS "${PID[i]}")
 		if [ -z "$kb" ]; then
 			ok=0
 			continue

@@ -306,6 +306,34 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	return HV_OK;
 }
 
+/* An operator broke the lease of a host mid-cycle (lease break --force,
+ * e.g. a host the watchdog gave up on): whatever it was doing, its cycle
+ * failed. Without this it would stay in a leased phase with no lease, and
+ * the line would wait for it forever. The line stops, as after any
+ * failure, unless the policy lets it go on (max-failed-hosts). */
+void hv_rollout_lease_broken(struct hv_state *s, uint64_t index, struct hv_member *m,
+                             const char *why, uint64_t t)
+{
+	struct hv_rollout *r = &s->rollout;
+	int from = m->cycle;
+
+	if (r->id == 0 || !mid_cycle(m) || from == HV_PH_FAILED)
+		return;
+	snprintf(m->cycle_error, sizeof m->cycle_error, "%s", why);
+	set_phase(m, HV_PH_FAILED, t);
+	m->cycle_end_ms = t;
+	hv_state_event_add(s, index, t, "%s: patch %s: %s -> %s: %s", m->name, r->version,
+	                   hv_phase_name(from), hv_phase_name(HV_PH_FAILED), why);
+	if (r->failed < s->policy.max_failed)
+		hv_state_event_add(
+		    s, index, t,
+		    "%s failed (%u of max-failed-hosts %u): the line goes on", m->name,
+		    r->failed + 1, s->policy.max_failed);
+	else
+		state_actions(s, index, m, HV_ACT_PAUSE_CLUSTER, why, t);
+	r->failed++;
+}
+
 int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_rollout *r = &s->rollout;

@@ -279,6 +279,7 @@ static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *
 		if (c->name[0] != '\0' && strcmp(h->name, c->name) != 0)
 			continue;
 		struct hv_member *m = hv_state_member(s, h->name);
+		char why[HV_REASON_MAX + 1];
 		hv_state_event_add(s, index, c->time_ms,
 		                   "lease of %s (token %llu) broken by %s: %s", h->name,
 		                   (unsigned long long)h->token, c->by, c->reason);
@@ -287,8 +288,15 @@ static int lease_break(struct hv_state *s, uint64_t index, const struct hv_cmd *
 		if (m != NULL && m->maint != HV_MAINT_NONE)
 			maint_leave(s, m, c->time_ms);
 		hv_state_holder_remove(s, i);
+		/* and a patch cycle it was in the middle of failed */
+		snprintf(why, sizeof why, "lease broken by %.60s: %.120s", c->by,
+		         c->reason);
+		if (m != NULL)
+			hv_rollout_lease_broken(s, index, m, why, c->time_ms);
 		any = true;
 	}
+	if (any)
+		hv_rollout_advance(s, index, c->time_ms);
 	return any ? HV_OK : HV_NOTHOLDER;
 }
 

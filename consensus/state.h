@@ -237,6 +237,10 @@ bool hv_state_quarantined(const struct hv_state *s, const char *digest);
 int hv_rollout_submit(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
 int hv_rollout_abort(struct hv_state *s, uint64_t index, const struct hv_cmd *c);
+/* The lease of M was broken (state.c, lease_break): a cycle it was in the
+ * middle of failed (WHY), the line stops as the policy says. */
+void hv_rollout_lease_broken(struct hv_state *s, uint64_t index, struct hv_member *m,
+                             const char *why, uint64_t t);
 void hv_rollout_advance(struct hv_state *s, uint64_t index, uint64_t time_ms);
 
 /*

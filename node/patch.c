@@ -248,10 +248,12 @@ static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
 		if (p != NULL) { /* what the hook is run for */
 			char id[32];
 			snprintf(id, sizeof id, "%llu", (unsigned long long)p->rollout);
+			setenv("HVPEER_ROLLOUT", id, 1);
+			snprintf(id, sizeof id, "%llu", (unsigned long long)p->token);
+			setenv("HVPEER_TOKEN", id, 1);
 			setenv("HVPEER_HOOK", what, 1);
 			setenv("HVPEER_VERSION", p->version, 1);
 			setenv("HVPEER_BUNDLE", p->bundle, 1);
-			setenv("HVPEER_ROLLOUT", id, 1);
 			setenv("HVPEER_HOST", p->host, 1);
 			if (p->notify_phase[0] != '\0') {
 				setenv("HVPEER_PHASE", p->notify_phase, 1);
@@ -438,13 +440,13 @@ static int do_precheck(struct hv_maint_job *j, struct phase_ctx *p)
 		q->rc = check_mtu(j, q->why, sizeof q->why);
 	if (q->rc == HV_OK)
 		q->rc = check_cpus(j, &q->plan, q->why, sizeof q->why);
+	if (q->rc == HV_OK)
+		q->rc = start_hooks(j, p, q->why, sizeof q->why);
 	if (q->rc == HV_SHUTDOWN || q->rc == HV_PAUSED) {
 		rc = q->rc;
 		free(q);
 		return rc;
 	}
-	if (q->rc == HV_OK)
-		q->rc = start_hooks(j, p, q->why, sizeof q->why);
 	if (q->rc != HV_OK) {
 		p->event = HV_EV_FAIL;
 		reasonf(p, "pre-check: %s", q->why);
@@ -859,6 +861,18 @@ static void q_turn_fn(struct hv_node *n, void *arg)
 		q->last = true;
 }
 
+/* A hook is a side effect the operator wrote (it may drain a load
+ * balancer, page someone, snapshot a database): fenced like the others. A
+ * holder whose token is no longer current runs none and stops
+ * (HV_PAUSED: the phase is not committed). */
+static int fence_hooks(struct hv_maint_job *j, char *why, size_t len)
+{
+	if (hv_job_fence(j) != HV_OK)
+		return hv_errf(why, len, HV_PAUSED,
+		               "this host's lease token is not current");
+	return HV_OK;
+}
+
 /* At the end of a clean pre-check: the rollout's start hook on its first
  * host, then this host's pre-maintenance hook. A failure fails the
  * pre-check: nothing moved, the line stops. */
@@ -870,6 +884,10 @@ static int start_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *
 	int rc;
 
 	hv_job_query(j, q_turn_fn, &q);
+	if (((q.first && cfg->rollout_start_hook[0] != '\0') ||
+	     cfg->pre_maint_hook[0] != '\0') &&
+	    (rc = fence_hooks(j, why, len)) != HV_OK)
+		return rc;
 	if (q.first && cfg->rollout_start_hook[0] != '\0' &&
 	    (rc = run_hook("rollout-start-hook", cfg->rollout_start_hook,
 	                   cfg->hook_timeout_s, NULL, p, why, len)) != HV_OK)
@@ -891,11 +909,15 @@ static int end_hooks(struct hv_maint_job *j, const struct phase_ctx *p, char *wh
 	struct q_turn q = {.self = cfg->name};
 	int rc;
 
+	hv_job_query(j, q_turn_fn, &q);
+	if (((q.last && cfg->rollout_end_hook[0] != '\0') ||
+	     cfg->post_maint_hook[0] != '\0') &&
+	    (rc = fence_hooks(j, why, len)) != HV_OK)
+		return rc;
 	if (cfg->post_maint_hook[0] != '\0' &&
 	    (rc = run_hook("post-maintenance-hook", cfg->post_maint_hook,
 	                   cfg->hook_timeout_s, NULL, p, why, len)) != HV_OK)
 		return rc;
-	hv_job_query(j, q_turn_fn, &q);
 	if (q.last && cfg->rollout_end_hook[0] != '\0' &&
 	    (rc = run_hook("rollout-end-hook", cfg->rollout_end_hook, cfg->hook_timeout_s,
 	                   NULL, p, why, len)) != HV_OK)
@@ -1493,9 +1515,14 @@ static void phase_job(struct hv_maint_job *j, void *arg)
 		p->event = HV_EV_OK;
 	}
 	if (p->phase == HV_PH_REBALANCE && p->event == HV_EV_OK &&
-	    end_hooks(j, p, err, sizeof err) != HV_OK) {
-		p->event = HV_EV_FAIL;
-		reasonf(p, "%s", err);
+	    (rc = end_hooks(j, p, err, sizeof err)) != HV_OK) {
+		if (rc == HV_PAUSED) { /* fenced out: commit nothing */
+			p->event = -1;
+		} else {
+			p->event = HV_EV_FAIL;
+			reasonf(p, "%s", err);
+			rc = HV_OK;
+		}
 	}
 	if (rc == HV_OK && p->event >= 0) {
 		struct hv_cmd cmd = {.type = HV_CMD_PATCH_STEP,

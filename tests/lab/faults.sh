@@ -18,8 +18,10 @@
 #      lease in precheck, longer than the election timeout and the silent
 #      holder's grace: the cluster moves on without it (the leader fails its
 #      pre-check, the lease goes back); SIGCONT: whatever h1 tries under its
-#      old token is refused, nothing is done with it; resumed, h1 patches
-#      under a new token;
+#      old token is refused, nothing is done with it (no move, no bank
+#      write, no reboot, no hook: every host's pre-maintenance hook writes
+#      down the HVPEER_TOKEN it ran under); resumed, h1 patches under a new
+#      token;
 #   4. dest-crash-mid-migration: the host h2's guest is live-migrating to
 #      crashes (power loss) mid-migration: the guest keeps running on exactly
 #      one host (the evacuation goes to the other host, or the line stops
@@ -64,7 +66,10 @@ if ! lab up 3 --guest-memory 512 >"$T/up.log" 2>&1; then
 fi
 ok "lab up with 3 hosts"
 # Each host gets its own breakpoints (--test-hold-dir), h3 reboots by BMC.
-for h in h1 h2 h3; do mkdir -p "$T/hold-$h"; echo "--test-hold-dir $T/hold-$h" >"$LAB/$h/hvpeerd.flags"; done
+# Every host's pre-maintenance hook writes down the token it ran under.
+printf '#!/bin/sh\necho "$HVPEER_HOOK $HVPEER_HOST $HVPEER_TOKEN" >>%s/hooks.log\n' "$T" >"$T/hook.sh"
+chmod +x "$T/hook.sh"
+for h in h1 h2 h3; do mkdir -p "$T/hold-$h"; echo "--test-hold-dir $T/hold-$h --pre-maintenance-hook $T/hook.sh" >"$LAB/$h/hvpeerd.flags"; done
 echo "--reboot bmc" >>"$LAB/h3/hvpeerd.flags"
 for h in h1 h2 h3; do kill -9 "$(hvpeerd_pid $h)" 2>/dev/null; done
 sleep 1
@@ -206,13 +211,17 @@ else
 fi
 check "no side effect on h1 after SIGCONT (no move, no bank write, no reboot)" \
 	sh -c '! printf "%s\n" "$1" | grep -q "moving \|apply: ok\|rebooting with\|power-cycling"' _ "$after"
+check "no hook ran under the old token $tok1: $(grep -c " h1 $tok1\$" "$T/hooks.log" 2>/dev/null) line(s)" \
+	sh -c '! grep -q " h1 $1\$" "$2"' _ "$tok1" "$T/hooks.log"
 check "h1's replica agrees it holds no lease" test "$(hv h1 --json status 2>/dev/null | python3 -c "import json,sys; print(len(json.load(sys.stdin)['lease']['holders']))")" = 0
 invariants_check --no-heal
 # The operator: resume; h1 goes again, under a new token.
 out=$(hv h2 resume 2>&1) || nok "resume" "$out"
 newtok() { t=$(token_of h1) && test "$t" -gt "$tok1"; }
 if wait_for 60 newtok; then ok "resumed: h1 holds the lease again with a new token $(token_of h1) > $tok1"; else nok "h1 got a new token" "$(state "d['lease']")"; fi
+tok2=$(token_of h1)
 if wait_for 120 phase_is h1 done; then ok "h1 patched to 1.2.0"; else nok "h1 patched" "phase $(phase_of h1)"; fi
+check "h1's pre-maintenance hook ran under its new token $tok2" grep -q "^pre-maintenance-hook h1 $tok2\$" "$T/hooks.log"
 echo "#   ($(elapsed "$t0") s)"
 verdict sigstop-holder
 

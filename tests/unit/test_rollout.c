@@ -723,6 +723,87 @@ static void test_failed_hosts_rollout_ends(void **state)
 }
 
 /* The snapshot keeps the rollout, the quarantine and every host's phase. */
+static int lease_break(struct sm *m, const char *name, const char *reason)
+{
+	struct hv_cmd c = {.type = HV_CMD_LEASE_BREAK};
+
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(c.by, sizeof c.by, "op");
+	snprintf(c.reason, sizeof c.reason, "%s", reason);
+	return apply(m, &c);
+}
+
+static void resume(struct sm *m)
+{
+	struct hv_cmd r = {.type = HV_CMD_RESUME};
+
+	snprintf(r.by, sizeof r.by, "op");
+	assert_int_equal(apply(m, &r), HV_OK);
+}
+
+/* The lease of a host mid-cycle broken (a host that did not come back from
+ * its reboot): its cycle failed, the line stops; resumed, the next host
+ * goes and the rollout ends. Its late steps are refused. */
+static void test_lease_break_mid_cycle(void **state)
+{
+	struct sm *m = *state;
+	uint64_t tok;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	to_reboot(m, "h1");
+	tok = token_of(m, "h1");
+	assert_int_equal(lease_break(m, "h1", "dead PSU"), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_FAILED);
+	assert_int_equal(mem(m, "h1")->maint, HV_MAINT_NONE);
+	assert_non_null(
+	    strstr(mem(m, "h1")->cycle_error, "lease broken by op: dead PSU"));
+	assert_int_equal(m->s->rollout.failed, 1);
+	assert_true(m->s->paused);
+	assert_non_null(strstr(m->s->pause_reason, "h1: patch 1.1 failed: lease broken"));
+	assert_int_equal(m->s->n_holders, 0);
+	{ /* h1 comes back late and reports its boot: refused */
+		struct hv_cmd c = {
+		    .type = HV_CMD_PATCH_STEP, .event = HV_EV_BOOTED_NEW, .token = tok};
+		snprintf(c.name, sizeof c.name, "h1");
+		snprintf(c.phase, sizeof c.phase, "reboot");
+		c.id = m->s->rollout.id;
+		assert_int_equal(apply(m, &c), HV_INVAL);
+		assert_int_equal(mem(m, "h1")->cycle, HV_PH_FAILED);
+	}
+	resume(m);
+	assert_true(token_of(m, "h2") > tok);
+	cycle_ok(m, "h2");
+	cycle_ok(m, "h3");
+	assert_false(m->s->rollout.active);
+	assert_int_equal(m->s->rollout.done, 2);
+	assert_int_equal(m->s->rollout.failed, 1);
+}
+
+/* With max-failed-hosts room the line goes on at once: the next host gets
+ * the lease in the break's own entry. A break outside any cycle (a manual
+ * lease) fails nothing. */
+static void test_lease_break_tolerated(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "max-failed-hosts", "1"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_OK), HV_OK);
+	assert_int_equal(maint(m, "h1", "entering"), HV_OK);
+	assert_int_equal(lease_break(m, "h1", "stuck"), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_FAILED);
+	assert_false(m->s->paused);
+	assert_int_equal(token_of(m, "h2"), m->index);
+	cycle_ok(m, "h2");
+	assert_int_equal(lease_break(m, "h3", "test"), HV_OK); /* h3's grant */
+	assert_int_equal(mem(m, "h3")->cycle, HV_PH_FAILED);
+	assert_true(m->s->paused); /* the budget is spent */
+	assert_int_equal(m->s->rollout.failed, 2);
+	resume(m);
+	assert_false(m->s->rollout.active);
+	assert_int_equal(lease_break(m, "h1", "none"), HV_NOTHOLDER);
+}
+
 static void test_snapshot_round_trip(void **state)
 {
 	struct sm *m = *state;
@@ -782,6 +863,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_failed_hosts_tolerated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_hosts_rollout_ends, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_break_mid_cycle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_break_tolerated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
 	};
 
