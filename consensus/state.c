@@ -395,6 +395,19 @@ static int inventory(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	return HV_OK;
 }
 
+/* True when a move of holder's maintenance took guest off it: migrated,
+ * saved or shut down (a done move). */
+static bool moved_out(const struct hv_state *s, const char *holder, const char *guest)
+{
+	for (unsigned i = 0; i < s->n_moves; i++) {
+		const struct hv_move *mv = &s->moves[i];
+		if (mv->status == HV_MOVE_DONE && strcmp(mv->holder, holder) == 0 &&
+		    strcmp(mv->m.source, holder) == 0 && strcmp(mv->m.guest, guest) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 {
 	struct hv_member *m = hv_state_member(s, c->name);
@@ -409,12 +422,20 @@ static int maint(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 		return HV_OK;
 	if (!maint_next[m->maint][next])
 		return HV_INVAL;
-	/* In maintenance means empty: not while a move of its plan is pending. */
-	if (next == HV_MAINT_IN)
+	/* In maintenance means empty: not while a move of its plan is pending,
+	 * nor while its inventory lists a running guest that no move of this
+	 * maintenance took care of (its move failed, or it was never planned):
+	 * the reboot that follows would kill it. */
+	if (next == HV_MAINT_IN) {
 		for (unsigned i = 0; i < s->n_moves; i++)
 			if (s->moves[i].status == HV_MOVE_PENDING &&
 			    strcmp(s->moves[i].holder, m->name) == 0)
 				return HV_INVAL;
+		for (unsigned g = 0; g < m->n_guests; g++)
+			if (m->guests[g].running &&
+			    !moved_out(s, m->name, m->guests[g].name))
+				return HV_INVAL;
+	}
 	if (m->maint == HV_MAINT_NONE)
 		m->maint_since_ms = c->time_ms;
 	hv_state_event_add(s, index, c->time_ms, "%s: maintenance %s -> %s", m->name,
@@ -563,6 +584,24 @@ static int moved(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
 	mv = move_pending(s, c->name, c->move.guest);
 	if (mv == NULL || c->result < 0 || c->result >= HV__NERR)
 		return HV_INVAL;
+	/* A report about another move of the guest than the pending one: a
+	 * driver that read its plan from a replica that had not applied the
+	 * failure of a move and its retry elsewhere, and ran the old move.
+	 * Done, it is where the guest now runs: recorded as it happened (the
+	 * state would otherwise place the guest on the planned target, and
+	 * the way home would start from a host it never reached). Failed, it
+	 * changes nothing. */
+	if (mv->m.action == 0 && c->move.action == 0 && /* migrations */
+	    (strcmp(mv->m.target, c->move.target) != 0 ||
+	     strcmp(mv->m.source, c->move.source) != 0)) {
+		const struct hv_member *dst = hv_state_member(s, c->move.target);
+		if (c->result != HV_OK || dst == NULL || dst->removed ||
+		    hv_state_member(s, c->move.source) == NULL ||
+		    strcmp(c->move.source, c->move.target) == 0)
+			return HV_INVAL;
+		snprintf(mv->m.source, sizeof mv->m.source, "%s", c->move.source);
+		snprintf(mv->m.target, sizeof mv->m.target, "%s", c->move.target);
+	}
 	mv->result = c->result;
 	mv->status = c->result == HV_OK ? HV_MOVE_DONE : HV_MOVE_FAILED;
 	mv->done_ms = c->time_ms;

@@ -835,6 +835,33 @@ out:
 	return rc;
 }
 
+/* A running guest of this host's inventory that no move of its maintenance
+ * took off it (the state refuses "in" while there is one). */
+struct q_left {
+	char guest[HV_NAME_MAX + 1];
+};
+
+static void q_left_fn(struct hv_node *n, void *arg)
+{
+	struct q_left *q = arg;
+	const struct hv_member *m = hv_state_member(&n->state, n->cfg.name);
+
+	q->guest[0] = '\0';
+	for (unsigned g = 0; m != NULL && g < m->n_guests && q->guest[0] == '\0'; g++) {
+		bool done = false;
+		if (!m->guests[g].running)
+			continue;
+		for (unsigned i = 0; i < n->state.n_moves && !done; i++) {
+			const struct hv_move *mv = &n->state.moves[i];
+			done = mv->status == HV_MOVE_DONE &&
+			       strcmp(mv->holder, n->cfg.name) == 0 &&
+			       strcmp(mv->m.guest, m->guests[g].name) == 0;
+		}
+		if (!done)
+			snprintf(q->guest, sizeof q->guest, "%s", m->guests[g].name);
+	}
+}
+
 int hv_maint_move_out(struct hv_maint_job *j)
 {
 	struct q_plan *q = calloc(1, sizeof *q);
@@ -848,8 +875,14 @@ int hv_maint_move_out(struct hv_maint_job *j)
 		return HV_OK;
 	}
 	rc = run_moves(j, q, true);
-	if (rc == HV_OK)
-		rc = commit_maint(j, HV_MAINT_IN);
+	if (rc == HV_OK && (rc = commit_maint(j, HV_MAINT_IN)) == HV_INVAL) {
+		struct q_left left;
+		query(j, q_left_fn, &left);
+		fail(j, rc,
+		     "%s: not in maintenance: guest %s still runs here (its move "
+		     "failed or was never planned); it keeps running on %s",
+		     j->n->cfg.name, left.guest[0] ? left.guest : "?", j->n->cfg.name);
+	}
 	j->last_moves = q->cmd.n_moves;
 	free(q);
 	return rc;

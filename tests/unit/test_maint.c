@@ -1531,6 +1531,130 @@ static void test_moved_failed(void **state)
 }
 
 /*
+ * "in" means empty: not while the holder's inventory lists a running guest
+ * that no move of this maintenance took off it. The gap this closes: a move
+ * fails and its failure is committed, the driver dies before it retries the
+ * guest elsewhere, and the driver that comes back (or the operator's resume)
+ * reruns the evacuation, which takes only the pending moves: none. "in" was
+ * accepted, and the reboot that follows killed the guest.
+ */
+static void test_in_refused_with_guest_left(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c;
+	uint64_t t;
+
+	cluster(m, 3, 100000);
+	c = c_inv("hv1", 100000, 64, 100);
+	guest_add(&c, "db", 8000, 4, HV_LEVEL_PRODUCTION, true, NULL);
+	guest_add(&c, "web", 1000, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	guest_add(&c, "leg", 1000, 1, HV_LEVEL_LEGACY, true, NULL);
+	guest_add(&c, "off", 1000, 1, HV_LEVEL_PRODUCTION, false, NULL);
+	run_ok(m, c);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_plan("hv1", t, 200);
+	move_add(&c, "db", "hv1", "hv2", 8000, 4, HV_ACT_MIGRATE);
+	move_add(&c, "web", "hv1", "hv2", 1000, 1, HV_ACT_MIGRATE);
+	move_add(&c, "leg", "hv1", "", 1000, 1, HV_ACT_SAVE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "web", "hv1", "hv2", HV_OK, NULL, 300));
+	c = c_moved("hv1", t, "leg", "hv1", "", HV_OK, NULL, 310);
+	c.move.action = HV_ACT_SAVE;
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "db", "hv1", "hv2", HV_IO, "injected", 320));
+	/* Nothing pending, but db still runs on hv1: its move failed. */
+	assert_int_equal(find_move(m->s, "hv1", "db")->status, HV_MOVE_FAILED);
+	expect_refused(m, c_maint("hv1", t, "in", 400), HV_INVAL);
+	assert_int_equal(member(m, "hv1")->maint, HV_MAINT_EVACUATING);
+	/* Planned again (elsewhere) and moved: now it may go in. The saved
+	 * guest and the one that is not running do not hold it back. */
+	c = c_plan("hv1", t, 500);
+	move_add(&c, "db", "hv1", "hv3", 8000, 4, HV_ACT_MIGRATE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "db", "hv1", "hv3", HV_OK, NULL, 600));
+	run_ok(m, c_maint("hv1", t, "in", 700));
+	assert_int_equal(member(m, "hv1")->maint, HV_MAINT_IN);
+}
+
+/*
+ * A driver that read its plan from a replica behind the leader: the move of
+ * db to hv3 failed and its retry to hv2 is pending, but the driver (a new
+ * process, its replica not caught up) still sees the move to hv3 pending
+ * and runs it, with success. The guest runs on hv3: the state must say so
+ * (it said hv2, and the way home started from a host it never reached). A
+ * failure of such an old move changes nothing.
+ */
+static void test_moved_other_target(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c;
+	const struct hv_move *mv;
+	struct hv_cmd ret;
+	uint64_t t;
+
+	cluster(m, 3, 100000);
+	c = c_inv("hv1", 100000, 64, 100);
+	guest_add(&c, "db", 8000, 4, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_plan("hv1", t, 200);
+	move_add(&c, "db", "hv1", "hv3", 8000, 4, HV_ACT_MIGRATE);
+	run_ok(m, c);
+	run_ok(m, c_moved("hv1", t, "db", "hv1", "hv3", HV_IO, "injected", 300));
+	c = c_plan("hv1", t, 400);
+	move_add(&c, "db", "hv1", "hv2", 8000, 4, HV_ACT_MIGRATE);
+	run_ok(m, c);
+	assert_int_equal(load_mem(m, "hv2"), 8000); /* reserved */
+	/* The old move fails again: nothing changes. */
+	expect_refused(m, c_moved("hv1", t, "db", "hv1", "hv3", HV_IO, "again", 450),
+	               HV_INVAL);
+	/* A report naming a host that is no member changes nothing either. */
+	expect_refused(m, c_moved("hv1", t, "db", "hv1", "hv9", HV_OK, NULL, 460),
+	               HV_INVAL);
+	/* It succeeds: db runs on hv3, and that is what the state says. */
+	run_ok(m, c_moved("hv1", t, "db", "hv1", "hv3", HV_OK, NULL, 500));
+	mv = find_move(m->s, "hv1", "db");
+	assert_non_null(mv);
+	assert_int_equal(mv->status, HV_MOVE_DONE);
+	assert_string_equal(mv->m.target, "hv3");
+	assert_null(find_guest(member(m, "hv1"), "db"));
+	assert_null(find_guest(member(m, "hv2"), "db"));
+	assert_non_null(find_guest(member(m, "hv3"), "db"));
+	assert_int_equal(load_mem(m, "hv2"), 0);
+	assert_int_equal(load_mem(m, "hv3"), 8000);
+	run_ok(m, c_maint("hv1", t, "in", 600));
+	/* The way home starts from hv3. */
+	run_ok(m, c_maint("hv1", t, "exiting", 700));
+	hv_plan_return(m->s, "hv1", &ret);
+	assert_int_equal(ret.n_moves, 1);
+	assert_string_equal(ret.moves[0].source, "hv3");
+	assert_string_equal(ret.moves[0].target, "hv1");
+}
+
+/* A running guest no plan took care of (started after the plan): no "in". */
+static void test_in_refused_with_guest_unplanned(void **state)
+{
+	struct sm *m = *state;
+	struct hv_cmd c;
+	uint64_t t;
+
+	cluster(m, 2, 100000);
+	t = grant(m, "hv1");
+	maint_to(m, "hv1", t, HV_MAINT_EVACUATING, 100);
+	c = c_inv("hv1", 100000, 64, 200);
+	guest_add(&c, "late", 1000, 1, HV_LEVEL_PRODUCTION, true, NULL);
+	run_ok(m, c);
+	expect_refused(m, c_maint("hv1", t, "in", 300), HV_INVAL);
+	/* Once it is off (the host's next inventory), the host is empty. */
+	c = c_inv("hv1", 100000, 64, 400);
+	guest_add(&c, "late", 1000, 1, HV_LEVEL_PRODUCTION, false, NULL);
+	run_ok(m, c);
+	run_ok(m, c_maint("hv1", t, "in", 500));
+}
+
+/*
  * A target whose inventory is full (HV_MAX_GUESTS entries): either the plan
  * is refused (HV_FULL), or once the migration is done the guest is still
  * counted on its target. It must not vanish from the replicated state, or the
@@ -2926,6 +3050,9 @@ int main(void)
 	    T(test_moved_not_pending),
 	    T(test_moved_done),
 	    T(test_moved_failed),
+	    T(test_in_refused_with_guest_left),
+	    T(test_in_refused_with_guest_unplanned),
+	    T(test_moved_other_target),
 	    T(test_moved_target_inventory_full),
 	    T(test_history_wraps),
 	    T(test_snapshot_roundtrip),
