@@ -1581,7 +1581,7 @@ static bool has_work(int phase)
 
 void hv_patch_job_ended(struct hv_node *n)
 {
-	n->patch_retry_ms = hv_now_ms() + HV_PATCH_RETRY_MS;
+	n->patch_retry_ms = hv_mono_ms() + HV_PATCH_RETRY_MS;
 }
 
 void hv_patch_kick(struct hv_node *n)
@@ -1591,7 +1591,7 @@ void hv_patch_kick(struct hv_node *n)
 	const struct hv_holder *h;
 	struct phase_ctx *p;
 	char err[256];
-	uint64_t now = hv_now_ms();
+	uint64_t now = hv_mono_ms(); /* patch_retry_ms */
 
 	if (n->stopping || n->maint != NULL || n->bank == NULL || n->hyp == NULL ||
 	    s->rollout.id == 0)
