@@ -1074,8 +1074,8 @@ static int stage_stop_line(struct hv_maint_job *j, struct phase_ctx *p, const ch
 
 	snprintf(cmd.by, sizeof cmd.by, "hvpeerd@%.40s", n->cfg.name);
 	snprintf(cmd.reason, sizeof cmd.reason,
-	         "%.32s: patch %.32s: stage: %.100s (this host's disk, not the "
-	         "patch: free space, then resume)",
+	         "%.24s: patch %.24s: stage: %.140s (this host's disk: free "
+	         "space, then resume)",
 	         n->cfg.name, p->version, err);
 	rc = hv_job_commit(j, &cmd, NULL);
 	hv_warn("patch %s: stage: %s: the line stops", p->version, err);
