@@ -156,10 +156,11 @@ l=$(loglines h1)
 heal h1
 echo "# healed after $(elapsed "$t0") s"
 check "h1 sees quorum again" wait_for 20 answers h1
-if wait_for 90 phase_is h1 done; then ok "h1 finished its cycle on 1.1.0"; else nok "h1 finished its cycle" "phase $(phase_of h1); $(tail -n 5 "$LAB/h1/hvpeerd.log")"; fi
+if wait_for 90 phase_is h1 "done"; then ok "h1 finished its cycle on 1.1.0"; else nok "h1 finished its cycle" "phase $(phase_of h1); $(tail -n 5 "$LAB/h1/hvpeerd.log")"; fi
 check "h1 finished under the token it had before the partition ($tok)" \
 	test "$(state "any('lease released by h1 (token $tok)' in e['text'] for e in d['events'])")" = True
 invariants_check --no-heal
+inv_refusals | sed "s/^/#   fence refused: /"
 echo "#   ($(elapsed "$t0") s)"
 verdict partition-holder
 
@@ -182,8 +183,9 @@ echo "# healed after $(elapsed "$t0") s"
 caught_up() { local a c; a=$(own "$L" "d['applied_index'] if d['quorum'] else -1") && c=$(state "d['commit_index']") && test "$a" -ge "$((c - 5))"; }
 check "$L follows again and caught up with the log" wait_for 30 caught_up
 rm -f "$T/hold-h2/reboot"
-if wait_for 90 phase_is h2 done; then ok "h2 finished its cycle on 1.1.0"; else nok "h2 finished its cycle" "phase $(phase_of h2)"; fi
+if wait_for 90 phase_is h2 "done"; then ok "h2 finished its cycle on 1.1.0"; else nok "h2 finished its cycle" "phase $(phase_of h2)"; fi
 invariants_check --no-heal
+inv_refusals | sed "s/^/#   fence refused: /"
 echo "#   ($(elapsed "$t0") s)"
 verdict partition-leader
 
@@ -191,7 +193,7 @@ verdict partition-leader
 scenario flapping-link
 t0=$(date +%s)
 if wait_for 60 phase_or_stop h3 precheck && phase_is h3 precheck; then ok "h3 holds the lease in precheck"; else nok "h3 reached precheck" "phase $(phase_of h3)"; fi
-for i in 1 2 3 4 5 6; do
+for _ in 1 2 3 4 5 6; do
 	cut h3
 	rm -f "$T/hold-h3/precheck"
 	sleep 1
@@ -210,6 +212,7 @@ else
 fi
 if wait_for 120 rollout_over; then ok "the rollout of 1.1.0 finished"; else nok "the rollout of 1.1.0 finished" "$(hv h1 patch status 2>&1 | tail -n 5)"; fi
 invariants_check --version 1.1.0 --guests "web1 db1"
+inv_refusals | sed "s/^/#   fence refused: /"
 echo "#   ($(elapsed "$t0") s)"
 verdict flapping-link
 
@@ -278,10 +281,13 @@ rm -f "$LAB/h3/hvpeerd.stop"
 check "h3's hvpeerd runs on its tmpfs data dir" wait_for 30 answers h3
 P3=$(hvpeerd_pid h3)
 l=$(loglines h3)
-in_host h3 sh -c "dd if=/dev/zero of='$D/fill' bs=64k 2>/dev/null; test \$(stat -f -c %a '$D') = 0" &&
-	ok "h3's data dir filled up" || nok "h3's data dir filled up"
+if in_host h3 sh -c "dd if=/dev/zero of='$D/fill' bs=64k 2>/dev/null; test \$(stat -f -c %a '$D') = 0"; then
+	ok "h3's data dir filled up"
+else
+	nok "h3's data dir filled up"
+fi
 rm -f "$T/hold-h1/evacuate"
-if wait_for 120 phase_is h1 done; then ok "h1 patched while h3's data dir was full"; else nok "h1 patched while h3's data dir was full" "phase $(phase_of h1)"; fi
+if wait_for 120 phase_is h1 "done"; then ok "h1 patched while h3's data dir was full"; else nok "h1 patched while h3's data dir was full" "phase $(phase_of h1)"; fi
 check "h3's hvpeerd kept running (pid $P3)" test "$(hvpeerd_pid h3)" = "$P3"
 if wait_for 10 logged_since h3 "$l" "data dir .* is full"; then
 	ok "h3's log says it: $(tail -n +"$((l + 1))" "$LAB/h3/hvpeerd.log" | grep -o "data dir .* is full.*" | head -n 1)"
@@ -322,8 +328,11 @@ t0=$(date +%s)
 rm -f "$T/hold-h2/precheck"
 if wait_for 60 phase_is h2 stage; then ok "h2 reached stage (held)"; else nok "h2 reached stage" "phase $(phase_of h2)"; fi
 S2=$LAB/h2/hvpeer/staging
-in_host h2 sh -c "mkdir -p '$S2' && mount -t tmpfs -o size=64k hvstage '$S2' && dd if=/dev/zero of='$S2/fill' bs=4k 2>/dev/null; test \$(stat -f -c %a '$S2') = 0" &&
-	ok "h2's staging dir full (a 64 KiB tmpfs)" || nok "h2's staging dir full"
+if in_host h2 sh -c "mkdir -p '$S2' && mount -t tmpfs -o size=64k hvstage '$S2' && dd if=/dev/zero of='$S2/fill' bs=4k 2>/dev/null; test \$(stat -f -c %a '$S2') = 0"; then
+	ok "h2's staging dir full (a 64 KiB tmpfs)"
+else
+	nok "h2's staging dir full"
+fi
 tok=$(token_of h2)
 bank0=$("$HVPEER_BUILDDIR/hvpeer" bootbank --dir "$LAB/h2/bootbank" status 2>&1)
 rm -f "$T/hold-h2/stage"
