@@ -64,7 +64,7 @@ struct hv_node {
 	bool reconcile_busy;            /* a reconcile proposal is in flight */
 	bool inventory_busy;            /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
-	uint64_t report_due_ms;        /* monotonic, as every local deadline */
+	uint64_t report_due_ms;        /* on the monotonic clock (hv_mono_ms) */
 	uint64_t space_due_ms;         /* the next look at the data dir's space */
 	bool data_full;                /* it was found full (logged) */
 	struct raft_transfer transfer; /* a leadership transfer in flight */
