@@ -193,6 +193,7 @@ verdict partition-leader
 scenario flapping-link
 t0=$(date +%s)
 if wait_for 60 phase_or_stop h3 precheck && phase_is h3 precheck; then ok "h3 holds the lease in precheck"; else nok "h3 reached precheck" "phase $(phase_of h3)"; fi
+term0=$(state "d['term'], d['leader']['name']")
 for _ in 1 2 3 4 5 6; do
 	cut h3
 	rm -f "$T/hold-h3/precheck"
@@ -200,7 +201,7 @@ for _ in 1 2 3 4 5 6; do
 	heal h3
 	sleep 1.5
 done
-echo "# h3's link went down 6 times ($(elapsed "$t0") s)"
+echo "# h3's link went down 6 times ($(elapsed "$t0") s); (term, leader): ($term0) -> ($(state "d['term'], d['leader']['name']"))"
 check "h3 answers with quorum after the flapping" wait_for 20 answers h3
 over_or_stop() { rollout_over || paused; }
 wait_for 120 over_or_stop
