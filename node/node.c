@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,14 @@ uint64_t hv_now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t hv_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -509,10 +518,39 @@ static void inventory_refresh(struct hv_node *n)
 	}
 }
 
+/* A full data dir makes Raft fail to write its log and snapshots, which
+ * libraft does not tell: say it in the log, once each way. */
+static void check_data_space(struct hv_node *n, uint64_t now)
+{
+	const uint64_t low = 2ull << 20, ok = 4ull << 20; /* two Raft segments */
+	struct statvfs vs;
+	uint64_t avail;
+
+	if (now < n->space_due_ms)
+		return;
+	n->space_due_ms = now + 2000;
+	if (statvfs(n->cfg.data_dir, &vs) != 0)
+		return;
+	avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+	if (!n->data_full && avail < low) {
+		n->data_full = true;
+		hv_error("data dir %s is full (%llu KiB free): the Raft log and its "
+		         "snapshots cannot be written (No space left on device); "
+		         "free space there",
+		         n->cfg.data_dir, (unsigned long long)(avail >> 10));
+	} else if (n->data_full && avail >= ok) {
+		n->data_full = false;
+		hv_info("data dir %s has room again (%llu MiB free)", n->cfg.data_dir,
+		        (unsigned long long)(avail >> 20));
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct hv_node *n = t->data;
-	uint64_t now = hv_now_ms();
+	/* local deadlines on the monotonic clock: a wall clock stepped back
+	 * must not stop the reports */
+	uint64_t now = hv_mono_ms();
 
 	if (n->stopping)
 		return;
@@ -524,6 +562,7 @@ static void on_tick(uv_timer_t *t)
 	}
 	hv_patch_notify(n);
 	hv_patch_kick(n);
+	check_data_space(n, now);
 	if (now >= n->report_due_ms) {
 		/* Until a first report lands, try on every tick. */
 		if (report(n) && n->last_report_ms != 0)
@@ -974,7 +1013,7 @@ int hv_node_start(struct hv_node *n, uv_loop_t *loop, const struct hv_config *cf
 	uv_check_init(loop, &n->hint);
 	n->hint.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
-	n->report_due_ms = hv_now_ms() + 300;
+	n->report_due_ms = hv_mono_ms() + 300;
 	if (!n->joined)
 		hv_node_join_start(n);
 	hv_info("node %s (id %llu) on %s%s, data dir %s%s", n->cfg.name,

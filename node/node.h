@@ -64,7 +64,9 @@ struct hv_node {
 	bool reconcile_busy;            /* a reconcile proposal is in flight */
 	bool inventory_busy;            /* an inventory read or commit is in flight */
 	uint64_t last_report_ms;
-	uint64_t report_due_ms;
+	uint64_t report_due_ms;        /* on the monotonic clock (hv_mono_ms) */
+	uint64_t space_due_ms;         /* the next look at the data dir's space */
+	bool data_full;                /* it was found full (logged) */
 	struct raft_transfer transfer; /* a leadership transfer in flight */
 	bool transfer_busy;
 	/* the leader's rollout gate (policy.c) */
@@ -109,6 +111,8 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);
 
 /* Wall clock in ms (the daemon's clock; never used inside the FSM). */
 uint64_t hv_now_ms(void);
+/* Monotonic clock in ms: for this process's own deadlines. */
+uint64_t hv_mono_ms(void);
 
 /* mkdir -p, new directories with mode. Returns 0, or -1 with errno. */
 int hv_mkdir_p(const char *dir, mode_t mode);

@@ -1083,6 +1083,27 @@ static void manifest_path(const struct hv_config *cfg, const char *digest, char 
 	snprintf(out, len, "%s/staging/%.16s.manifest.json", cfg->data_dir, digest);
 }
 
+/* A stage that failed on this host's own disk (full, read-only: staging
+ * dir not created, extraction not written) is not the patch's fault, which
+ * would quarantine it for every host: the line stops with the reason, the
+ * host keeps its phase and lease, and the stage runs again once the
+ * operator freed space and resumed. */
+static int stage_stop_line(struct hv_maint_job *j, struct phase_ctx *p, const char *err)
+{
+	struct hv_node *n = hv_job_node(j);
+	struct hv_cmd cmd = {.type = HV_CMD_PAUSE};
+	int rc;
+
+	snprintf(cmd.by, sizeof cmd.by, "hvpeerd@%.40s", n->cfg.name);
+	snprintf(cmd.reason, sizeof cmd.reason,
+	         "%.24s: patch %.24s: stage: %.140s (this host's disk: free "
+	         "space, then resume)",
+	         n->cfg.name, p->version, err);
+	rc = hv_job_commit(j, &cmd, NULL);
+	hv_warn("patch %s: stage: %s: the line stops", p->version, err);
+	return rc == HV_OK ? HV_PAUSED : rc;
+}
+
 static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
 {
 	struct hv_node *n = hv_job_node(j);
@@ -1107,14 +1128,18 @@ static int do_stage(struct hv_maint_job *j, struct phase_ctx *p)
 	n->patch_fetch_failures = 0;
 	remove_tree(stage);
 	if (hv_mkdir_p(stage, 0755) != 0) {
-		reasonf(p, "stage: cannot create %s: %s", stage, strerror(errno));
-		return HV_OK;
+		snprintf(err, sizeof err, "cannot create %s: %s", stage, strerror(errno));
+		return stage_stop_line(j, p, err);
 	}
 	/* This host's keys and class; equal or older installed versions are
 	 * fine (the floor is the cluster's, checked at submit). */
 	rc = verify_bundle(cfg, path, NULL, stage, mpath, &v, err, sizeof err);
 	if (rc == HV_IO && strstr(err, "cannot run") != NULL)
 		return HV_UNREACHABLE; /* not the bundle's fault: tried again */
+	if (rc == HV_IO) {             /* this host's disk, not the bundle */
+		remove_tree(stage);
+		return stage_stop_line(j, p, err);
+	}
 	if (rc != HV_OK) {
 		remove_tree(stage);
 		reasonf(p, "stage: %s", err);
@@ -1583,7 +1608,7 @@ static bool has_work(int phase)
 
 void hv_patch_job_ended(struct hv_node *n)
 {
-	n->patch_retry_ms = hv_now_ms() + HV_PATCH_RETRY_MS;
+	n->patch_retry_ms = hv_mono_ms() + HV_PATCH_RETRY_MS;
 }
 
 void hv_patch_kick(struct hv_node *n)
@@ -1593,7 +1618,7 @@ void hv_patch_kick(struct hv_node *n)
 	const struct hv_holder *h;
 	struct phase_ctx *p;
 	char err[256];
-	uint64_t now = hv_now_ms();
+	uint64_t now = hv_mono_ms(); /* patch_retry_ms */
 
 	if (n->stopping || n->maint != NULL || n->bank == NULL || n->hyp == NULL ||
 	    s->rollout.id == 0)

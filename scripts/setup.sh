@@ -19,7 +19,7 @@ pkgs="build-essential autoconf automake libtool pkg-config
       libfreeipmi-dev openipmi libcurl4-openssl-dev
       clang clang-format valgrind procps iproute2 ca-certificates python3 openssl tzdata iputils-ping
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-      busybox-static util-linux"
+      busybox-static util-linux faketime"
 
 . /etc/os-release
 codename=${VERSION_CODENAME:-}
