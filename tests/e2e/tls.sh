@@ -212,7 +212,7 @@ ca revoke --dir "$T/ca" "$T/h3.crt"
 for h in h1 h2 j1; do kill -HUP "${PID[$h]}"; done # every voter but h3
 check "the reload is logged" wait_for 50 logged h1 "reload: TLS certificate, key, CA and CRL read again"
 expect_log h1 100 "closed after a reload: certificate refused: certificate revoked" "a revoked peer's open connections: closed by the reload, and logged"
-check "  the reload says how many it closed" logged h1 "reload: closed [0-9]* connection"
+check "  the reload says how many it closed" wait_for 50 logged h1 "reload: closed [0-9]* connection"
 no_quorum() { status h3 | python3 -c "import json,sys; sys.exit(0 if not json.load(sys.stdin)['quorum'] else 1)"; }
 check "  the revoked node, still running, loses quorum" wait_for 100 no_quorum
 kill9 h3
