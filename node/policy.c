@@ -6,17 +6,13 @@
  *  - `hvpeer policy set KEY VALUE` is checked here before it is proposed: a
  *    window is parsed with its zone and blackouts (patchfsm/window.h), a
  *    canary must be a member;
- *  - the leader's gate: when the next grant of a rollout needs one (a window
- *    is set, the canary's soak is pending, or the quorum guard is on), the
- *    leader, on its tick, checks the soak is over and the canary healthy,
- *    that with the next host down the voters left could lose one more and
- *    keep quorum, and that a window is open long enough for the next host's
- *    cycle, then commits a patch-gate naming that host. The grant follows
- *    in the same entry.
- *
- * A cycle's length is estimated as the mean of the cycles done in this
- * rollout, else the policy's cycle-estimate (30 min when unset), plus the
- * time to move the host's guests out and back at 100 MiB/s.
+ *  - the leader's gate: on every tick the leader asks patchfsm/gate.h what
+ *    to do about the next host of a rollout (wait for the canary's soak, a
+ *    retry's delay, the quorum guard, a window, the capacity plan; fail a
+ *    silent pre-check; pause for an unhealthy canary; let it go) and
+ *    commits what it says, one command at a time, saying once in the log
+ *    why the next host waits;
+ *  - `hvpeer plan`, the dry run.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,14 +26,12 @@
 #include "../lib/log.h"
 #include "../migrate/placement.h"
 #include "../migrate/plan.h"
+#include "../patchfsm/gate.h"
 #include "../patchfsm/version.h"
 #include "../patchfsm/window.h"
 #include "config.h"
 #include "node.h"
 #include "policy.h"
-
-#define DEFAULT_CYCLE_MS (30ull * 60 * 1000)
-#define MOVE_MIB_PER_S 100
 
 int hv_policy_check(const struct hv_state *s, const char *key, const char *value,
                     char *why, size_t len)
@@ -131,36 +125,6 @@ struct json_object *hv_policy_json(const struct hv_state *s)
 	return o;
 }
 
-uint64_t hv_policy_estimate_ms(const struct hv_state *s, const struct hv_member *m)
-{
-	uint64_t sum = 0, mem = 0;
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < s->n_members; i++) {
-		const struct hv_member *x = &s->members[i];
-		if (!x->removed && x->cycle == HV_PH_DONE && x->cycle_start_ms != 0 &&
-		    x->cycle_end_ms > x->cycle_start_ms) {
-			sum += x->cycle_end_ms - x->cycle_start_ms;
-			n++;
-		}
-	}
-	for (unsigned g = 0; g < m->n_guests; g++)
-		mem += m->guests[g].mem_mib;
-	return (n > 0                         ? sum / n
-	        : s->policy.cycle_estimate_ms ? s->policy.cycle_estimate_ms
-	                                      : DEFAULT_CYCLE_MS) +
-	       2 * mem * 1000 / MOVE_MIB_PER_S;
-}
-
-static void fmt_utc(uint64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%d %H:%MZ", &tm);
-}
-
 static void gate_done(struct hv_node *n, void *data, int rc, uint64_t index,
                       uint64_t token)
 {
@@ -198,197 +162,30 @@ static void waiting(struct hv_node *n, const char *fmt, ...)
 	}
 }
 
-/* Concurrency (max-concurrent): may next start beside the holders? Not
- * beside the canary (it goes alone, then its soak); only when the capacity
- * plan admits it (migrate/plan.h); the reason goes into *why. */
-static bool admit_beside(struct hv_node *n, const struct hv_member *next, uint64_t now,
-                         uint64_t stale, char *why, size_t len)
-{
-	const struct hv_state *s = &n->state;
-	const struct hv_member *c =
-	    hv_state_member((struct hv_state *)s, s->rollout.canary);
-	struct hv_cmd *plan;
-	char reason[512];
-	int rc;
-
-	if (c != NULL && (c->cycle != HV_PH_DONE || s->rollout.soak_until_ms != 0))
-		return false; /* the canary's own turn */
-	if ((plan = malloc(sizeof *plan)) == NULL)
-		return false;
-	rc = hv_plan_admit(s, next->name, now, stale, plan, reason, sizeof reason);
-	if (rc != HV_OK) {
-		waiting(n, "%s waits to start beside %s: %s", next->name,
-		        s->holders[0].name, reason);
-	} else {
-		snprintf(why, len,
-		         "the capacity plan admits it beside %s: %u guest%s to move, "
-		         "none onto a lease holder",
-		         s->holders[0].name, plan->n_moves,
-		         plan->n_moves == 1 ? "" : "s");
-	}
-	free(plan);
-	return rc == HV_OK;
-}
-
-/* A host granted the lease while its hvpeerd was down (or that died in its
- * pre-check) would hold it for ever: nothing has moved yet, so the leader
- * fails that pre-check on its behalf, fenced by its token, and the policy
- * (retries, max-failed-hosts, the pause) takes it from there. */
-static bool fail_silent_precheck(struct hv_node *n, uint64_t now, uint64_t stale)
-{
-	const struct hv_state *s = &n->state;
-
-	for (unsigned i = 0; i < s->n_holders; i++) {
-		const struct hv_member *m =
-		    hv_state_member((struct hv_state *)s, s->holders[i].name);
-		struct hv_cmd cmd = {.type = HV_CMD_PATCH_STEP, .event = HV_EV_FAIL};
-		if (m == NULL || m->removed || m->cycle != HV_PH_PRECHECK ||
-		    m->report_ms + stale >= now || m->cycle_since_ms + stale >= now)
-			continue;
-		snprintf(cmd.name, sizeof cmd.name, "%s", m->name);
-		snprintf(cmd.phase, sizeof cmd.phase, "%s", hv_phase_name(m->cycle));
-		snprintf(cmd.reason, sizeof cmd.reason,
-		         "pre-check: %s did not start it: it has not reported for %llu s "
-		         "(is hvpeerd running there?)",
-		         m->name, (unsigned long long)((now - m->report_ms) / 1000));
-		cmd.token = s->holders[i].token;
-		cmd.id = s->rollout.id;
-		hv_warn("rollout: %s", cmd.reason);
-		commit(n, &cmd);
-		return true;
-	}
-	return false;
-}
-
 void hv_policy_tick(struct hv_node *n)
 {
-	const struct hv_state *s = &n->state;
-	const struct hv_rollout *r = &s->rollout;
-	const struct hv_member *next;
-	struct hv_cmd cmd = {.type = HV_CMD_PATCH_GATE};
-	uint64_t now = hv_now_ms();
+	struct hv_cmd cmd;
+	char why[sizeof n->gate_wait];
 
-	uint64_t stale = hv_node_stale_ms(n);
-	char beside[256] = "";
-
-	if (n->gate_busy || n->stopping || !hv_node_is_leader(n) || !r->active)
+	if (n->gate_busy || n->stopping || !hv_node_is_leader(n))
 		return;
-	if (!s->paused && fail_silent_precheck(n, now, stale))
+	switch (hv_gate_decide(&n->state, hv_now_ms(), hv_node_stale_ms(n), &cmd, why,
+	                       sizeof why)) {
+	case HV_GATE_WAIT:
+		waiting(n, "%s", why);
 		return;
-	if (s->paused || (s->n_holders == 0 && !hv_policy_gated(s)) ||
-	    s->n_holders >= s->max_concurrent || hv_state_quarantined(s, r->digest))
-		return;
-	next = hv_rollout_next(s);
-	if (next == NULL || strcmp(r->gate, next->name) == 0)
-		return;
-	if (s->n_holders > 0 && !admit_beside(n, next, now, stale, beside, sizeof beside))
-		return;
-	if (r->soak_until_ms != 0) {
-		const struct hv_member *c =
-		    hv_state_member((struct hv_state *)s, r->canary);
-		char until[32];
-		if (now < r->soak_until_ms) {
-			fmt_utc(r->soak_until_ms, until, sizeof until);
-			waiting(n, "%s waits for the canary %s's soak (until %s)",
-			        next->name, r->canary, until);
-			return;
+	case HV_GATE_COMMIT:
+		if (cmd.type == HV_CMD_PATCH_GATE) {
+			n->gate_wait[0] = '\0';
+			hv_info("rollout: letting %s go: %s", cmd.name, why);
+		} else {
+			hv_warn("rollout: %s", why);
 		}
-		if (c == NULL || c->cycle != HV_PH_DONE ||
-		    strcmp(c->version, r->version) != 0 || now > c->report_ms + stale) {
-			struct hv_cmd p = {.type = HV_CMD_PAUSE};
-			snprintf(
-			    p.reason, sizeof p.reason,
-			    "canary %s is not healthy after its soak (%s): the others "
-			    "do not start",
-			    r->canary,
-			    c == NULL                             ? "gone"
-			    : strcmp(c->version, r->version) != 0 ? "runs another version"
-			    : c->cycle != HV_PH_DONE ? "its cycle is not done"
-			                             : "it stopped reporting");
-			commit(n, &p);
-			return;
-		}
+		commit(n, &cmd);
+		return;
+	default:
+		return;
 	}
-	if (next->retries > 0) {
-		uint64_t at =
-		    next->cycle_since_ms +
-		    (s->policy.retry_delay_ms ? s->policy.retry_delay_ms : 60000);
-		char until[32];
-		if (now < at) {
-			fmt_utc(at, until, sizeof until);
-			waiting(n, "%s retries its pre-check at %s (retry %u of %u)",
-			        next->name, until, next->retries, s->policy.max_retries);
-			return;
-		}
-	}
-	if (s->policy.quorum_guard || s->n_holders > 0) {
-		/* With next down (and every holder: each may reboot), do the
-		 * voters left keep quorum, and with the guard on, could they
-		 * lose one more and keep it? */
-		unsigned voters = 0, up = 0, need;
-		for (unsigned i = 0; i < s->n_members; i++) {
-			const struct hv_member *m = &s->members[i];
-			if (m->removed || m->role != HV_ROLE_VOTER)
-				continue;
-			voters++;
-			if (m->report_ms + stale >= now && m != next &&
-			    hv_state_holder(s, m->name) == NULL)
-				up++;
-		}
-		need = voters / 2 + (s->policy.quorum_guard ? 2 : 1);
-		if (up < need) {
-			waiting(
-			    n,
-			    "%s waits: with it%s down, %u of %u voters would be up, "
-			    "%s",
-			    next->name, s->n_holders > 0 ? " and the holders" : "", up,
-			    voters,
-			    s->policy.quorum_guard
-			        ? "one failure from losing quorum (policy quorum-guard)"
-			        : "without quorum");
-			return;
-		}
-	}
-	snprintf(cmd.reason, sizeof cmd.reason, "%s",
-	         beside[0] != '\0'       ? beside
-	         : r->soak_until_ms != 0 ? "the canary's soak is over"
-	         : next->retries > 0     ? "its retry is due"
-	                                 : "the quorum guard allows it");
-	if (s->policy.window[0] != '\0') {
-		struct hv_window w;
-		char err[256], until[32];
-		int64_t opens = 0, closes = 0;
-		uint64_t need = hv_policy_estimate_ms(s, next);
-		if (hv_window_parse(s->policy.window, s->policy.zone, s->policy.blackouts,
-		                    &w, err, sizeof err) != HV_OK) {
-			waiting(n, "the window policy does not parse here: %s", err);
-			return;
-		}
-		hv_window_next_change(&w, (int64_t)now, &opens, &closes);
-		if (!hv_window_fits(&w, (int64_t)now, (int64_t)need)) {
-			if (opens > (int64_t)now)
-				fmt_utc((uint64_t)opens, until, sizeof until);
-			else
-				snprintf(until, sizeof until, "a longer window");
-			waiting(n,
-			        "%s waits for a maintenance window of %" PRIu64
-			        " min (its cycle's estimate): next %s",
-			        next->name, (need + 59999) / 60000, until);
-			return;
-		}
-		if (closes > 0)
-			fmt_utc((uint64_t)closes, until, sizeof until);
-		else
-			snprintf(until, sizeof until, "beyond the horizon");
-		snprintf(cmd.reason, sizeof cmd.reason,
-		         "window open until %s; %s's cycle needs about %" PRIu64 " min",
-		         until, next->name, (need + 59999) / 60000);
-	}
-	n->gate_wait[0] = '\0';
-	hv_info("rollout: letting %s go: %s", next->name, cmd.reason);
-	snprintf(cmd.name, sizeof cmd.name, "%s", next->name);
-	cmd.id = r->id;
-	commit(n, &cmd);
 }
 
 /* ---- hvpeer plan: the dry run -------------------------------------------- */

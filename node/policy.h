@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../consensus/state.h"
+#include "../patchfsm/gate.h"
 
 struct hv_node;
 
@@ -19,9 +20,6 @@ int hv_policy_check(const struct hv_state *s, const char *key, const char *value
 
 /* The policies for `hvpeer status --json` ("policy"). */
 struct json_object *hv_policy_json(const struct hv_state *s);
-
-/* How long m's cycle should take (see policy.c), in ms. */
-uint64_t hv_policy_estimate_ms(const struct hv_state *s, const struct hv_member *m);
 
 /*
  * `hvpeer plan`: what a rollout to version (NULL or "": the current
