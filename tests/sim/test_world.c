@@ -8,24 +8,33 @@
  * and a fake operator who follows docs/operations.md section 5.
  *
  * One seed, one world: a PRNG seeded with it picks the cluster (3-5 hosts,
- * their guests, max-concurrent 1 or 2) and, during a bounded fault phase,
- * injects partitions, daemon crashes, process pauses (a frozen hvpeerd whose
- * links are cut and whose job resumes with its memory when it thaws),
- * message loss (single links cut for a moment), operator pauses, failed
- * live migrations, reboots that do not happen and boots that fall back to
- * the old bank. Then every fault heals and the operator brings the line back
- * (resume, maintenance exit of a failed host, a fixed bundle when a patch was
- * quarantined) until every host runs the target version.
+ * their guests, max-concurrent 1 or 2), the rollout policies (a canary,
+ * "auto" or named, and its soak; max-retries and retry-delay;
+ * max-failed-hosts 0 or 1; the quorum guard with five hosts; a daily window
+ * that opens a few minutes into the run; the leader's gate, patchfsm/gate.c,
+ * decides on the virtual clock) and, during a bounded fault phase, injects
+ * partitions, daemon crashes, process pauses (a frozen hvpeerd whose links
+ * are cut and whose job resumes with its memory when it thaws), message
+ * loss (single links cut for a moment), operator pauses, failed live
+ * migrations, failed pre-checks, reboots that do not happen and boots that
+ * fall back to the old bank. Then every fault heals and the operator brings
+ * the line back (resume, maintenance exit of a failed host, a fixed bundle
+ * when a patch was quarantined) until every host runs the target version.
  *
  * Checked after every fixture step (a hook): at most max_concurrent hosts in
  * maintenance on every replica; lease grants' tokens strictly increase, and
  * every replica applies the same thing at the same index; no side effect
  * (migration, boot bank write, reboot, mark good) is done with a token that
  * is not the host's current grant in the committed state; every guest runs
- * on exactly one host (a reboot with guests on it loses them). At the end:
- * every host runs the target version, marked good, out of maintenance, no
- * lease held, nothing paused, every guest running; no host booted into a
- * version or finished its cycle for it more than once.
+ * on exactly one host (a reboot with guests on it loses them). At every
+ * grant, the policies (an oracle of the sim's own, not gate.c's code): not
+ * before the window opens; nobody but the canary before the canary's cycle
+ * is done and its soak over; a pre-check retried no sooner than retry-delay
+ * after it failed and at most max-retries times. At every host failure:
+ * past max-failed-hosts the line stops (paused, or the patch quarantined).
+ * At the end: every host runs the target version, marked good, out of
+ * maintenance, no lease held, nothing paused, every guest running; no host
+ * booted into a version or finished its cycle for it more than once.
  *
  * A job (one phase's work) runs synchronously: while it waits for a commit
  * or a fence, the fixture steps (faults and checks go on), but other hosts'
@@ -66,6 +75,7 @@
 #include "../../migrate/placement.h"
 #include "../../migrate/plan.h"
 #include "../../patchfsm/cycle.h"
+#include "../../patchfsm/gate.h"
 
 #define MAX_HOSTS 5
 #define MAX_VMS 16
@@ -147,7 +157,7 @@ struct world {
 	bool loss[MAX_HOSTS][MAX_HOSTS];
 	uint64_t loss_until;
 	uint64_t op_pause_until;
-	unsigned p_migfail, p_rebootfail, p_bootold; /* per mille */
+	unsigned p_migfail, p_rebootfail, p_bootold, p_precheckfail; /* per mille */
 
 	/* checks */
 	uint64_t *digest; /* per index: what was applied there (0: nothing) */
@@ -163,6 +173,19 @@ struct world {
 	/* the leader's policy tick */
 	uint64_t gate_next, gate_until;
 	struct req *gate_req;
+	/* the rollout policies the seed picked (setup) */
+	char canary[16]; /* "", "auto" or a host's name */
+	uint64_t soak_ms, retry_delay_ms;
+	unsigned max_retries, max_failed;
+	bool guard;
+	uint64_t window_opens; /* virtual ms a "daily" window opens at; 0: none */
+	/* what the policies' invariants know of the rollout ro_id */
+	uint64_t ro_id;
+	uint64_t canary_done_ms; /* its canary's cycle ended done (0: not yet) */
+	uint64_t precheck_failed_ms[MAX_HOSTS];
+	int cycle_seen[MAX_HOSTS];
+	unsigned failures; /* its hosts that failed */
+	unsigned long n_gated_grants, n_retries, n_tolerated, n_soaked;
 	/* virtual time must move on */
 	uint64_t last_time;
 	unsigned long same_time_steps;
@@ -352,6 +375,85 @@ static uint64_t digest_cmd(const struct hv_cmd *c, int rc)
 	return h | 1;
 }
 
+/* A grant to name, just applied in s: what the policies allow (an oracle of
+ * the sim's own, not patchfsm/gate.c's code): no host before the window
+ * opens; no host but the canary before the canary's cycle is done and its
+ * soak over; a pre-check retried no sooner than retry-delay after it
+ * failed, and no more than max-retries times. */
+static void check_grant(struct world *w, const struct hv_state *s, const char *name)
+{
+	const struct hv_member *m = hv_state_member((struct hv_state *)s, name);
+	uint64_t t = now_ms(w);
+	unsigned i = host_of(w, name);
+
+	if (!s->rollout.active || m == NULL || i == MAX_HOSTS)
+		return;
+	if (w->window_opens != 0 && t < w->window_opens)
+		violation(w, "grant to %s %llu ms before the window opens", name,
+		          (unsigned long long)(w->window_opens - t));
+	if (s->rollout.canary[0] != '\0' && strcmp(name, s->rollout.canary) != 0 &&
+	    (w->canary_done_ms == 0 || t < w->canary_done_ms + w->soak_ms))
+		violation(w, "grant to %s before the canary %s is done and soaked (%s)",
+		          name, s->rollout.canary,
+		          w->canary_done_ms == 0 ? "not done" : "soaking");
+	if (m->retries > w->max_retries)
+		violation(w, "%s: retry %u of max-retries %u", name, m->retries,
+		          w->max_retries);
+	if (m->retries > 0 && t < w->precheck_failed_ms[i] + w->retry_delay_ms)
+		violation(
+		    w, "%s retried %llu ms after its pre-check failed, retry-delay %llu",
+		    name, (unsigned long long)(t - w->precheck_failed_ms[i]),
+		    (unsigned long long)w->retry_delay_ms);
+	if (s->policy.window[0] != '\0' || s->policy.quorum_guard || m->retries > 0 ||
+	    (s->rollout.canary[0] != '\0' && strcmp(name, s->rollout.canary) != 0))
+		w->n_gated_grants++;
+	w->n_retries += m->retries > 0;
+}
+
+/* After every command applied (its first replica: they all apply the same),
+ * what the policies track: the rollout's canary done, pre-checks failed,
+ * hosts failed. A failure past max-failed-hosts must stop the line (pause,
+ * or a quarantined patch), whatever path it took (a step, a lease break). */
+static void track_policies(struct world *w, const struct hv_state *s,
+                           const struct hv_cmd *cmd)
+{
+	uint64_t t = cmd->time_ms; /* when it was proposed: the state's clock */
+
+	if (s->rollout.id != w->ro_id) {
+		w->ro_id = s->rollout.id;
+		w->canary_done_ms = 0;
+		w->failures = 0;
+		memset(w->precheck_failed_ms, 0, sizeof w->precheck_failed_ms);
+	}
+	if (cmd->type == HV_CMD_PATCH_STEP && cmd->event == HV_EV_FAIL &&
+	    strcmp(cmd->phase, hv_phase_name(HV_PH_PRECHECK)) == 0 &&
+	    host_of(w, cmd->name) < MAX_HOSTS)
+		w->precheck_failed_ms[host_of(w, cmd->name)] = t;
+	for (unsigned i = 0; i < w->n; i++) {
+		const struct hv_member *m =
+		    hv_state_member((struct hv_state *)s, w->h[i].name);
+		int c = m != NULL ? m->cycle : -1;
+		if (c == w->cycle_seen[i])
+			continue;
+		w->cycle_seen[i] = c;
+		if (c == HV_PH_DONE && strcmp(w->h[i].name, s->rollout.canary) == 0 &&
+		    w->canary_done_ms == 0) {
+			w->canary_done_ms = t;
+			w->n_soaked += w->soak_ms != 0;
+		}
+		if (c != HV_PH_FAILED || s->rollout.id == 0)
+			continue;
+		if (++w->failures > w->max_failed && !s->paused &&
+		    !hv_state_quarantined(s, s->rollout.digest))
+			violation(w,
+			          "%s failed, %u failures of max-failed-hosts %u, and "
+			          "the line goes on",
+			          w->h[i].name, w->failures, w->max_failed);
+		else if (w->failures <= w->max_failed && !s->paused)
+			w->n_tolerated++;
+	}
+}
+
 static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cmd, int rc)
 {
 	struct world *w = f->data;
@@ -379,6 +481,7 @@ static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cm
 		          cmd ? hv_cmd_name(cmd->type) : "garbage");
 	if (!first || rc != HV_OK || cmd == NULL)
 		return;
+	track_policies(w, f->state, cmd);
 	/* A new grant has the entry's index as its token. */
 	for (unsigned k = 0; k < f->state->n_holders; k++)
 		if (f->state->holders[k].token == index) {
@@ -391,6 +494,7 @@ static void on_applied(struct hv_fsm *f, uint64_t index, const struct hv_cmd *cm
 			trace(w, "lease granted to %s, token %llu (%s)",
 			      f->state->holders[k].name, (unsigned long long)index,
 			      hv_cmd_name(cmd->type));
+			check_grant(w, f->state, f->state->holders[k].name);
 		}
 	if (cmd->type == HV_CMD_PATCH_STEP) {
 		const struct hv_member *m = hv_state_member(f->state, cmd->name);
@@ -1344,6 +1448,12 @@ static void phase_job(struct world *w, struct job *j)
 		if (rc != HV_OK) {
 			j->event = HV_EV_FAIL;
 			reasonf(j, "pre-check: %s", why);
+		} else if (w->faults && chance(w, w->p_precheckfail)) {
+			j->event = HV_EV_FAIL;
+			reasonf(j,
+			        "pre-check: clock skew of 3 s with %s (more than "
+			        "2 s; injected)",
+			        w->h[(j->i + 1) % w->n].name);
 		} else {
 			j->event = HV_EV_OK;
 			reasonf(j, "%u guests to move", p->n_moves);
@@ -1488,18 +1598,17 @@ static void kick(struct world *w, unsigned i)
 	free(j);
 }
 
-/* ---- the leader's gate (node/policy.c, max-concurrent) ------------------------- */
+/* ---- the leader's gate (node/policy.c, patchfsm/gate.c) -------------------- */
 
 /* node/policy.c hv_policy_tick, run every TICK_MS by the leader, with one
- * gate in flight at a time (gate_busy). */
+ * command in flight at a time (gate_busy): the same decision
+ * (hv_gate_decide) on the virtual clock. */
 static void leader_tick(struct world *w)
 {
 	unsigned l = raft_fixture_leader_index(&w->f);
 	uint64_t t = raft_fixture_time(&w->f);
-	const struct hv_state *s;
-	const struct hv_member *next;
-	struct hv_cmd *scratch, c;
-	char why[256];
+	struct hv_cmd *c;
+	char why[512];
 
 	if (w->gate_req != NULL) {
 		if (!w->gate_req->done && t < w->gate_until)
@@ -1515,31 +1624,17 @@ static void leader_tick(struct world *w)
 	w->gate_next = t + TICK_MS;
 	if (l >= w->n || w->h[l].down || w->h[l].frozen)
 		return;
-	s = w->st[l];
-	if (!s->rollout.active || s->paused || s->n_holders == 0 ||
-	    s->n_holders >= s->max_concurrent ||
-	    hv_state_quarantined(s, s->rollout.digest))
-		return;
-	next = hv_rollout_next(s);
-	if (next == NULL || strcmp(s->rollout.gate, next->name) == 0)
-		return;
-	if ((scratch = malloc(sizeof *scratch)) == NULL)
+	if ((c = malloc(sizeof *c)) == NULL)
 		abort();
-	if (hv_plan_admit(s, next->name, now_ms(w), STALE_MS, scratch, why, sizeof why) !=
-	    HV_OK) {
-		free(scratch);
-		return;
+	if (hv_gate_decide(w->st[l], now_ms(w), STALE_MS, c, why, sizeof why) ==
+	    HV_GATE_COMMIT) {
+		snprintf(c->by, sizeof c->by, "%s", w->h[l].name);
+		trace(w, "leader %s: %s %s: %s", w->h[l].name, hv_cmd_name(c->type),
+		      c->name, why);
+		w->gate_req = send_cmd(w, l, c, false);
+		w->gate_until = t + 3000;
 	}
-	free(scratch);
-	memset(&c, 0, sizeof c);
-	c.type = HV_CMD_PATCH_GATE;
-	c.id = s->rollout.id;
-	snprintf(c.name, sizeof c.name, "%s", next->name);
-	snprintf(c.by, sizeof c.by, "%s", w->h[l].name);
-	snprintf(c.reason, sizeof c.reason, "capacity plan admits it");
-	trace(w, "leader %s: gate for %s", w->h[l].name, next->name);
-	w->gate_req = send_cmd(w, l, &c, false);
-	w->gate_until = t + 3000;
+	free(c);
 }
 
 /* ---- the operator ---------------------------------------------------------- */
@@ -1699,6 +1794,50 @@ static void world_free(struct world *w)
 	free(w->digest);
 }
 
+static void policy_set(struct world *w, const char *key, const char *value)
+{
+	struct hv_cmd c;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.type = HV_CMD_POLICY_SET;
+	snprintf(c.by, sizeof c.by, "root@%s", w->h[0].name);
+	snprintf(c.name, sizeof c.name, "%s", key);
+	snprintf(c.reason, sizeof c.reason, "%s", value);
+	rc = op_commit(w, &c);
+	trace(w, "operator: policy set %s '%s': %s", key, value, hv_errname(rc));
+}
+
+/* The rollout policies the seed picked (docs/operations.md section 4). The
+ * quorum guard only with five voters: with fewer, one host down already
+ * leaves quorum one failure from lost, and nothing would ever go. The
+ * window is "daily 22:MM-24:00" UTC, opening 40-280 s into the run (the
+ * virtual clock starts at 22:13:20). */
+static void policies(struct world *w)
+{
+	char v[64];
+
+	if (w->canary[0] != '\0') {
+		policy_set(w, "canary", w->canary);
+		snprintf(v, sizeof v, "%llu", (unsigned long long)(w->soak_ms / 1000));
+		policy_set(w, "soak", v);
+	}
+	snprintf(v, sizeof v, "%u", w->max_retries);
+	policy_set(w, "max-retries", v);
+	snprintf(v, sizeof v, "%llu", (unsigned long long)(w->retry_delay_ms / 1000));
+	policy_set(w, "retry-delay", v);
+	snprintf(v, sizeof v, "%u", w->max_failed);
+	policy_set(w, "max-failed-hosts", v);
+	if (w->guard)
+		policy_set(w, "quorum-guard", "on");
+	if (w->window_opens != 0) {
+		snprintf(v, sizeof v, "daily 22:%02llu-24:00",
+		         (unsigned long long)((w->window_opens - BASE_MS) / 1000 + 800) /
+		             60);
+		policy_set(w, "window", v);
+	}
+}
+
 static void setup(struct world *w)
 {
 	struct hv_cmd c;
@@ -1708,6 +1847,20 @@ static void setup(struct world *w)
 	w->p_migfail = below(w, 3) * 40;
 	w->p_rebootfail = below(w, 3) * 60;
 	w->p_bootold = below(w, 3) * 40;
+	w->p_precheckfail = below(w, 3) * 150;
+	if (chance(w, 300)) {
+		if (chance(w, 500))
+			snprintf(w->canary, sizeof w->canary, "auto");
+		else
+			snprintf(w->canary, sizeof w->canary, "hv%u", 1 + below(w, w->n));
+		w->soak_ms = below(w, 5) * 1000ull;
+	}
+	w->max_retries = below(w, 3);
+	w->retry_delay_ms = (1 + below(w, 3)) * 1000ull;
+	w->max_failed = chance(w, 300) ? 1 : 0;
+	w->guard = w->n == 5 && chance(w, 300);
+	if (chance(w, 200))
+		w->window_opens = BASE_MS + ((14 + below(w, 5)) * 60 - 800) * 1000ull;
 	w->version = 1;
 	snprintf(w->target, sizeof w->target, "1.%u", w->version);
 	if (raft_fixture_initialize(&w->f) != 0)
@@ -1803,16 +1956,26 @@ static void setup(struct world *w)
 		c.role = HV_ROLE_VOTER;
 		op_commit(w, &c);
 	}
+	policies(w);
 	for (unsigned i = 0; i < w->n; i++) {
 		w->h[i].next_report = 0;
 		report_tick(w, i);
 	}
 	trace(w,
 	      "seed %llu: %u hosts, %u guests, max-concurrent %u, failures per mille: "
-	      "migration %u, reboot %u, old bank %u",
+	      "migration %u, reboot %u, old bank %u, pre-check %u; canary '%s' soak %llu "
+	      "s, "
+	      "max-retries %u, max-failed-hosts %u, quorum guard %s, window %s",
 	      (unsigned long long)w->seed, w->n, w->n_vms, w->max_concurrent,
-	      w->p_migfail, w->p_rebootfail, w->p_bootold);
+	      w->p_migfail, w->p_rebootfail, w->p_bootold, w->p_precheckfail, w->canary,
+	      (unsigned long long)(w->soak_ms / 1000), w->max_retries, w->max_failed,
+	      w->guard ? "on" : "off", w->window_opens ? "set" : "none");
 }
+
+/* What the policies did, over every seed run (the summary line). */
+static struct {
+	unsigned long gated, retries, tolerated, soaked;
+} policy_totals;
 
 /* 0: converged with every check held; 1: a violation (w->violation); 2: the
  * fencing invariant's (a side effect without the lease or while paused). */
@@ -1898,6 +2061,10 @@ static int run_seed(uint64_t seed, bool verbose, bool inject, bool quiet,
 		    (unsigned long long)raft_fixture_time(&w->f), w->n_commits,
 		    w->n_faults, w->effects, w->stale_effects, w->target);
 	*steps = w->steps;
+	policy_totals.gated += w->n_gated_grants;
+	policy_totals.retries += w->n_retries;
+	policy_totals.tolerated += w->n_tolerated;
+	policy_totals.soaked += w->n_soaked;
 	world_free(w);
 	free(w);
 	return rv;
@@ -2009,6 +2176,10 @@ int main(int argc, char **argv)
 	       "%.1f s)\n",
 	       failed ? "not ok" : "ok", from, to, n - failed, failed, total_steps,
 	       wall_s() - t0);
+	printf("# policies: %lu grants through the leader's gate, %lu pre-check "
+	       "retries, %lu failures the line went on after, %lu canaries soaked\n",
+	       policy_totals.gated, policy_totals.retries, policy_totals.tolerated,
+	       policy_totals.soaked);
 	if (failed)
 		printf(
 		    "# first failed seed: %llu; reproduce: tests/sim/test_world --seed "
