@@ -190,30 +190,6 @@ void hv_policy_tick(struct hv_node *n)
 
 /* ---- hvpeer plan: the dry run -------------------------------------------- */
 
-/* The earliest time from t on at which the window lets a cycle of need_ms
- * start (t itself without a window); 0 when none within the horizon. */
-static uint64_t earliest_start(const struct hv_window *w, bool have_window, uint64_t t,
-                               uint64_t need)
-{
-	if (!have_window)
-		return t;
-	for (int i = 0; i < 800; i++) {
-		int64_t opens = 0, closes = 0;
-		bool open;
-		if (hv_window_fits(w, (int64_t)t, (int64_t)need))
-			return t;
-		open = hv_window_next_change(w, (int64_t)t, &opens, &closes);
-		if (open)
-			t = closes > 0 ? (uint64_t)closes
-			               : 0; /* too short: the next one */
-		else
-			t = opens > 0 ? (uint64_t)opens : 0;
-		if (t == 0)
-			return 0;
-	}
-	return 0; /* none in 800 windows */
-}
-
 struct json_object *hv_policy_plan_json(const struct hv_state *s, const char *version,
                                         uint64_t now, uint64_t stale_ms)
 {
@@ -304,7 +280,7 @@ struct json_object *hv_policy_plan_json(const struct hv_state *s, const char *ve
 		}
 		json_object_object_add(h, "moves", mv);
 		json_object_object_add(h, "estimate_ms", json_object_new_uint64(need));
-		start = t == 0 ? 0 : earliest_start(&w, have_window, t, need);
+		start = t == 0 ? 0 : hv_gate_earliest(&w, have_window, t, need);
 		json_object_object_add(h, "start_ms", json_object_new_uint64(start));
 		json_object_object_add(h, "end_ms",
 		                       json_object_new_uint64(start ? start + need : 0));

@@ -197,10 +197,12 @@ static int window(const struct hv_state *s, const struct hv_member *next, uint64
 		return waits(why, len, "the window policy does not parse here: %s", err);
 	hv_window_next_change(&w, (int64_t)now, &opens, &closes);
 	if (!hv_window_fits(&w, (int64_t)now, (int64_t)need)) {
-		if (opens > (int64_t)now)
-			hv_gate_fmt_utc((uint64_t)opens, until, sizeof until);
+		uint64_t at = hv_gate_earliest(&w, true, now, need);
+		if (at != 0)
+			hv_gate_fmt_utc(at, until, sizeof until);
 		else
-			snprintf(until, sizeof until, "a longer window");
+			snprintf(until, sizeof until, "none within %d days",
+			         HV_WINDOW_HORIZON_DAYS);
 		return waits(why, len,
 		             "%s waits for a maintenance window of %" PRIu64
 		             " min (its cycle's estimate): next %s",
@@ -213,6 +215,30 @@ static int window(const struct hv_state *s, const struct hv_member *next, uint64
 	snprintf(why, len, "window open until %s; %s's cycle needs about %" PRIu64 " min",
 	         until, next->name, (need + 59999) / 60000);
 	return HV_GATE_IDLE;
+}
+
+/* The earliest time from t on at which the window lets a cycle of need_ms
+ * start (t itself without a window); 0 when none within the horizon. */
+uint64_t hv_gate_earliest(const struct hv_window *w, bool have_window, uint64_t t,
+                          uint64_t need)
+{
+	if (!have_window)
+		return t;
+	for (int i = 0; i < 800; i++) {
+		int64_t opens = 0, closes = 0;
+		bool open;
+		if (hv_window_fits(w, (int64_t)t, (int64_t)need))
+			return t;
+		open = hv_window_next_change(w, (int64_t)t, &opens, &closes);
+		if (open)
+			t = closes > 0 ? (uint64_t)closes
+			               : 0; /* too short: the next one */
+		else
+			t = opens > 0 ? (uint64_t)opens : 0;
+		if (t == 0)
+			return 0;
+	}
+	return 0; /* none in 800 windows */
 }
 
 int hv_gate_decide(const struct hv_state *s, uint64_t now, uint64_t stale,

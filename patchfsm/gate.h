@@ -8,6 +8,7 @@
 #ifndef HV_PATCHFSM_GATE_H
 #define HV_PATCHFSM_GATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,13 @@ int hv_gate_decide(const struct hv_state *s, uint64_t now_ms, uint64_t stale_ms,
  * rollout, else the policy's cycle-estimate (30 min when unset), plus the
  * time to move its guests out and back at 100 MiB/s; in ms. */
 uint64_t hv_policy_estimate_ms(const struct hv_state *s, const struct hv_member *m);
+
+/* The earliest time from t on at which the window w lets a cycle of
+ * need_ms start (t itself without a window: have_window false); 0 when
+ * none within the horizon. */
+struct hv_window;
+uint64_t hv_gate_earliest(const struct hv_window *w, bool have_window, uint64_t t,
+                          uint64_t need);
 
 /* ms since the epoch as "YYYY-MM-DD HH:MMZ" (UTC). */
 void hv_gate_fmt_utc(uint64_t ms, char *out, size_t len);

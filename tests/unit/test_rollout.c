@@ -21,6 +21,7 @@
 #include "../../consensus/state.h"
 #include "../../lib/err.h"
 #include "../../patchfsm/cycle.h"
+#include "../../patchfsm/gate.h"
 
 #define D1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "2222222222222222222222222222222222222222222222222222222222222222"
@@ -804,6 +805,156 @@ static void test_lease_break_tolerated(void **state)
 	assert_int_equal(lease_break(m, "h1", "none"), HV_NOTHOLDER);
 }
 
+/* ---- the leader's gate (patchfsm/gate.c), on the same states ---------- */
+
+struct decision {
+	int act;
+	struct hv_cmd out;
+	char why[512];
+};
+
+static struct decision *decide(struct sm *m, uint64_t now, uint64_t stale)
+{
+	static struct decision d;
+
+	memset(&d, 0, sizeof d);
+	d.act = hv_gate_decide(m->s, now, stale, &d.out, d.why, sizeof d.why);
+	return &d;
+}
+
+#define LONG_AGO 1000000000000ull /* a stale_ms by which every report is fresh */
+
+/* The soak holds the next host back until it ends; then a healthy canary
+ * lets it go, and one that stopped reporting stops the line. */
+static void test_gate_soak(void **state)
+{
+	struct sm *m = *state;
+	struct decision *d;
+	uint64_t until;
+
+	assert_int_equal(policy(m, "canary", "h3"), HV_OK);
+	assert_int_equal(policy(m, "soak", "600"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(decide(m, 0, LONG_AGO)->act, HV_GATE_IDLE); /* h3 holds it */
+	cycle_ok(m, "h3");
+	/* the driver's booted-new step carries the version; cycle_ok's do not */
+	snprintf(mem(m, "h3")->version, sizeof mem(m, "h3")->version, "1.1");
+	until = m->s->rollout.soak_until_ms;
+	d = decide(m, until - 1, LONG_AGO);
+	assert_int_equal(d->act, HV_GATE_WAIT);
+	assert_non_null(strstr(d->why, "h1 waits for the canary h3's soak"));
+	d = decide(m, until, LONG_AGO);
+	assert_int_equal(d->act, HV_GATE_COMMIT);
+	assert_int_equal(d->out.type, HV_CMD_PATCH_GATE);
+	assert_string_equal(d->out.name, "h1");
+	assert_int_equal(d->out.id, m->s->rollout.id);
+	/* h3's last report is older than 1 s at the soak's end */
+	d = decide(m, until, 1000);
+	assert_int_equal(d->act, HV_GATE_COMMIT);
+	assert_int_equal(d->out.type, HV_CMD_PAUSE);
+	assert_non_null(strstr(d->out.reason, "canary h3 is not healthy after its soak "
+	                                      "(it stopped reporting)"));
+	/* paused: nothing */
+	snprintf(d->out.by, sizeof d->out.by, "h2");
+	assert_int_equal(apply(m, &d->out), HV_OK);
+	assert_int_equal(decide(m, until, LONG_AGO)->act, HV_GATE_IDLE);
+}
+
+/* A failed pre-check is retried retry-delay after it failed, not before. */
+static void test_gate_retry_delay(void **state)
+{
+	struct sm *m = *state;
+	struct decision *d;
+	uint64_t failed;
+
+	assert_int_equal(policy(m, "max-retries", "2"), HV_OK);
+	assert_int_equal(policy(m, "retry-delay", "30"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h1", HV_EV_FAIL), HV_OK);
+	failed = mem(m, "h1")->cycle_since_ms;
+	d = decide(m, failed + 29999, LONG_AGO);
+	assert_int_equal(d->act, HV_GATE_WAIT);
+	assert_non_null(strstr(d->why, "h1 retries its pre-check at"));
+	assert_non_null(strstr(d->why, "(retry 1 of 2)"));
+	d = decide(m, failed + 30000, LONG_AGO);
+	assert_int_equal(d->act, HV_GATE_COMMIT);
+	assert_int_equal(d->out.type, HV_CMD_PATCH_GATE);
+	assert_string_equal(d->out.name, "h1");
+	assert_string_equal(d->why, "its retry is due");
+	snprintf(d->out.by, sizeof d->out.by, "h2");
+	assert_int_equal(apply(m, &d->out), HV_OK);
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_PRECHECK);
+}
+
+/* A holder that never started its pre-check (hvpeerd down) has it failed
+ * for it, fenced by its token, once neither its report nor its grant is
+ * newer than stale_ms. */
+static void test_gate_silent_precheck(void **state)
+{
+	struct sm *m = *state;
+	struct decision *d;
+	uint64_t granted;
+
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	granted = mem(m, "h1")->cycle_since_ms;
+	assert_int_equal(decide(m, granted + 5000, 5000)->act, HV_GATE_IDLE);
+	d = decide(m, granted + 5001, 5000);
+	assert_int_equal(d->act, HV_GATE_COMMIT);
+	assert_int_equal(d->out.type, HV_CMD_PATCH_STEP);
+	assert_int_equal(d->out.event, HV_EV_FAIL);
+	assert_string_equal(d->out.name, "h1");
+	assert_int_equal(d->out.token, token_of(m, "h1"));
+	assert_non_null(strstr(d->out.reason, "pre-check: h1 did not start it"));
+	snprintf(d->out.by, sizeof d->out.by, "h2");
+	assert_int_equal(apply(m, &d->out), HV_OK);
+	assert_true(m->s->paused); /* no retries: the line stops */
+	assert_null(hv_state_holder(m->s, "h1"));
+}
+
+/* The quorum guard: with three voters, one down leaves quorum one failure
+ * from lost, so nobody goes; with five, the next host may. */
+static void test_gate_quorum_guard(void **state)
+{
+	struct sm *m = *state;
+	struct decision *d;
+
+	assert_int_equal(policy(m, "quorum-guard", "on"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_null(hv_state_holder(m->s, "h1")); /* gated */
+	d = decide(m, 0, LONG_AGO);
+	assert_int_equal(d->act, HV_GATE_WAIT);
+	assert_string_equal(d->why,
+	                    "h1 waits: with it down, 2 of 3 voters would be up, "
+	                    "one failure from losing quorum (policy quorum-guard)");
+	assert_int_equal(add(m, "h4", 4, "1.0"), HV_OK);
+	assert_int_equal(add(m, "h5", 5, "1.0"), HV_OK);
+	d = decide(m, 0, LONG_AGO);
+	assert_int_equal(d->act, HV_GATE_COMMIT);
+	assert_string_equal(d->out.name, "h1");
+	assert_string_equal(d->why, "the quorum guard allows it");
+}
+
+/* A window: the next host goes while one is open long enough for its
+ * cycle's estimate, and waits for the next one otherwise. The epoch is a
+ * Thursday 00:00 UTC, inside Wednesday's 22:00-04:00. */
+static void test_gate_window(void **state)
+{
+	struct sm *m = *state;
+	struct decision *d;
+
+	assert_int_equal(policy(m, "window", "Mon-Fri 22:00-04:00"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	d = decide(m, 3600000, LONG_AGO); /* 01:00: 3 h left, 30 min needed */
+	assert_int_equal(d->act, HV_GATE_COMMIT);
+	assert_string_equal(d->out.name, "h1");
+	assert_string_equal(d->why, "window open until 1970-01-01 04:00Z; h1's cycle "
+	                            "needs about 30 min");
+	d = decide(m, 3 * 3600000 + 1800001, LONG_AGO); /* 03:30 and 1 ms */
+	assert_int_equal(d->act, HV_GATE_WAIT);
+	assert_string_equal(d->why, "h1 waits for a maintenance window of 30 min (its "
+	                            "cycle's estimate): next 1970-01-01 22:00Z");
+}
+
 static void test_snapshot_round_trip(void **state)
 {
 	struct sm *m = *state;
@@ -865,6 +1016,11 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_break_mid_cycle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_break_tolerated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gate_soak, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gate_retry_delay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gate_silent_precheck, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gate_quorum_guard, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gate_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
 	};
 
