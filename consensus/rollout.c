@@ -310,7 +310,9 @@ int hv_rollout_step(struct hv_state *s, uint64_t index, const struct hv_cmd *c)
  * e.g. a host the watchdog gave up on): whatever it was doing, its cycle
  * failed. Without this it would stay in a leased phase with no lease, and
  * the line would wait for it forever. The line stops, as after any
- * failure, unless the policy lets it go on (max-failed-hosts). */
+ * failure, unless the policy lets it go on (max-failed-hosts); the
+ * canary's, as any failure of the canary, quarantines the patch: the
+ * others must never start on a patch whose canary did not finish. */
 void hv_rollout_lease_broken(struct hv_state *s, uint64_t index, struct hv_member *m,
                              const char *why, uint64_t t)
 {
@@ -324,7 +326,10 @@ void hv_rollout_lease_broken(struct hv_state *s, uint64_t index, struct hv_membe
 	m->cycle_end_ms = t;
 	hv_state_event_add(s, index, t, "%s: patch %s: %s -> %s: %s", m->name, r->version,
 	                   hv_phase_name(from), hv_phase_name(HV_PH_FAILED), why);
-	if (r->failed < s->policy.max_failed)
+	if (strcmp(m->name, r->canary) == 0)
+		state_actions(s, index, m, HV_ACT_PAUSE_CLUSTER | HV_ACT_QUARANTINE, why,
+		              t);
+	else if (r->failed < s->policy.max_failed)
 		hv_state_event_add(
 		    s, index, t,
 		    "%s failed (%u of max-failed-hosts %u): the line goes on", m->name,

@@ -805,6 +805,25 @@ static void test_lease_break_tolerated(void **state)
 	assert_int_equal(lease_break(m, "h1", "none"), HV_NOTHOLDER);
 }
 
+/* The canary's lease broken: whatever max-failed-hosts allows, the others
+ * never start on a patch whose canary did not finish. */
+static void test_lease_break_canary(void **state)
+{
+	struct sm *m = *state;
+
+	assert_int_equal(policy(m, "max-failed-hosts", "2"), HV_OK);
+	assert_int_equal(policy(m, "canary", "h2"), HV_OK);
+	assert_int_equal(submit(m, "1.1", D1), HV_OK);
+	assert_int_equal(step(m, "h2", HV_EV_OK), HV_OK);
+	assert_int_equal(lease_break(m, "h2", "hvpeerd frozen"), HV_OK);
+	assert_int_equal(mem(m, "h2")->cycle, HV_PH_FAILED);
+	assert_true(hv_state_quarantined(m->s, D1));
+	assert_true(m->s->paused);
+	resume(m);
+	assert_null(hv_state_holder(m->s, "h1"));
+	assert_int_equal(mem(m, "h1")->cycle, HV_PH_WAIT_LEASE);
+}
+
 /* ---- the leader's gate (patchfsm/gate.c), on the same states ---------- */
 
 struct decision {
@@ -1016,6 +1035,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_break_mid_cycle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_break_tolerated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_break_canary, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_soak, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_retry_delay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_silent_precheck, setup, teardown),
