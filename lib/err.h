@@ -42,7 +42,8 @@
 	X(QUARANTINED, "patch is quarantined")           \
 	X(NOROLLOUT, "no rollout in progress")           \
 	X(NOTINMAINT, "host is not in maintenance")      \
-	X(READONLY, "read-only access")
+	X(READONLY, "read-only access")                  \
+	X(PHASE, "host is in another phase")
 
 enum {
 #define HV__ERR_ENUM(name, text) HV_##name,

@@ -7,8 +7,13 @@
  * would) and proposes. The callback gets the state machine's verdict.
  *
  * hv_node_fence(): a linearizable check that `name` holds the lease with
- * `token` and that the cluster is not paused: the leader runs a barrier,
- * so that its state machine holds every committed entry, then looks.
+ * `token`, that the cluster is not paused and, for a patch phase's side
+ * effect, that `name` is still in that phase: the leader runs a barrier,
+ * so that its state machine holds every committed entry, then looks. (A
+ * token stays the same for a whole cycle: a host whose own replica lags
+ * behind, after a restart, would otherwise redo the side effect of a phase
+ * that is over, a second reboot say.) A leader that predates the phase
+ * ignores it.
  */
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -16,6 +21,7 @@
 
 #include "../lib/err.h"
 #include "../lib/log.h"
+#include "../patchfsm/cycle.h"
 #include "node.h"
 
 struct hv_commit {
@@ -214,24 +220,32 @@ struct fence {
 	void *data;
 	char name[HV_NAME_MAX + 1];
 	uint64_t token;
+	int phase; /* -1: any */
 };
 
-static int fence_verdict(struct hv_node *n, const char *name, uint64_t token)
+static int fence_verdict(struct hv_node *n, const char *name, uint64_t token, int phase)
 {
 	const struct hv_holder *h = hv_state_holder(&n->state, name);
+	const struct hv_member *m;
 
 	if (h == NULL)
 		return HV_NOTHOLDER;
 	if (h->token != token)
 		return HV_BADTOKEN;
-	return n->state.paused ? HV_PAUSED : HV_OK;
+	if (n->state.paused)
+		return HV_PAUSED;
+	if (phase >= 0 &&
+	    ((m = hv_state_member(&n->state, name)) == NULL || m->cycle != phase))
+		return HV_PHASE;
+	return HV_OK;
 }
 
 static void fence_barrier(struct hv_node *n, void *data, int rc)
 {
 	struct fence *f = data;
 
-	f->cb(n, f->data, rc == HV_OK ? fence_verdict(n, f->name, f->token) : rc);
+	f->cb(n, f->data,
+	      rc == HV_OK ? fence_verdict(n, f->name, f->token, f->phase) : rc);
 	free(f);
 }
 
@@ -243,8 +257,8 @@ static void fence_answered(void *data, int status, struct json_object *resp)
 	free(f);
 }
 
-int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrier_cb cb,
-                  void *data)
+int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, int phase,
+                  hv_barrier_cb cb, void *data)
 {
 	struct fence *f = calloc(1, sizeof *f);
 	const char *leader;
@@ -257,6 +271,7 @@ int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrie
 	f->data = data;
 	snprintf(f->name, sizeof f->name, "%s", name);
 	f->token = token;
+	f->phase = phase;
 	if (hv_node_is_leader(n)) {
 		rv = hv_node_barrier(n, fence_barrier, f);
 	} else if ((leader = hv_node_leader_address(n, NULL)) == NULL) {
@@ -267,6 +282,9 @@ int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrie
 		json_object_object_add(req, "forwarded", json_object_new_boolean(1));
 		json_object_object_add(req, "name", json_object_new_string(name));
 		json_object_object_add(req, "token", json_object_new_uint64(token));
+		if (phase >= 0)
+			json_object_object_add(
+			    req, "phase", json_object_new_string(hv_phase_name(phase)));
 		rv = hv_rpc_call(&n->rpc, leader, req, n->cfg.rpc_timeout_ms,
 		                 fence_answered, f);
 		json_object_put(req);
@@ -286,7 +304,7 @@ static void fence_reply(struct hv_node *n, void *data, int rc)
 }
 
 void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
-                  uint64_t token)
+                  uint64_t token, int phase)
 {
 	int rv;
 
@@ -295,7 +313,7 @@ void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
 		    c, hv_rpc_error(HV_NOTLEADER, "fence: not the leader any more"));
 		return;
 	}
-	rv = hv_node_fence(n, name, token, fence_reply, c);
+	rv = hv_node_fence(n, name, token, phase, fence_reply, c);
 	if (rv != HV_OK)
 		hv_rpc_reply(c, hv_rpc_error(rv, "fence: %s", hv_strerror(rv)));
 }

@@ -35,6 +35,10 @@ int hv_job_query(struct hv_maint_job *j, hv_query_fn fn, void *arg);
 /* The fencing check with the job's token (hv_job_set_token). */
 int hv_job_fence(struct hv_maint_job *j);
 void hv_job_set_token(struct hv_maint_job *j, uint64_t token);
+/* A patch phase's job: the fencing check also wants the host still in that
+ * phase in the committed state (HV_PHASE otherwise: this replica lagged
+ * behind, e.g. after a restart, and the phase is over). */
+void hv_job_set_phase(struct hv_maint_job *j, int phase);
 /* A request to a peer's RPC (req not consumed); *resp is the answer, owned
  * by the caller (json_object_put), when HV_OK. */
 struct json_object;

@@ -68,6 +68,7 @@ struct hv_maint_job {
 
 	/* The worker's own state. */
 	uint64_t my_token;
+	int my_phase;        /* the fence wants the host in it; -1: any */
 	uv_mutex_t ask_lock; /* one request at a time from parallel movers */
 	uv_mutex_t msg_lock; /* the first failure's message is kept */
 	unsigned last_moves; /* moves of the last evacuation or return */
@@ -183,9 +184,9 @@ static void on_async(uv_async_t *a)
 		break;
 	case REQ_FENCE:
 		j->refs++;
-		rv = n->stopping
-		         ? HV_SHUTDOWN
-		         : hv_node_fence(n, n->cfg.name, j->my_token, fence_cb, j);
+		rv = n->stopping ? HV_SHUTDOWN
+		                 : hv_node_fence(n, n->cfg.name, j->my_token, j->my_phase,
+		                                 fence_cb, j);
 		if (rv != HV_OK) {
 			j->refs--;
 			request_done(j, rv, 0);
@@ -1074,6 +1075,7 @@ static int job_start(struct hv_node *n, hv_job_fn fn, void *arg, bool exit_op,
 	j->n = n;
 	j->fn = fn;
 	j->fn_arg = arg;
+	j->my_phase = -1;
 	j->exit_op = exit_op;
 	j->rebalance = rebalance;
 	j->conn = conn;
@@ -1151,6 +1153,11 @@ int hv_job_call(struct hv_maint_job *j, const char *address, struct json_object 
 void hv_job_set_token(struct hv_maint_job *j, uint64_t token)
 {
 	j->my_token = token;
+}
+
+void hv_job_set_phase(struct hv_maint_job *j, int phase)
+{
+	j->my_phase = phase;
 }
 
 int hv_job_result(struct hv_maint_job *j, char *msg, size_t len)

@@ -157,15 +157,16 @@ int hv_node_commit(struct hv_node *n, struct hv_cmd *cmd, hv_propose_cb cb, void
  * with stopping, all of them, HV_SHUTDOWN. Run after applies and on ticks. */
 void hv_node_commit_waits(struct hv_node *n, bool stopping);
 
-/* Linearizable fencing check: name holds the lease with token, and the
- * cluster is not paused. cb gets HV_OK or the reason. */
-int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, hv_barrier_cb cb,
-                  void *data);
+/* Linearizable fencing check: name holds the lease with token, the
+ * cluster is not paused, and (phase >= 0) name's patch cycle is in that
+ * phase. cb gets HV_OK or the reason. */
+int hv_node_fence(struct hv_node *n, const char *name, uint64_t token, int phase,
+                  hv_barrier_cb cb, void *data);
 
 /* The leader's side of "commit" and "fence" requests. */
 void hv_ops_commit(struct hv_node *n, struct hv_rpc_conn *c, const char *b64);
 void hv_ops_fence(struct hv_node *n, struct hv_rpc_conn *c, const char *name,
-                  uint64_t token);
+                  uint64_t token, int phase);
 
 /* `hvpeer bmc ACTION` on this host (node/bmcop.c); force: power off,
  * cycle, reset or soft even when the host serves guests. */

@@ -20,6 +20,7 @@
 
 #include "../lib/err.h"
 #include "../lib/log.h"
+#include "../patchfsm/cycle.h"
 #include "../migrate/placement.h"
 #include "access.h"
 #include "enroll.h"
@@ -904,12 +905,17 @@ void hv_ops_request(struct hv_rpc *rpc, struct hv_rpc_conn *c, struct json_objec
 			hv_ops_commit(n, c, b64 != NULL ? b64 : "");
 	} else if (!strcmp(op, "fence")) {
 		const char *name = hv_json_str(req, "name");
+		const char *phase = hv_json_str(req, "phase");
 		uint64_t token = 0;
+		int ph = phase != NULL ? hv_phase_parse(phase) : -1;
 		if (name == NULL || !hv_json_uint(req, "token", &token))
 			hv_rpc_reply(
 			    c, hv_rpc_error(HV_INVAL, "fence: needs name and token"));
+		else if (phase != NULL && ph < 0)
+			hv_rpc_reply(c, hv_rpc_error(HV_INVAL,
+			                             "fence: unknown phase '%s'", phase));
 		else
-			hv_ops_fence(n, c, name, token);
+			hv_ops_fence(n, c, name, token, ph);
 	} else if (!peer->local && !forwarded) {
 		/* Peers only forward; operators use the control socket. */
 		hv_rpc_reply(

@@ -867,9 +867,12 @@ static void q_turn_fn(struct hv_node *n, void *arg)
  * (HV_PAUSED: the phase is not committed). */
 static int fence_hooks(struct hv_maint_job *j, char *why, size_t len)
 {
-	if (hv_job_fence(j) != HV_OK)
+	int rc = hv_job_fence(j);
+
+	if (rc != HV_OK)
 		return hv_errf(why, len, HV_PAUSED,
-		               "this host's lease token is not current");
+		               "the fencing check refused the hooks: %s",
+		               hv_strerror(rc));
 	return HV_OK;
 }
 
@@ -1487,6 +1490,7 @@ static void phase_job(struct hv_maint_job *j, void *arg)
 	int rc = HV_OK;
 
 	hv_job_set_token(j, p->token);
+	hv_job_set_phase(j, p->phase);
 	p->event = -1;
 	switch (p->phase) {
 	case HV_PH_PRECHECK:
