@@ -91,6 +91,9 @@
 #define MAX_SAME_TIME_STEPS 2000ul /* steps at one virtual instant */
 #define INJECT_SEEDS 200ull        /* --inject-bug's default range: 1-200 */
 #define TICK_MS 200ull             /* node/node.c TICK_MS: the policy tick */
+#define BOOT_TIMEOUT_MS 25000ull   /* boot-timeout: the leader's watchdog */
+#define WATCHDOG_CYCLES 2u         /* watchdog-cycles */
+#define HANG_CLEARS 700u           /* per mille: a power cycle ends a hang */
 
 /* ---- the world ------------------------------------------------------------ */
 
@@ -109,8 +112,11 @@ struct host {
 	bool down;        /* its hvpeerd is not running (crash or reboot) */
 	uint64_t up_at;   /* when it comes back */
 	bool rebooting;   /* down because of a reboot: boots on up_at */
+	bool hung;        /* a reboot that does not come back by itself */
+	bool bmc;         /* it has one: the leader's watchdog can power-cycle it */
 	bool frozen;      /* SIGSTOPped */
 	uint64_t thaw_at; /* when it resumes */
+	uint64_t frozen_at;
 	uint32_t mem_cap;
 	/* boot banks (persistent) */
 	char active[HV_VERSION_MAX + 1]; /* marked good */
@@ -157,7 +163,8 @@ struct world {
 	bool loss[MAX_HOSTS][MAX_HOSTS];
 	uint64_t loss_until;
 	uint64_t op_pause_until;
-	unsigned p_migfail, p_rebootfail, p_bootold, p_precheckfail; /* per mille */
+	unsigned p_migfail, p_rebootfail, p_bootold, p_precheckfail,
+	    p_hang; /* per mille */
 
 	/* checks */
 	uint64_t *digest; /* per index: what was applied there (0: nothing) */
@@ -173,6 +180,15 @@ struct world {
 	/* the leader's policy tick */
 	uint64_t gate_next, gate_until;
 	struct req *gate_req;
+	/* the leader's watchdog (node/watchdog.c) */
+	uint64_t wd_next, wd_until;
+	struct req *wd_req;
+	unsigned wd_host;
+	int wd_event;
+	uint64_t wd_token;
+	bool wd_acted;
+	unsigned long n_hangs, n_power_cycles, n_gave_up, n_breaks;
+	bool impatient; /* the operator breaks the lease of a frozen holder */
 	/* the rollout policies the seed picked (setup) */
 	char canary[16]; /* "", "auto" or a host's name */
 	uint64_t soak_ms, retry_delay_ms;
@@ -539,10 +555,14 @@ static void check_step(struct world *w)
 	}
 }
 
-/* Every side effect goes through here with the token it is done under. */
-static void effect(struct world *w, unsigned hi, uint64_t token, const char *what)
+/* Every side effect goes through here with the token it is done under,
+ * and the patch phase it is done for (HV_PH_IDLE: none, maintenance by
+ * hand): that phase must be the host's committed one. */
+static void effect(struct world *w, unsigned hi, uint64_t token, int phase,
+                   const char *what)
 {
 	const struct hv_state *t = truth(w);
+	const struct hv_member *m = hv_state_member((struct hv_state *)t, w->h[hi].name);
 
 	w->effects++;
 	if (hv_state_fenced(t, w->h[hi].name, token) != HV_OK) {
@@ -554,6 +574,11 @@ static void effect(struct world *w, unsigned hi, uint64_t token, const char *wha
 		w->stale_effects++;
 		violation(w, "%s: %s while the cluster is paused (%s)", w->h[hi].name,
 		          what, t->pause_reason);
+	} else if (phase > HV_PH_IDLE && (m == NULL || m->cycle != phase)) {
+		w->stale_effects++;
+		violation(w, "%s: %s for the phase %s, which is over (now %s)",
+		          w->h[hi].name, what, hv_phase_name(phase),
+		          m ? hv_phase_name(m->cycle) : "?");
 	}
 }
 
@@ -694,6 +719,7 @@ static void world_tick(struct world *w)
 		if (w->h[i].down || w->h[i].frozen)
 			break;
 		w->h[i].frozen = true;
+		w->h[i].frozen_at = t;
 		w->h[i].thaw_at = t + 200 + below(w, 5000);
 		trace(w, "%s freezes", w->h[i].name);
 		links_apply(w);
@@ -713,6 +739,8 @@ static void world_tick(struct world *w)
 	}
 }
 
+static void watchdog_act(struct world *w);
+
 static void step(struct world *w)
 {
 	raft_fixture_step(&w->f);
@@ -726,6 +754,7 @@ static void step(struct world *w)
 		          w->same_time_steps, (unsigned long long)w->last_time);
 	}
 	check_step(w);
+	watchdog_act(w);
 	world_tick(w);
 }
 
@@ -769,6 +798,17 @@ static void req_barrier_cb(struct raft_barrier *b, int status)
 	}
 	q->done = true;
 	q->status = status;
+}
+
+/* Done with q: freed now, or by its callback when it comes. */
+static void req_drop(struct req *q)
+{
+	if (q == NULL)
+		return;
+	if (q->done)
+		free(q);
+	else
+		q->abandoned = true; /* its callback frees it */
 }
 
 static bool linked(struct world *w, unsigned i, unsigned j)
@@ -896,8 +936,10 @@ static int commit(struct world *w, unsigned i, unsigned gen, struct hv_cmd *c,
 }
 
 /* The fencing check (node/commit.c): a barrier on the leader, then does
- * name hold the lease with this token, and is the cluster not paused? */
-static int fence_once(struct world *w, unsigned i, unsigned gen, uint64_t token)
+ * name hold the lease with this token, is the cluster not paused, and (a
+ * patch phase's job) is name still in that phase? */
+static int fence_once(struct world *w, unsigned i, unsigned gen, uint64_t token,
+                      int phase)
 {
 	unsigned l = leader_for(w, i);
 	struct req *q;
@@ -924,17 +966,22 @@ static int fence_once(struct world *w, unsigned i, unsigned gen, uint64_t token)
 	rc = hv_state_fenced(w->st[l], w->h[i].name, token);
 	if (rc == HV_OK && w->st[l]->paused)
 		rc = HV_PAUSED;
+	if (rc == HV_OK && phase > HV_PH_IDLE) {
+		const struct hv_member *m = hv_state_member(w->st[l], w->h[i].name);
+		if (m == NULL || m->cycle != phase)
+			rc = HV_PHASE;
+	}
 	return rc;
 }
 
-static int fence(struct world *w, unsigned i, unsigned gen, uint64_t token)
+static int fence(struct world *w, unsigned i, unsigned gen, uint64_t token, int phase)
 {
 	int rc = HV_NOQUORUM;
 
 	if (w->inject)
 		return HV_OK; /* the bug the self-test plants */
 	for (int attempt = 0; attempt < 40 && alive_as(w, i, gen); attempt++) {
-		rc = fence_once(w, i, gen, token);
+		rc = fence_once(w, i, gen, token, phase);
 		if (!transient(rc))
 			break;
 		nap(w, i, gen, 250);
@@ -1011,6 +1058,10 @@ static void report_tick(struct world *w, unsigned i)
 	snprintf(c.name, sizeof c.name, "%s", h->name);
 	snprintf(c.phase, sizeof c.phase, "idle");
 	snprintf(c.version, sizeof c.version, "%s", h->booted);
+	if (h->bmc) {
+		snprintf(c.bmc, sizeof c.bmc, "ipmi");
+		snprintf(c.bmc_address, sizeof c.bmc_address, "10.0.1.%u:623", i + 1);
+	}
 	post(w, i, &c);
 	inventory_cmd(w, i, &c);
 	post(w, i, &c);
@@ -1029,7 +1080,7 @@ static uint32_t mem_used(struct world *w, unsigned i)
 }
 
 /* A live migration: atomic, or it fails and the guest stays. */
-static int migrate(struct world *w, unsigned i, uint64_t token,
+static int migrate(struct world *w, unsigned i, uint64_t token, int phase,
                    const struct hv_cmd_move *mv, char *err, size_t len)
 {
 	unsigned g = vm_of(w, mv->guest), s = host_of(w, mv->source),
@@ -1041,7 +1092,7 @@ static int migrate(struct world *w, unsigned i, uint64_t token,
 	}
 	if (!w->runs[s][g] && w->runs[d][g])
 		return HV_OK; /* it moved before a restart (already_moved) */
-	effect(w, i, token, "live migration");
+	effect(w, i, token, phase, "live migration");
 	if (!w->runs[s][g]) {
 		snprintf(err, len, "domain %s not found on %s", mv->guest, mv->source);
 		return HV_IO;
@@ -1217,7 +1268,7 @@ static int record(struct world *w, struct job *j, const struct hv_cmd_move *mv,
 static int run_move(struct world *w, struct job *j, struct hv_cmd_move mv, bool retry)
 {
 	char err[256] = "";
-	int rc = fence(w, j->i, j->gen, j->token), out;
+	int rc = fence(w, j->i, j->gen, j->token, j->phase), out;
 
 	if (rc != HV_OK) {
 		trace(w, "%s: fence before moving %s: %s", w->h[j->i].name, mv.guest,
@@ -1225,7 +1276,7 @@ static int run_move(struct world *w, struct job *j, struct hv_cmd_move mv, bool 
 		return jfail(j, rc, "stopped before moving %s: %s", mv.guest,
 		             hv_strerror(rc));
 	}
-	out = migrate(w, j->i, j->token, &mv, err, sizeof err);
+	out = migrate(w, j->i, j->token, j->phase, &mv, err, sizeof err);
 	if (out != HV_OK)
 		trace(w, "%s: moving %s to %s failed: %s", w->h[j->i].name, mv.guest,
 		      mv.target, err);
@@ -1405,14 +1456,22 @@ static int reboot_step(struct world *w, struct job *j, bool rollback)
 		}
 		return HV_EXISTS;
 	}
-	if (fence(w, j->i, j->gen, j->token) != HV_OK)
+	/* A power cycle may have done the reboot already: the banks know. */
+	if (rollback ? !h->booted_trial && strcmp(h->booted, j->version) != 0
+	             : h->booted_trial && strcmp(h->booted, j->version) == 0) {
+		snprintf(j->booted, sizeof j->booted, "%s", h->booted);
+		j->event = rollback ? HV_EV_BOOTED_OLD : HV_EV_BOOTED_NEW;
+		reasonf(j, "booted %s (after a power cycle)", h->booted);
+		return HV_OK;
+	}
+	if (fence(w, j->i, j->gen, j->token, j->phase) != HV_OK)
 		return HV_PAUSED;
 	h->mk = true;
 	h->mk_phase = j->phase;
 	h->mk_rollout = j->rollout;
 	h->mk_boot = h->boot_id;
 	h->mk_since = raft_fixture_time(&w->f);
-	effect(w, j->i, j->token, "reboot");
+	effect(w, j->i, j->token, j->phase, "reboot");
 	if (w->faults && chance(w, w->p_rebootfail)) {
 		trace(w, "%s: the reboot command does nothing (injected)", h->name);
 		return HV_EXISTS;
@@ -1425,6 +1484,12 @@ static int reboot_step(struct world *w, struct job *j, bool rollback)
 		}
 	trace(w, "%s reboots", h->name);
 	host_down(w, j->i, 1000 + below(w, 6000), true);
+	if (w->faults && chance(w, w->p_hang)) {
+		h->hung = true;
+		h->up_at = UINT64_MAX;
+		w->n_hangs++;
+		trace(w, "%s hangs in its reboot (injected)", h->name);
+	}
 	return HV_EXISTS;
 }
 
@@ -1471,11 +1536,11 @@ static void phase_job(struct world *w, struct job *j)
 		j->event = HV_EV_OK;
 		break;
 	case HV_PH_APPLY:
-		if (fence(w, j->i, j->gen, j->token) != HV_OK) {
+		if (fence(w, j->i, j->gen, j->token, j->phase) != HV_OK) {
 			rc = HV_PAUSED;
 			break;
 		}
-		effect(w, j->i, j->token, "boot bank write");
+		effect(w, j->i, j->token, j->phase, "boot bank write");
 		memcpy(h->trial, j->version, sizeof h->trial);
 		h->trial_next = true;
 		j->event = HV_EV_OK;
@@ -1489,9 +1554,9 @@ static void phase_job(struct world *w, struct job *j)
 			reasonf(j, "validate: booted %s, not %s", h->booted, j->version);
 		break;
 	case HV_PH_EXIT_MAINT:
-		if ((rc = fence(w, j->i, j->gen, j->token)) != HV_OK)
+		if ((rc = fence(w, j->i, j->gen, j->token, j->phase)) != HV_OK)
 			break;
-		effect(w, j->i, j->token, "mark good");
+		effect(w, j->i, j->token, j->phase, "mark good");
 		if (h->booted_trial) {
 			memcpy(h->active, h->booted, sizeof h->active);
 			h->booted_trial = false;
@@ -1505,11 +1570,11 @@ static void phase_job(struct world *w, struct job *j)
 			rc = reboot_step(w, j, true);
 			break;
 		}
-		if (fence(w, j->i, j->gen, j->token) != HV_OK) {
+		if (fence(w, j->i, j->gen, j->token, j->phase) != HV_OK) {
 			rc = HV_PAUSED;
 			break;
 		}
-		effect(w, j->i, j->token, "rollback");
+		effect(w, j->i, j->token, j->phase, "rollback");
 		h->trial_next = false;
 		if (h->booted_trial) {
 			rc = reboot_step(w, j, true);
@@ -1613,10 +1678,7 @@ static void leader_tick(struct world *w)
 	if (w->gate_req != NULL) {
 		if (!w->gate_req->done && t < w->gate_until)
 			return;
-		if (w->gate_req->done)
-			free(w->gate_req);
-		else
-			w->gate_req->abandoned = true; /* its callback frees it */
+		req_drop(w->gate_req);
 		w->gate_req = NULL;
 	}
 	if (t < w->gate_next)
@@ -1635,6 +1697,113 @@ static void leader_tick(struct world *w)
 		w->gate_until = t + 3000;
 	}
 	free(c);
+}
+
+/* ---- the leader's watchdog (node/watchdog.c) ------------------------------- */
+
+/* node/watchdog.c hv_watchdog_tick, every TICK_MS on the leader, one
+ * command in flight (wd_busy): what hv_rollout_watchdog_due says is due
+ * for a holder that has not come back from its reboot, committed first; a
+ * power cycle is done once it is (watchdog_act). */
+static void watchdog_tick(struct world *w)
+{
+	unsigned l = raft_fixture_leader_index(&w->f);
+	uint64_t t = raft_fixture_time(&w->f), token = 0;
+	const struct hv_member *m = NULL;
+	struct hv_cmd c;
+	int due;
+
+	if (w->wd_req != NULL) {
+		if (!w->wd_req->done && t < w->wd_until)
+			return;
+		req_drop(w->wd_req);
+		w->wd_req = NULL;
+	}
+	if (t < w->wd_next)
+		return;
+	w->wd_next = t + TICK_MS;
+	if (l >= w->n || w->h[l].down || w->h[l].frozen)
+		return;
+	due = hv_rollout_watchdog_due(w->st[l], now_ms(w), BOOT_TIMEOUT_MS,
+	                              WATCHDOG_CYCLES, &m, &token);
+	if (due == 0 || host_of(w, m->name) == MAX_HOSTS)
+		return;
+	memset(&c, 0, sizeof c);
+	c.type = HV_CMD_PATCH_WATCHDOG;
+	c.event = due;
+	c.token = token;
+	c.id = w->st[l]->rollout.id;
+	snprintf(c.name, sizeof c.name, "%s", m->name);
+	snprintf(c.phase, sizeof c.phase, "%s", hv_phase_name(m->cycle));
+	snprintf(c.by, sizeof c.by, "%s", w->h[l].name);
+	if (due == HV_WD_CYCLE)
+		snprintf(c.reason, sizeof c.reason, "not back %llu s after %s",
+		         (unsigned long long)(BOOT_TIMEOUT_MS / 1000),
+		         m->wd_cycles ? "a power cycle" : "it began to reboot");
+	else
+		snprintf(c.reason, sizeof c.reason,
+		         "%s has not come back%s: check it by hand", m->name,
+		         m->bmc[0] != '\0' ? " after its power cycles" : ", no BMC");
+	trace(w, "leader %s: watchdog %s: %s", w->h[l].name, c.name, c.reason);
+	w->wd_host = host_of(w, m->name);
+	w->wd_event = due;
+	w->wd_token = token;
+	w->wd_acted = false;
+	w->wd_req = send_cmd(w, l, &c, false);
+	w->wd_until = t + 3000;
+}
+
+/* Right after the step in which the leader applied a committed power
+ * cycle: the BMC does it, fenced by the token in that entry. A host that
+ * hangs comes back (most times); one on its way up starts over; one that
+ * was up (it came back, but could not say so yet) reboots, and its
+ * one-shot trial bank is spent. */
+static void watchdog_act(struct world *w)
+{
+	struct req *q = w->wd_req;
+	struct host *h;
+	uint64_t t = raft_fixture_time(&w->f);
+	const struct hv_member *m;
+
+	if (q == NULL || !q->done || w->wd_acted)
+		return;
+	w->wd_acted = true;
+	if (q->status != 0 || q->code != HV_OK)
+		return;
+	if (w->wd_event == HV_WD_GAVE_UP) {
+		w->n_gave_up++;
+		return;
+	}
+	h = &w->h[w->wd_host];
+	m = hv_state_member((struct hv_state *)truth(w), h->name);
+	if (m == NULL || (m->cycle != HV_PH_REBOOT && m->cycle != HV_PH_ROLLBACK))
+		violation(w, "watchdog: power cycle of %s in phase %s", h->name,
+		          m ? hv_phase_name(m->cycle) : "?");
+	effect(w, w->wd_host, w->wd_token, m != NULL ? m->cycle : HV_PH_IDLE,
+	       "power cycle");
+	w->n_power_cycles++;
+	if (!h->bmc)
+		violation(w, "watchdog: power cycle of %s, which has no BMC", h->name);
+	if (!h->down) {
+		for (unsigned g = 0; g < w->n_vms; g++)
+			if (w->runs[w->wd_host][g]) {
+				violation(w,
+				          "%s is power-cycled with guest %s on it: lost",
+				          h->name, w->vms[g].name);
+				w->runs[w->wd_host][g] = false;
+			}
+		trace(w, "%s is power-cycled while up", h->name);
+		host_down(w, w->wd_host, 1000 + below(w, 4000), true);
+		return;
+	}
+	h->rebooting = true;
+	if (h->hung && !chance(w, HANG_CLEARS)) {
+		trace(w, "%s is power-cycled and still hangs", h->name);
+		return;
+	}
+	h->hung = false;
+	h->up_at = t + 1000 + below(w, 4000);
+	trace(w, "%s is power-cycled: up at %llu", h->name, (unsigned long long)h->up_at);
 }
 
 /* ---- the operator ---------------------------------------------------------- */
@@ -1678,6 +1847,45 @@ static void submit(struct world *w)
 	}
 }
 
+/* An impatient operator (some worlds): a lease holder whose hvpeerd has
+ * been frozen (SIGSTOP) for a second, before its reboot, loses its lease:
+ * `hvpeer lease break --force HOST`. It stays frozen until the break is
+ * committed; then its job goes on with a token that is no longer its
+ * grant, and every fence must refuse it (the fencing invariant). */
+static void break_frozen(struct world *w)
+{
+	const struct hv_state *s = truth(w);
+	uint64_t t = raft_fixture_time(&w->f);
+
+	for (unsigned k = 0; k < s->n_holders; k++) {
+		const struct hv_member *m =
+		    hv_state_member((struct hv_state *)s, s->holders[k].name);
+		unsigned i = host_of(w, s->holders[k].name);
+		struct host *h = &w->h[i % MAX_HOSTS];
+		struct hv_cmd c;
+		int rc;
+		if (i == MAX_HOSTS || m == NULL || !h->frozen ||
+		    t < h->frozen_at + 1000 || m->cycle < HV_PH_PRECHECK ||
+		    m->cycle > HV_PH_APPLY)
+			continue;
+		if (h->thaw_at < t + 60000)
+			h->thaw_at = t + 60000; /* thawed below */
+		memset(&c, 0, sizeof c);
+		c.type = HV_CMD_LEASE_BREAK;
+		snprintf(c.name, sizeof c.name, "%s", h->name);
+		snprintf(c.by, sizeof c.by, "root@%s", w->h[(i + 1) % w->n].name);
+		snprintf(c.reason, sizeof c.reason, "hvpeerd on %s does not answer",
+		         h->name);
+		rc = op_commit(w, &c);
+		trace(w, "operator: lease break --force %s (frozen, %s, token %llu): %s",
+		      h->name, hv_phase_name(m->cycle),
+		      (unsigned long long)s->holders[k].token, hv_errname(rc));
+		w->n_breaks += rc == HV_OK;
+		h->thaw_at = raft_fixture_time(&w->f) + 1;
+		return;
+	}
+}
+
 /* docs/operations.md section 5: look, resume, take a failed host out of
  * maintenance (its guests come back, its lease is released), and submit
  * again (a fixed bundle when the patch was quarantined). */
@@ -1687,6 +1895,16 @@ static void operator(struct world *w)
 	struct hv_cmd c;
 	bool all = true;
 
+	for (unsigned i = 0; i < w->n && s->paused; i++)
+		if (w->h[i].hung) {
+			/* the line stopped (the watchdog gave up, or
+			 * something else): the operator looks, and powers a
+			 * host that hangs on by hand; else the watchdog acts */
+			w->h[i].hung = false;
+			w->h[i].up_at = raft_fixture_time(&w->f) + 1000;
+			trace(w, "operator: powers %s on by hand", w->h[i].name);
+			return;
+		}
 	for (unsigned i = 0; i < w->n; i++)
 		if (w->h[i].down || w->h[i].frozen)
 			return; /* wait for the hosts */
@@ -1782,12 +2000,8 @@ static bool converged(struct world *w)
 
 static void world_free(struct world *w)
 {
-	if (w->gate_req != NULL) {
-		if (w->gate_req->done)
-			free(w->gate_req);
-		else
-			w->gate_req->abandoned = true;
-	}
+	req_drop(w->gate_req);
+	req_drop(w->wd_req);
 	raft_fixture_close(&w->f);
 	for (unsigned i = 0; i < w->n; i++)
 		free(w->st[i]);
@@ -1848,6 +2062,8 @@ static void setup(struct world *w)
 	w->p_rebootfail = below(w, 3) * 60;
 	w->p_bootold = below(w, 3) * 40;
 	w->p_precheckfail = below(w, 3) * 150;
+	w->p_hang = below(w, 3) * 150;
+	w->impatient = chance(w, 300);
 	if (chance(w, 300)) {
 		if (chance(w, 500))
 			snprintf(w->canary, sizeof w->canary, "auto");
@@ -1885,6 +2101,7 @@ static void setup(struct world *w)
 		snprintf(h->booted, sizeof h->booted, "1.0");
 		h->mem_cap = 8192;
 		h->last_phase = -1;
+		h->bmc = !chance(w, 150);
 	}
 	w->n_vms = w->n * (1 + below(w, 3));
 	for (unsigned g = 0; g < w->n_vms; g++) {
@@ -1975,6 +2192,7 @@ static void setup(struct world *w)
 /* What the policies did, over every seed run (the summary line). */
 static struct {
 	unsigned long gated, retries, tolerated, soaked;
+	unsigned long hangs, power_cycles, gave_up, breaks;
 } policy_totals;
 
 /* 0: converged with every check held; 1: a violation (w->violation); 2: the
@@ -2006,6 +2224,9 @@ static int run_seed(uint64_t seed, bool verbose, bool inject, bool quiet,
 			kick(w, (first + k) % w->n);
 		}
 		leader_tick(w);
+		watchdog_tick(w);
+		if (w->faults && w->impatient)
+			break_frozen(w);
 		if (w->faults && chance(w, 2) && w->op_pause_until == 0) {
 			struct hv_cmd c = {.type = HV_CMD_PAUSE};
 			snprintf(c.by, sizeof c.by, "root@%s", w->h[0].name);
@@ -2065,6 +2286,10 @@ static int run_seed(uint64_t seed, bool verbose, bool inject, bool quiet,
 	policy_totals.retries += w->n_retries;
 	policy_totals.tolerated += w->n_tolerated;
 	policy_totals.soaked += w->n_soaked;
+	policy_totals.hangs += w->n_hangs;
+	policy_totals.power_cycles += w->n_power_cycles;
+	policy_totals.gave_up += w->n_gave_up;
+	policy_totals.breaks += w->n_breaks;
 	world_free(w);
 	free(w);
 	return rv;
@@ -2180,6 +2405,10 @@ int main(int argc, char **argv)
 	       "retries, %lu failures the line went on after, %lu canaries soaked\n",
 	       policy_totals.gated, policy_totals.retries, policy_totals.tolerated,
 	       policy_totals.soaked);
+	printf("# watchdog: %lu reboots hung, %lu power cycles, %lu times it gave up; "
+	       "%lu leases of frozen holders broken by the operator\n",
+	       policy_totals.hangs, policy_totals.power_cycles, policy_totals.gave_up,
+	       policy_totals.breaks);
 	if (failed)
 		printf(
 		    "# first failed seed: %llu; reproduce: tests/sim/test_world --seed "
