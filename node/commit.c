@@ -31,7 +31,7 @@ struct hv_commit {
 	char name[HV_NAME_MAX + 1];
 	uint64_t token;
 	/* committed by the leader, waiting for this node's apply */
-	uint64_t index, deadline_ms;
+	uint64_t index, deadline_ms; /* deadline: monotonic */
 	struct hv_commit *next;
 };
 
@@ -66,7 +66,7 @@ static void commit_answered(void *data, int status, struct json_object *resp)
 	if (rc == HV_OK && !n->stopping && c->index > n->state.last_index) {
 		/* The leader applied it, this node not yet: a caller that
 		 * reads the state next must find its own write there. */
-		c->deadline_ms = hv_now_ms() + n->cfg.rpc_timeout_ms;
+		c->deadline_ms = hv_mono_ms() + n->cfg.rpc_timeout_ms;
 		c->next = n->commit_waits;
 		n->commit_waits = c;
 		return;
@@ -77,7 +77,7 @@ static void commit_answered(void *data, int status, struct json_object *resp)
 
 void hv_node_commit_waits(struct hv_node *n, bool stopping)
 {
-	uint64_t now = hv_now_ms();
+	uint64_t now = hv_mono_ms();
 	struct hv_commit **pp = &n->commit_waits, *c;
 
 	while ((c = *pp) != NULL) {

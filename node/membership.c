@@ -262,7 +262,7 @@ static bool server_up(struct hv_node *n, raft_id id, uint64_t now)
 static bool balance_roles(struct hv_node *n)
 {
 	const struct raft_configuration *conf = &n->raft.configuration;
-	uint64_t now = hv_now_ms();
+	uint64_t now = hv_node_lead_now_ms(n);
 	unsigned voters = 0, up = 0;
 
 	for (unsigned i = 0; i < conf->n; i++)

@@ -50,6 +50,28 @@ uint64_t hv_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t hv_node_lead_now_ms(struct hv_node *n)
+{
+	uint64_t wall = hv_now_ms(), mono = hv_mono_ms(), cap;
+	uint64_t term = raft_current_term(&n->raft);
+
+	if (n->lead_term != term) {
+		n->lead_term = term;
+		n->lead_wall0 = wall;
+		n->lead_mono0 = mono;
+		n->lead_jumped = false;
+	}
+	cap = n->lead_wall0 + (mono - n->lead_mono0);
+	if (wall > cap + 1000 && !n->lead_jumped)
+		hv_warn("the wall clock jumped %llu s ahead of the monotonic clock since "
+		        "term %llu began: deadlines judged here (soak, retry, window, "
+		        "watchdog) keep the monotonic count until the next term",
+		        (unsigned long long)((wall - cap) / 1000),
+		        (unsigned long long)term);
+	n->lead_jumped = wall > cap + 1000;
+	return wall < cap ? wall : cap;
+}
+
 /* ---- identity ------------------------------------------------------------ */
 
 /* data_dir/node.id holds "id name joined". Returns 1 when read, 0 when
@@ -725,7 +747,7 @@ static void hint_end(struct hv_node *n)
 static void hint_check(uv_check_t *h)
 {
 	struct hv_node *n = h->data;
-	uint64_t since = hv_now_ms() - n->hint_since_ms;
+	uint64_t since = hv_mono_ms() - n->hint_since_ms;
 	int state = raft_state(&n->raft);
 	const char *address;
 	raft_id lid = 0;
@@ -758,7 +780,7 @@ static void on_peer_gone(void *data, raft_id id)
 	         (unsigned long long)id, n->cfg.heartbeat_timeout_ms);
 	n->hint_on = true;
 	n->hint_leader = id;
-	n->hint_since_ms = hv_now_ms();
+	n->hint_since_ms = hv_mono_ms();
 	raft_set_election_timeout(&n->raft, n->cfg.heartbeat_timeout_ms);
 	uv_check_start(&n->hint, hint_check);
 }

@@ -90,7 +90,10 @@ struct hv_node {
 	uv_check_t hint;
 	bool hint_on;
 	raft_id hint_leader;
-	uint64_t hint_since_ms;
+	uint64_t hint_since_ms; /* monotonic */
+	/* hv_node_lead_now_ms: the clocks when the term began */
+	uint64_t lead_term, lead_wall0, lead_mono0;
+	bool lead_jumped;
 
 	bool stopping;
 	int closing;
@@ -113,6 +116,13 @@ void hv_node_stop(struct hv_node *n, hv_node_stop_cb cb);
 uint64_t hv_now_ms(void);
 /* Monotonic clock in ms: for this process's own deadlines. */
 uint64_t hv_mono_ms(void);
+/* The leader's clock for what it judges against the committed times (the
+ * rollout gate, the watchdog, voters gone silent): the wall clock, but never
+ * ahead of the wall clock it had when its term began carried on by the
+ * monotonic clock. A jump forward while it leads brings no deadline closer
+ * (no soak ended, window opened or power cycle due early); a jump back
+ * delays them, the safe side. Logged once per jump. */
+uint64_t hv_node_lead_now_ms(struct hv_node *n);
 
 /* mkdir -p, new directories with mode. Returns 0, or -1 with errno. */
 int hv_mkdir_p(const char *dir, mode_t mode);

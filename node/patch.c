@@ -224,7 +224,7 @@ static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
 	char out[512] = "";
 	size_t got = 0;
 	int status = 0;
-	uint64_t deadline = hv_now_ms() + (uint64_t)timeout_s * 1000;
+	uint64_t deadline = hv_mono_ms() + (uint64_t)timeout_s * 1000; /* no jumps */
 
 	if (pipe(fds) != 0) {
 		snprintf(err, errlen, "%s: pipe: %s", what, strerror(errno));
@@ -281,7 +281,7 @@ static int run_hook(const char *what, const char *cmdline, unsigned timeout_s,
 		out[got] = '\0';
 		if (w == pid)
 			break;
-		if (hv_now_ms() > deadline) {
+		if (hv_mono_ms() > deadline) {
 			kill(-pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			close(fds[0]);

@@ -169,8 +169,8 @@ void hv_policy_tick(struct hv_node *n)
 
 	if (n->gate_busy || n->stopping || !hv_node_is_leader(n))
 		return;
-	switch (hv_gate_decide(&n->state, hv_now_ms(), hv_node_stale_ms(n), &cmd, why,
-	                       sizeof why)) {
+	switch (hv_gate_decide(&n->state, hv_node_lead_now_ms(n), hv_node_stale_ms(n),
+	                       &cmd, why, sizeof why)) {
 	case HV_GATE_WAIT:
 		waiting(n, "%s", why);
 		return;

@@ -246,7 +246,7 @@ void hv_watchdog_tick(struct hv_node *n)
 {
 	const struct hv_config *cfg = &n->cfg;
 	const struct hv_member *m = NULL;
-	uint64_t now = hv_now_ms(), token = 0;
+	uint64_t now = hv_node_lead_now_ms(n), token = 0;
 	struct wd_work *w;
 	int due;
 
