@@ -32,7 +32,12 @@
 #      stages: the line stops with the reason, h2 keeps its phase and lease,
 #      nothing reaches its boot bank, the patch is not quarantined; space
 #      freed and resumed (operations guide, section 5), the rollout ends
-#      with every host on 1.2.0.
+#      with every host on 1.2.0;
+#   rollout 1.3.0, a canary and a 40 s soak:
+#   7. leader-clock-jump: once the canary is done, the leader's wall clock
+#      jumps an hour ahead: the soak is not cut short (no host is let go
+#      before it ends; the leader logs the jump), and with the clock back
+#      the rollout ends with every host on 1.3.0.
 # Output: "ok N - ..." lines, "# verdict: ..." lines, then "N passed, M
 # failed". Exit 77 when it cannot run here (not root, lab packages or
 # libfaketime missing, a lab already up).
@@ -125,8 +130,9 @@ check "hvpeerd runs under libfaketime on every host" faked
 
 "$HVPEER_BUILDDIR/hvpeer" bundle keygen "$T/ops.key" >/dev/null && cp "$T/ops.key.pub" "$LAB/keys/ops.pub"
 echo "kernel and userland" >"$T/os.img"
-signed_bundle "$T/ops.key" 1.1.0 "$T/os-1.1.0.tar" "$T/os.img" && signed_bundle "$T/ops.key" 1.2.0 "$T/os-1.2.0.tar" "$T/os.img"
-check "bundles 1.1.0 and 1.2.0 made and signed" test -s "$T/os-1.2.0.tar"
+signed_bundle "$T/ops.key" 1.1.0 "$T/os-1.1.0.tar" "$T/os.img" && signed_bundle "$T/ops.key" 1.2.0 "$T/os-1.2.0.tar" "$T/os.img" &&
+	signed_bundle "$T/ops.key" 1.3.0 "$T/os-1.3.0.tar" "$T/os.img"
+check "bundles 1.1.0, 1.2.0 and 1.3.0 made and signed" test -s "$T/os-1.3.0.tar"
 lab guest add h1 --name web1 --mem 96 >/dev/null && lab guest add h2 --name db1 --mem 96 >/dev/null
 check "two guests boot: web1 on h1, db1 on h2" wait_for 30 guests_reported "['db1', 'web1']"
 if make_leader h1; then ok "h1 leads the cluster"; else nok "h1 leads the cluster" "the leader is $(leader)"; fi
@@ -347,9 +353,42 @@ check "nothing reached h2's boot banks" test "$("$HVPEER_BUILDDIR/hvpeer" bootba
 in_host h2 umount "$S2" || nok "h2's staging dir freed"
 out=$(hv h1 resume 2>&1) || nok "resume" "$out"
 if wait_for 150 rollout_over; then ok "space freed and resumed: the rollout of 1.2.0 finished"; else nok "the rollout of 1.2.0 finished" "$(hv h1 patch status 2>&1 | tail -n 5)"; fi
-inv_stop
 invariants_check --version 1.2.0 --guests "web1 db1"
 echo "#   ($(elapsed "$t0") s)"
 verdict disk-full-staging
+
+# ---- 7. the leader's wall clock jumps during the canary's soak -----------------------
+scenario leader-clock-jump
+t0=$(date +%s)
+L=$(leader)
+C=h1
+[ "$L" = h1 ] && C=h2
+out=$(hv h1 policy set canary "$C" 2>&1) && out=$(hv h1 policy set soak 40 2>&1) || nok "policy canary $C, soak 40 s" "$out"
+out=$(hv h1 patch submit "$T/os-1.3.0.tar" 2>&1) || nok "patch submit 1.3.0" "$out"
+canary_done() { phase_is "$C" "done"; }
+if wait_for 120 canary_done; then ok "the canary $C is done: its soak began"; else nok "the canary $C is done" "phase $(phase_of "$C"); $(state "d['pause']")"; fi
+L=$(leader)
+l=$(loglines "$L")
+echo "+1h" >"$T/clock-$L"
+sleep 2 # libfaketime reads the offset again every second
+# (judged by the jumped clock, the soak would be over and the canary's
+# reports an hour old: the others let go, or the line stopped for a canary
+# "not healthy")
+held_back() { test "$(state "[h['name'] for h in d['lease']['holders']], sorted(h['phase'] for h in d['rollout']['hosts']), d['pause']['paused']")" = "[] ['done', 'wait-lease', 'wait-lease'] False"; }
+still=0
+for _ in $(seq 12); do held_back && still=$((still + 1)); sleep 1; done
+check "the leader $L's clock an hour ahead: for 12 s nobody else was let go and the line did not stop ($still of 12 looks), the soak goes on" test "$still" = 12
+if wait_for 5 logged_since "$L" "$l" "the wall clock jumped"; then
+	ok "$L's log says it: $(tail -n +"$((l + 1))" "$LAB/$L/hvpeerd.log" | grep -o "the wall clock jumped.*" | head -n 1)"
+else
+	nok "$L's log says its clock jumped" "$(tail -n +"$((l + 1))" "$LAB/$L/hvpeerd.log" | tail -n 3)"
+fi
+echo "+0" >"$T/clock-$L"
+sleep 2
+if wait_for 150 rollout_over; then ok "the clock back, the soak over: the rollout of 1.3.0 finished"; else nok "the rollout of 1.3.0 finished" "$(hv h1 patch status 2>&1 | tail -n 5)"; fi
+inv_stop
+invariants_check --version 1.3.0 --guests "web1 db1"
+echo "#   ($(elapsed "$t0") s)"
+verdict leader-clock-jump
 
 no_sanitizer_reports
