@@ -18,14 +18,10 @@
 #
 #   HVPEER_BUILDDIR=/path/to/build bash tests/e2e/access.sh
 set -u
-BUILDDIR=${HVPEER_BUILDDIR:-.}
-HVPEERD=$BUILDDIR/hvpeerd
-HVPEER_BIN=$BUILDDIR/hvpeer
-[ -x "$HVPEERD" ] && [ -x "$HVPEER_BIN" ] || { echo "Bail out! no hvpeerd/hvpeer in '$BUILDDIR'"; exit 99; }
+. "$(dirname "$0")/lib.sh" # binaries, TAP, PID, PORT, e2e_dir, e2e_ports
+HVPEER_BIN=$HVPEER
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (groups, users)"; exit 77; }
 command -v runuser >/dev/null && command -v useradd >/dev/null || { echo "1..0 # SKIP no runuser/useradd"; exit 77; }
-. "$(dirname "$0")/../bmc/tap.sh" # check, wait_for (tenths of a second), tap_done
-. "$(dirname "$0")/lib.sh"        # ok, nok, PID, PORT, e2e_dir, e2e_ports
 
 # useradd and userdel replace /etc/passwd and /etc/group, which detaches
 # the lab hosts' bind mounts over them (another mount namespace's mount on a

@@ -1,7 +1,17 @@
-# Shared by tests/e2e/voters.sh and tests/e2e/tls.sh (sourced, after
-# tests/bmc/tap.sh): TAP helpers, the daemons' bookkeeping and cleanup, and
-# free ports. After sourcing: ok, nok, PID and PORT (arrays by node name),
-# e2e_dir PREFIX (sets T and the EXIT trap), e2e_ports NAME...
+# Shared by the tests/e2e scripts that start daemons (sourced first, after
+# set -u): the build's binaries, TAP helpers, the daemons' bookkeeping and
+# cleanup, and free ports. After sourcing: BUILDDIR, HVPEERD, HVPEER (the
+# CLI), check, wait_for (tenths of a second) and tap_done (tests/bmc/tap.sh),
+# ok, nok, PID and PORT (arrays by node name), e2e_dir PREFIX (sets T and
+# the EXIT trap), e2e_ports NAME... Exit 99 without the binaries, 77
+# without python3.
+
+BUILDDIR=${HVPEER_BUILDDIR:-.}
+HVPEERD=$BUILDDIR/hvpeerd
+HVPEER=$BUILDDIR/hvpeer
+[ -x "$HVPEERD" ] && [ -x "$HVPEER" ] || { echo "Bail out! no hvpeerd/hvpeer in '$BUILDDIR'"; exit 99; }
+command -v python3 >/dev/null || { echo "1..0 # SKIP no python3"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/../bmc/tap.sh"
 
 ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; return 0; }

@@ -11,13 +11,7 @@
 # Output: "ok N - ..." lines, then "N passed, M failed". Exit 99 when the
 # binaries are missing, 77 without python3.
 set -u
-BUILDDIR=${HVPEER_BUILDDIR:-.}
-HVPEERD=$BUILDDIR/hvpeerd
-HVPEER=$BUILDDIR/hvpeer
-[ -x "$HVPEERD" ] && [ -x "$HVPEER" ] || { echo "Bail out! no hvpeerd/hvpeer in '$BUILDDIR'"; exit 99; }
-command -v python3 >/dev/null || { echo "1..0 # SKIP no python3"; exit 77; }
-. "$(dirname "$0")/../bmc/tap.sh" # check, wait_for (tenths of a second), tap_done
-. "$(dirname "$0")/lib.sh" # ok, nok, PID, PORT, e2e_dir, e2e_ports
+. "$(dirname "$0")/lib.sh" # binaries, TAP, PID, PORT, e2e_dir, e2e_ports
 e2e_dir hvpvot
 e2e_ports h1 h2 h3 h4
 H1=127.0.0.1:${PORT[h1]}

@@ -21,11 +21,7 @@ HVPEER=$HVPEER_BUILDDIR/hvpeer
 T=$(mktemp -d /tmp/hvpeer-bmcpatch.XXXXXX)
 finish_extra() { rm -rf "$T"; }
 
-phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
-phase_is() { test "$(phase_of "$1")" = "$2"; }
 version_of() { state "[m['version'] for m in d['members'] if m['name']=='$1'][0]"; }
-rollout_over() { test "$(state "d['rollout']['active']")" = False; }
-paused() { test "$(state "d['pause']['paused']")" = True; }
 events() { state "'\n'.join(e['text'] for e in d['events'])"; }
 boot_id() { cat "$LAB/$1/boot_id" 2>/dev/null; }
 

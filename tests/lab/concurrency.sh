@@ -30,8 +30,6 @@ T=$(mktemp -d /tmp/hvpeer-conc.XXXXXX)
 FINISH_HOSTS="h1 h2 h3 h4 h5"
 finish_extra() { rm -f "$LAB"/h*/hvpeerd.flags "$LAB"/h*/hvpeerd.stop 2>/dev/null; rm -rf "$T"; }
 mkbundle() { signed_bundle "$T/ops.key" "$@"; } # VERSION OUT PAYLOAD
-rollout_over() { test "$(state "d['rollout']['active']")" = False; }
-logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
 # hva ARGS...: hvpeer on the first host that answers (one may be rebooting).
 hva() {
 	local h out
@@ -41,7 +39,6 @@ hva() {
 	echo "$out"
 	return 1
 }
-paused() { test "$(state "d['pause']['paused']")" = True; }
 two_holders() { test "$(state "len(d['lease']['holders'])")" = 2; }
 
 # The pre-maintenance hook fails on h4 while $T/fail-h4 exists.
@@ -154,7 +151,6 @@ check "the leader failed h5's pre-check for it: $reason" grep -q "h5 did not sta
 check "h5 holds no lease" test "$(state "len(d['lease']['holders'])")" = 0
 rm -f "$LAB/h5/hvpeerd.stop"
 lab crash h5 >/dev/null 2>&1 && lab boot h5 >/dev/null 2>&1
-answers() { test "$(hv "$1" --timeout 2000 --json status 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['quorum'])" 2>/dev/null)" = True; }
 wait_for 30 answers h5 || nok "hvpeerd on h5 is back"
 out=$(hva resume) || nok "resume" "$out"
 if wait_for 120 rollout_over; then ok "h5 back, resumed: it patched too, the rollout of 1.4.0 finished"; else nok "the rollout of 1.4.0 finished" "$(hva patch status)"; fi

@@ -15,7 +15,7 @@ set -u
 
 # Host state from the replicated state (lib.sh: state).
 guests_on() { state "' '.join(sorted(g['name'] for m in d['members'] if m['name']=='$1' for g in m['guests'] if g['running']))"; }
-phase_of() { state "[m['maintenance'] for m in d['members'] if m['name']=='$1'][0]"; }
+maint_of() { state "[m['maintenance'] for m in d['members'] if m['name']=='$1'][0]"; }
 beat() { lab guest heartbeat "$1" | awk '{print $1}'; }
 guests_are() { test "$(guests_on "$1")" = "$2"; }   # HOST "G1 G2 ..."
 beat_above() { test "$(beat "$1")" -gt "$2"; }
@@ -44,7 +44,7 @@ b1=$(beat web1) u1=$(uptime_of web1)
 out=$(hv h1 maintenance enter 2>&1)
 rc=$?
 if [ $rc = 0 ]; then ok "maintenance enter h1 succeeds"; else nok "maintenance enter h1 succeeds (exit $rc)" "$out"; fi
-check "h1 is in maintenance" test "$(phase_of h1)" = in
+check "h1 is in maintenance" test "$(maint_of h1)" = in
 check "h1 runs no guest any more (libvirt)" test -z "$(lab exec h1 virsh -q list --name 2>/dev/null | tr -d '[:space:]')"
 for g in web1 web2 devbox; do
 	check "$g now runs on h2 or h3" test "$(where "$g")" = h2 -o "$(where "$g")" = h3
@@ -73,7 +73,7 @@ if [ $rc = 0 ]; then ok "maintenance exit h1 succeeds"; else nok "maintenance ex
 for g in web1 web2 devbox; do
 	check "$g is back home on h1" test "$(where "$g")" = h1
 done
-check "h1 left maintenance" test "$(phase_of h1)" = none
+check "h1 left maintenance" test "$(maint_of h1)" = none
 check "the lease is free again" test "$(state "len(d['lease']['holders'])")" = 0
 # ---- 1b. the same, leaving with --rebalance ----------------------------------
 out=$(hv h1 maintenance enter 2>&1) || nok "maintenance enter h1 (again)" "$out"
@@ -85,7 +85,7 @@ for g in web1 web2 devbox db1; do case "$(where "$g")" in h1 | h2 | h3) ;; *) al
 check "after the rebalance every guest runs somewhere" test $all_run = 1
 check "h1 got guests back from the rebalance" test -n "$(guests_on h1)"
 check "the rebalance respects capacity" test "$(state "all(m['mem_used_mib'] <= m['mem_cap_mib'] for m in d['members'] if m['mem_cap_mib'])")" = True
-check "h1 left maintenance and the lease is free" test "$(phase_of h1)/$(state "len(d['lease']['holders'])")" = "none/0"
+check "h1 left maintenance and the lease is free" test "$(maint_of h1)/$(state "len(d['lease']['holders'])")" = "none/0"
 for g in web1 web2 devbox; do # spare the two cores for what follows
 	h=$(where "$g")
 	lab exec "$h" virsh -q destroy "$g" >/dev/null 2>&1
@@ -104,7 +104,7 @@ else
 	nok "a guest with a passthrough device refuses maintenance" "exit $rc: $out"
 fi
 check "after the refusal h3 is not in maintenance and the lease is free" \
-	test "$(phase_of h3)/$(state "len(d['lease']['holders'])")" = "none/0"
+	test "$(maint_of h3)/$(state "len(d['lease']['holders'])")" = "none/0"
 check "pci1 still runs on h3" test "$(where pci1)" = h3
 lab exec h3 virsh -q destroy pci1 >/dev/null 2>&1
 lab exec h3 virsh -q undefine pci1 >/dev/null 2>&1
@@ -120,7 +120,7 @@ else
 	nok "not enough capacity: refused, naming the shortfall" "exit $rc: $out"
 fi
 check "nothing moved: big1 and db1 still run on h2" test "$(where big1)$(where db1)" = h2h2
-check "h2 is not in maintenance, the lease is free" test "$(phase_of h2)/$(state "len(d['lease']['holders'])")" = "none/0"
+check "h2 is not in maintenance, the lease is free" test "$(maint_of h2)/$(state "len(d['lease']['holders'])")" = "none/0"
 lab exec h2 virsh -q destroy big1 >/dev/null 2>&1
 lab exec h2 virsh -q undefine big1 >/dev/null 2>&1
 

@@ -57,25 +57,7 @@ finish_extra() {
 	rm -rf "$T" "$INV_DIR"
 }
 
-phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
-phase_is() { test "$(phase_of "$1")" = "$2"; }
-phase_not() { local p; p=$(phase_of "$1") && test -n "$p" && test "$p" != "$2"; }
-phase_or_stop() { phase_is "$1" "$2" || paused; }
-rollout_over() { test "$(state "d['rollout']['active']")" = False; }
-paused() { test "$(state "d['pause']['paused']")" = True; }
-token_of() { state "([h['token'] for h in d['lease']['holders'] if h['name']=='$1'] or [0])[0]"; }
 holders() { state "[h['name'] for h in d['lease']['holders']]"; }
-leader() { state "d['leader']['name']"; }
-leader_not() { local l; l=$(leader) && test -n "$l" && test "$l" != None && test "$l" != "$1"; }
-hvpeerd_pid() { lab pid "$1" hvpeerd 2>/dev/null; }
-own() { hv "$1" --timeout 2000 --json status 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null; }
-answers() { test "$(own "$1" "d['quorum']")" = True; }
-no_hvpeerd() { test -z "$(hvpeerd_pid "$1")"; }
-no_quorum() { test "$(own "$1" "d['quorum']")" = False; }
-guests_reported() { test "$(state "sorted(g['name'] for m in d['members'] for g in m['guests'] if g['running'])")" = "$1"; }
-loglines() { wc -l <"$LAB/$1/hvpeerd.log"; }
-logged_since() { tail -n +"$(($2 + 1))" "$LAB/$1/hvpeerd.log" | grep -q -- "$3"; }
-elapsed() { echo $(($(date +%s) - $1)); }
 # cut HOST / heal HOST: its veth on the lab bridge down / up (every peer,
 # the BMCs and the migration network are behind it)
 cut() { ip link set "hvlabv${1#h}" down; }

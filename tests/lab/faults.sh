@@ -44,21 +44,6 @@ finish_extra() {
 	rm -rf "$T" "$INV_DIR"
 }
 
-phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
-phase_is() { test "$(phase_of "$1")" = "$2"; }
-phase_not() { local p; p=$(phase_of "$1") && test -n "$p" && test "$p" != "$2"; }
-phase_or_stop() { phase_is "$1" "$2" || paused; }
-rollout_over() { test "$(state "d['rollout']['active']")" = False; }
-paused() { test "$(state "d['pause']['paused']")" = True; }
-token_of() { state "([h['token'] for h in d['lease']['holders'] if h['name']=='$1'] or [0])[0]"; }
-hvpeerd_pid() { lab pid "$1" hvpeerd 2>/dev/null; }
-answers() { test "$(hv "$1" --timeout 2000 --json status 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['quorum'])" 2>/dev/null)" = True; }
-guests_reported() { test "$(state "sorted(g['name'] for m in d['members'] for g in m['guests'] if g['running'])")" = "$1"; }
-loglines() { wc -l <"$LAB/$1/hvpeerd.log"; }
-# logged_since HOST LINE PATTERN: PATTERN in HOST's hvpeerd log after line LINE
-logged_since() { tail -n +"$(($2 + 1))" "$LAB/$1/hvpeerd.log" | grep -q -- "$3"; }
-elapsed() { echo $(($(date +%s) - $1)); }
-
 echo "# lab up: 3 hosts, 512 MiB for guests each; h3 reboots through its BMC"
 if ! lab up 3 --guest-memory 512 >"$T/up.log" 2>&1; then
 	nok "lab up" "$(tail -n 5 "$T/up.log")"

@@ -2,7 +2,8 @@
 # test can run here, the lab lock, TAP-like output and bounded waits.
 #
 # After sourcing: TOP, LABT (the lab tool), HVPEER_BUILDDIR (exported), LAB
-# (the lab dir), N/PASS/FAIL and ok, nok, check, lab, hv, wait_for, state. The test
+# (the lab dir), N/PASS/FAIL and ok, nok, check, lab, hv, wait_for, state,
+# the cluster questions below (phase_of, paused, leader ...). The test
 # sets FINISH_HOSTS (hosts whose hvpeerd log tails are shown on a failure)
 # and may define finish_extra (run before the lab goes down). Exits 77 when
 # the test cannot run here (not root, lab packages missing, a lab already
@@ -69,6 +70,41 @@ state() {
 	done
 	return 1
 }
+# Questions about the cluster, for checks and wait_for (each answers with
+# its exit status, or prints):
+#   phase_of HOST            HOST's phase in the rollout
+#   phase_is HOST PHASE      phase_not HOST PHASE (and the rollout has HOST)
+#   phase_or_stop HOST PHASE HOST reached PHASE, or the line stopped
+#   rollout_over, paused     the rollout is not active; the cluster is paused
+#   token_of HOST            HOST's lease token (0: none)
+#   leader, leader_not HOST  the leader's name; a leader that is not HOST
+#   own HOST EXPR            EXPR over HOST's own status (quorum or not)
+#   answers HOST, no_quorum HOST   HOST answers with quorum, or without
+#   hvpeerd_pid HOST, no_hvpeerd HOST
+#   guests_reported LIST     the running guests' names reported, sorted
+#   loglines HOST, logged_since HOST LINES TEXT   HOST's hvpeerd log: its
+#                            length; TEXT past line LINES
+#   logged TEXT              TEXT in any host's hvpeerd log
+#   elapsed T0               seconds since T0 (date +%s)
+phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
+phase_is() { test "$(phase_of "$1")" = "$2"; }
+phase_not() { local p; p=$(phase_of "$1") && test -n "$p" && test "$p" != "$2"; }
+phase_or_stop() { phase_is "$1" "$2" || paused; }
+rollout_over() { test "$(state "d['rollout']['active']")" = False; }
+paused() { test "$(state "d['pause']['paused']")" = True; }
+token_of() { state "([h['token'] for h in d['lease']['holders'] if h['name']=='$1'] or [0])[0]"; }
+leader() { state "d['leader']['name']"; }
+leader_not() { local l; l=$(leader) && test -n "$l" && test "$l" != None && test "$l" != "$1"; }
+own() { hv "$1" --timeout 2000 --json status 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null; }
+answers() { test "$(own "$1" "d['quorum']")" = True; }
+no_quorum() { test "$(own "$1" "d['quorum']")" = False; }
+hvpeerd_pid() { lab pid "$1" hvpeerd 2>/dev/null; }
+no_hvpeerd() { test -z "$(hvpeerd_pid "$1")"; }
+guests_reported() { test "$(state "sorted(g['name'] for m in d['members'] for g in m['guests'] if g['running'])")" = "$1"; }
+loglines() { wc -l <"$LAB/$1/hvpeerd.log"; }
+logged_since() { tail -n +"$(($2 + 1))" "$LAB/$1/hvpeerd.log" | grep -q -- "$3"; }
+logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
+elapsed() { echo $(($(date +%s) - $1)); }
 # no_sanitizer_reports: one check that no hvpeerd log holds an ASan, LSan or
 # UBSan report; a report found is printed whole (with its stacks), since a
 # leak shows only when a daemon exits, possibly long before the check.

@@ -27,17 +27,12 @@ finish_extra() {
 	rm -rf "$T"
 }
 
-phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
-phase_is() { test "$(phase_of "$1")" = "$2"; }
-phase_not() { local p; p=$(phase_of "$1") && test -n "$p" && test "$p" != "$2"; }
 guests_total_is() { test "$(state "sum(len(m['guests']) for m in d['members'])")" = "$1"; }
 version_of() { state "[m['version'] for m in d['members'] if m['name']=='$1'][0]"; }
-rollout_over() { test "$(state "d['rollout']['active']")" = False; }
 beat() { lab guest heartbeat "$1" | awk '{print $1}'; }
 where() { lab guest heartbeat "$1" | awk '{print $2}'; }
 uptime_of() { lab guest heartbeat "$1" | awk '{print $3}'; }
 bank_of() { awk '$1 == "active" { print $2 }' "$LAB/$1/bootbank/state"; }
-hvpeerd_pid() { lab pid "$1" hvpeerd 2>/dev/null; }
 # Sample, in the background, how many hosts are in maintenance at once.
 sampler_start() {
 	(

@@ -39,12 +39,7 @@ finish_extra() {
 mkdir -p "$T/small" && mount -t tmpfs -o size=4m hvpeer-test "$T/small" ||
 	{ echo "Bail out! cannot mount a tmpfs"; exit 99; }
 
-phase_of() { state "[h['phase'] for h in d['rollout']['hosts'] if h['name']=='$1'][0]"; }
-phase_is() { test "$(phase_of "$1")" = "$2"; }
-rollout_over() { test "$(state "d['rollout']['active']")" = False; }
 holders() { state "' '.join(h['name'] for h in d['lease']['holders'])"; }
-logged() { grep -q "$1" "$LAB"/h*/hvpeerd.log; }
-paused() { test "$(state "d['pause']['paused']")" = True; }
 
 # Every hook appends what it was run for; the pre-maintenance hook fails
 # while $T/fail-pre exists, as a storage cluster that refuses noout would.
