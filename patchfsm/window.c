@@ -529,8 +529,12 @@ int hv_window_parse(const char *spec, const char *zone, const char *blackouts,
 
 /* ---- the time zone --------------------------------------------------- */
 
-/* The module's only global: held while TZ names a schedule's zone. */
+/* The module's only globals: the lock, held while TZ names a schedule's
+ * zone, and under it whether that zone is UTC (no TZ switch, no tzset and
+ * its reading of the zone file: a UTC schedule is evaluated on every tick
+ * of the leader's gate). */
 static pthread_mutex_t zone_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool zone_utc;
 
 /* Lock, and make local time the zone's; the previous TZ goes to saved.
  * False (and unlocked) when that cannot be done. */
@@ -570,6 +574,8 @@ static int64_t offset_at(int64_t u)
 	time_t tt = (time_t)u;
 	struct tm tm;
 
+	if (zone_utc)
+		return 0;
 	if (localtime_r(&tt, &tm) == NULL)
 		return 0;
 	return tm.tm_gmtoff;
@@ -740,6 +746,14 @@ static bool evaluate(const struct hv_window *w, int64_t t, int64_t need, int64_t
 	if (w->n_slots == 0 || t < 0 || t > T_MAX_MS)
 		return false;
 	until = need < 0 ? INT64_MAX : t + need;
+	if (strcmp(w->zone, "UTC") == 0) {
+		pthread_mutex_lock(&zone_lock);
+		zone_utc = true;
+		open = find_run(w, t, until, ro, rc);
+		zone_utc = false;
+		pthread_mutex_unlock(&zone_lock);
+		return open;
+	}
 	/* Fails only when out of memory or with an absurd TZ: closed. */
 	if (!zone_enter(w->zone, saved, sizeof saved))
 		return false;

@@ -46,10 +46,11 @@
  * evaluates a schedule takes one process-wide mutex, points TZ at the
  * schedule's zone file, calls tzset(), converts with localtime_r(), and
  * puts TZ back (and tzset() again) before it unlocks: that mutex is this
- * module's only global. Why this and not a library: no hand-written TZif
- * reader, no new dependency (ICU's ucal would do it thread-safely but is
- * large and reads its own, older copy of the tz data; glib's GTimeZone
- * would need glib in the daemon). What it asks of the rest of the process:
+ * module's global (with a flag under it: a schedule in UTC, the default
+ * zone, is evaluated under the mutex with no TZ switch, offset 0). Why this and not a
+ * library: no hand-written TZif reader, no new dependency (ICU's ucal would do it
+ * thread-safely but is large and reads its own, older copy of the tz data; glib's
+ * GTimeZone would need glib in the daemon). What it asks of the rest of the process:
  *   - nothing else may use *local* time (localtime_r, mktime, strftime on
  *     a local struct tm) while a call is in progress, or it may see the
  *     schedule's zone. hvpeer keeps no local time: lib/log.c, node/ops.c and

@@ -56,7 +56,7 @@ done
 
 echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
 "$top/scripts/build.sh" "$top/build-asan" --enable-sanitize
-# The simulation runs seeds 1-10000 in the normal build (about 45 s on two
+# The simulation runs seeds 1-10000 in the normal build (about 90 s on two
 # cores); under ASan a seed costs 6 times as much: the first 2500 there.
 HV_SIM_SEEDS=${HV_SIM_SEEDS_ASAN:-1-2500} make -C "$top/build-asan" check ||
 	{ failed_logs "$top/build-asan"; exit 1; }
