@@ -106,6 +106,13 @@ struct vm {
 struct job;
 struct req;
 
+/* A tick of the leader's (every TICK_MS) with one command in flight, given
+ * up after 3 s (node/policy.c gate_busy, node/watchdog.c wd_busy). */
+struct ticker {
+	struct req *req;
+	uint64_t until, next;
+};
+
 struct host {
 	char name[16];
 	/* the machine */
@@ -177,12 +184,8 @@ struct world {
 	char violation[512];
 	unsigned long n_commits, n_faults;
 	uint64_t op_next;
-	/* the leader's policy tick */
-	uint64_t gate_next, gate_until;
-	struct req *gate_req;
-	/* the leader's watchdog (node/watchdog.c) */
-	uint64_t wd_next, wd_until;
-	struct req *wd_req;
+	/* the leader's policy tick and its watchdog (node/watchdog.c) */
+	struct ticker gate, wd;
 	unsigned wd_host;
 	int wd_event;
 	uint64_t wd_token;
@@ -1663,6 +1666,36 @@ static void kick(struct world *w, unsigned i)
 	free(j);
 }
 
+/* ---- the leader's ticks ----------------------------------------------------- */
+
+/* The leader that ticks now with k, or MAX_HOSTS: not time yet, k's
+ * command still in flight, or the leader down or frozen. */
+static unsigned tick_leader(struct world *w, struct ticker *k)
+{
+	unsigned l = raft_fixture_leader_index(&w->f);
+	uint64_t t = raft_fixture_time(&w->f);
+
+	if (k->req != NULL) {
+		if (!k->req->done && t < k->until)
+			return MAX_HOSTS;
+		req_drop(k->req);
+		k->req = NULL;
+	}
+	if (t < k->next)
+		return MAX_HOSTS;
+	k->next = t + TICK_MS;
+	if (l >= w->n || w->h[l].down || w->h[l].frozen)
+		return MAX_HOSTS;
+	return l;
+}
+
+/* Propose c through the leader l as k's command in flight. */
+static void tick_send(struct world *w, struct ticker *k, unsigned l, struct hv_cmd *c)
+{
+	k->req = send_cmd(w, l, c, false);
+	k->until = raft_fixture_time(&w->f) + 3000;
+}
+
 /* ---- the leader's gate (node/policy.c, patchfsm/gate.c) -------------------- */
 
 /* node/policy.c hv_policy_tick, run every TICK_MS by the leader, with one
@@ -1670,21 +1703,11 @@ static void kick(struct world *w, unsigned i)
  * (hv_gate_decide) on the virtual clock. */
 static void leader_tick(struct world *w)
 {
-	unsigned l = raft_fixture_leader_index(&w->f);
-	uint64_t t = raft_fixture_time(&w->f);
+	unsigned l = tick_leader(w, &w->gate);
 	struct hv_cmd *c;
 	char why[512];
 
-	if (w->gate_req != NULL) {
-		if (!w->gate_req->done && t < w->gate_until)
-			return;
-		req_drop(w->gate_req);
-		w->gate_req = NULL;
-	}
-	if (t < w->gate_next)
-		return;
-	w->gate_next = t + TICK_MS;
-	if (l >= w->n || w->h[l].down || w->h[l].frozen)
+	if (l == MAX_HOSTS)
 		return;
 	if ((c = malloc(sizeof *c)) == NULL)
 		abort();
@@ -1693,8 +1716,7 @@ static void leader_tick(struct world *w)
 		snprintf(c->by, sizeof c->by, "%s", w->h[l].name);
 		trace(w, "leader %s: %s %s: %s", w->h[l].name, hv_cmd_name(c->type),
 		      c->name, why);
-		w->gate_req = send_cmd(w, l, c, false);
-		w->gate_until = t + 3000;
+		tick_send(w, &w->gate, l, c);
 	}
 	free(c);
 }
@@ -1707,22 +1729,13 @@ static void leader_tick(struct world *w)
  * power cycle is done once it is (watchdog_act). */
 static void watchdog_tick(struct world *w)
 {
-	unsigned l = raft_fixture_leader_index(&w->f);
-	uint64_t t = raft_fixture_time(&w->f), token = 0;
+	unsigned l = tick_leader(w, &w->wd);
+	uint64_t token = 0;
 	const struct hv_member *m = NULL;
 	struct hv_cmd c;
 	int due;
 
-	if (w->wd_req != NULL) {
-		if (!w->wd_req->done && t < w->wd_until)
-			return;
-		req_drop(w->wd_req);
-		w->wd_req = NULL;
-	}
-	if (t < w->wd_next)
-		return;
-	w->wd_next = t + TICK_MS;
-	if (l >= w->n || w->h[l].down || w->h[l].frozen)
+	if (l == MAX_HOSTS)
 		return;
 	due = hv_rollout_watchdog_due(w->st[l], now_ms(w), BOOT_TIMEOUT_MS,
 	                              WATCHDOG_CYCLES, &m, &token);
@@ -1749,8 +1762,7 @@ static void watchdog_tick(struct world *w)
 	w->wd_event = due;
 	w->wd_token = token;
 	w->wd_acted = false;
-	w->wd_req = send_cmd(w, l, &c, false);
-	w->wd_until = t + 3000;
+	tick_send(w, &w->wd, l, &c);
 }
 
 /* Right after the step in which the leader applied a committed power
@@ -1760,7 +1772,7 @@ static void watchdog_tick(struct world *w)
  * one-shot trial bank is spent. */
 static void watchdog_act(struct world *w)
 {
-	struct req *q = w->wd_req;
+	struct req *q = w->wd.req;
 	struct host *h;
 	uint64_t t = raft_fixture_time(&w->f);
 	const struct hv_member *m;
@@ -2000,8 +2012,8 @@ static bool converged(struct world *w)
 
 static void world_free(struct world *w)
 {
-	req_drop(w->gate_req);
-	req_drop(w->wd_req);
+	req_drop(w->gate.req);
+	req_drop(w->wd.req);
 	raft_fixture_close(&w->f);
 	for (unsigned i = 0; i < w->n; i++)
 		free(w->st[i]);
